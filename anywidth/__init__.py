@@ -1,0 +1,12 @@
+"""anywidth: make a trained network smaller by changing the width of its layers."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from anywidth.models import create_model, list_models, register_model
+
+try:
+    __version__ = version("anywidth")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+local"
+
+__all__ = ["__version__", "create_model", "list_models", "register_model"]

@@ -1,0 +1,193 @@
+"""Size, cost, speed and quality of a model: params, MACs, latency, accuracy.
+
+Every method's result is summarised by `profile`, which returns one `Report` so that
+pruning, INN resampling and the rest land in the same table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = [
+    "Report",
+    "count_params",
+    "count_macs",
+    "latency",
+    "evaluate",
+    "profile",
+]
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (each shared tensor counted once).
+
+    Example:
+        >>> count_params(torch.nn.Linear(3, 2))
+        8
+    """
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def _as_tuple(example_input) -> tuple:
+    return example_input if isinstance(example_input, tuple) else (example_input,)
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example_input: torch.Tensor | tuple) -> int:
+    """Multiply-accumulate operations of one forward pass on ``example_input``.
+
+    Built on `torch.utils.flop_counter.FlopCounterMode`, which counts matrix multiplies and
+    convolutions (2 FLOPs per multiply-add); MACs are half its FLOPs. Element-wise ops,
+    normalisation and pooling are not counted, matching the usual published figures.
+
+    Args:
+        model: any module; it is run once in eval mode and its mode is restored.
+        example_input: a tensor (or tuple of tensors) with the batch size to count for.
+
+    Returns:
+        The MAC count for that whole input batch.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(*_as_tuple(example_input))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops()) // 2
+
+
+@torch.no_grad()
+def latency(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    warmup: int = 5,
+    repeats: int = 20,
+    threads: int | None = None,
+) -> dict[str, float]:
+    """Wall-clock time of one forward pass, in milliseconds.
+
+    Args:
+        model: run in eval mode (its mode is restored afterwards).
+        example_input: the input to time.
+        warmup: untimed runs first.
+        repeats: timed runs; the median is reported.
+        threads: torch intra-op threads to use while timing (default: leave as is).
+
+    Returns:
+        ``{"median_ms", "min_ms", "threads"}``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"latency needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    inputs = _as_tuple(example_input)
+    old_threads = torch.get_num_threads()
+    was_training = model.training
+    model.eval()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for _ in range(warmup):
+            model(*inputs)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(*inputs)
+            times.append((time.perf_counter() - start) * 1000.0)
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "threads": used_threads}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: Iterable, device: str | torch.device = "cpu"
+) -> dict[str, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` over ``loader``.
+
+    Returns:
+        ``{"accuracy": fraction in [0, 1], "loss": mean loss, "samples": count}``.
+    """
+    was_training = model.training
+    model.eval()
+    correct, loss_sum, count = 0, 0.0, 0
+    try:
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == labels).sum().item()
+            count += labels.numel()
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate got an empty loader; check the data split")
+    return {"accuracy": correct / count, "loss": loss_sum / count, "samples": count}
+
+
+@dataclass
+class Report:
+    """One comparable row: size, cost, speed and (optionally) quality of a model."""
+
+    name: str
+    params: int
+    macs: int
+    latency_ms: float
+    threads: int
+    batch_size: int
+    accuracy: float | None = None
+    loss: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        return cls(**data)
+
+
+def profile(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    loader: Iterable | None = None,
+    name: str = "model",
+    repeats: int = 20,
+    threads: int | None = None,
+) -> Report:
+    """Measure params, MACs, latency and (with ``loader``) accuracy in one record.
+
+    MACs are per sample (the count for ``example_input`` divided by its batch size).
+
+    Example:
+        >>> report = profile(model, torch.randn(1, 3, 32, 32), loader=test_loader)
+    """
+    first = _as_tuple(example_input)[0]
+    batch = int(first.shape[0]) if first.dim() > 0 else 1
+    timing = latency(model, example_input, repeats=repeats, threads=threads)
+    quality = evaluate(model, loader) if loader is not None else {}
+    return Report(
+        name=name,
+        params=count_params(model),
+        macs=count_macs(model, example_input) // max(batch, 1),
+        latency_ms=timing["median_ms"],
+        threads=int(timing["threads"]),
+        batch_size=batch,
+        accuracy=quality.get("accuracy"),
+        loss=quality.get("loss"),
+    )
