@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from anywidth.measure import Report, count_macs, count_params, evaluate, latency, profile
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+
+
+def test_count_params_counts_each_tensor_once():
+    shared = nn.Linear(5, 5)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert count_params(model) == 30
+    assert count_params(_net()) == 3 * 8 * 9 + 2 * 8 + 8 * 4 + 4
+
+
+def test_count_macs_matches_analytic_conv_and_linear():
+    model = _net()
+    # conv: 8 out * 3 in * 9 taps * 16*16 positions; linear: 8 * 4.
+    expected = 8 * 3 * 9 * 16 * 16 + 8 * 4
+    assert count_macs(model, torch.randn(1, 3, 16, 16)) == expected
+    assert count_macs(model, torch.randn(2, 3, 16, 16)) == 2 * expected
+
+
+def test_count_macs_restores_training_mode():
+    model = _net().train()
+    count_macs(model, torch.randn(1, 3, 8, 8))
+    assert model.training
+
+
+def test_latency_reports_median_and_threads():
+    result = latency(_net(), torch.randn(1, 3, 8, 8), warmup=1, repeats=3, threads=1)
+    assert result["median_ms"] > 0
+    assert result["min_ms"] <= result["median_ms"]
+    assert result["threads"] == 1
+
+
+def test_latency_rejects_bad_repeats():
+    with pytest.raises(ValueError, match="repeats"):
+        latency(_net(), torch.randn(1, 3, 8, 8), repeats=0)
+
+
+def test_evaluate_accuracy_and_loss():
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([0, 1, 1, 1])  # the third is wrong
+    metrics = evaluate(model, DataLoader(TensorDataset(x, y), batch_size=3))
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    expected_loss = nn.functional.cross_entropy(model(x), y).item()
+    assert metrics["loss"] == pytest.approx(expected_loss, rel=1e-6)
+    assert metrics["samples"] == 4
+
+
+def test_evaluate_empty_loader_is_an_error():
+    empty = DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)))
+    with pytest.raises(ValueError, match="empty loader"):
+        evaluate(nn.Linear(2, 2), empty)
+
+
+def test_profile_is_one_comparable_record():
+    model = _net()
+    x = torch.randn(4, 3, 8, 8)
+    data = DataLoader(TensorDataset(x, torch.tensor([0, 1, 2, 3])), batch_size=2)
+    report = profile(model, x, loader=data, name="net", repeats=2)
+    assert report.macs == count_macs(model, x[:1])
+    assert report.params == count_params(model)
+    assert report.batch_size == 4
+    assert 0.0 <= report.accuracy <= 1.0
+    assert Report.from_dict(report.to_dict()) == report
