@@ -7,8 +7,11 @@ import argparse
 import torch
 
 from anywidth.cli._table import format_table, human
-from anywidth.measure import profile
+from anywidth.cli.demo import add_demo
+from anywidth.data import list_datasets, make_loaders
+from anywidth.measure import evaluate, profile
 from anywidth.models import create_model, list_models
+from anywidth.train import TrainConfig, load_model, train_
 
 __all__ = ["REGISTERED"]
 
@@ -47,4 +50,115 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTERED = [add_info]
+def _add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+    p.add_argument("--data", default=default, help=f"dataset: one of {list_datasets()}")
+    p.add_argument("--data-root", default=None, help="folder of local files (cifar10)")
+    p.add_argument("--image-size", type=int, default=None, help="resize images (pixels)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, shuffle and init")
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a zoo model; checkpoints go to --out")
+    p.add_argument("--model", default="resnet20", help="zoo model name (see `info '*'`)")
+    _add_data_options(p)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--out", default="runs/train", help="checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.set_defaults(run=run_train)
+
+
+def data_record(args: argparse.Namespace) -> dict:
+    """What a checkpoint records about its data, so `eval` can find it again."""
+    return {
+        "name": args.data,
+        "root": args.data_root,
+        "image_size": args.image_size,
+        "seed": args.seed,
+    }
+
+
+def run_train(args: argparse.Namespace) -> int:
+    loaders = make_loaders(
+        args.data,
+        batch_size=args.batch_size,
+        root=args.data_root,
+        seed=args.seed,
+        image_size=args.image_size,
+    )
+    kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
+    model = create_model(args.model, **kwargs)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        label_smoothing=args.label_smoothing,
+        seed=args.seed,
+    )
+    result = train_(
+        model,
+        loaders,
+        config,
+        checkpoint_dir=args.out,
+        model_name=args.model,
+        model_kwargs=kwargs,
+        checkpoint_extra={"data": data_record(args)},
+        resume=args.resume,
+    )
+    test = evaluate(model, loaders.test)
+    rows = [
+        [r["epoch"], f"{r['train_loss']:.4f}", f"{100 * r['val_accuracy']:.2f}"]
+        for r in result.history
+    ]
+    print(format_table(["epoch", "train loss", "val acc %"], rows))
+    print(f"test accuracy {100 * test['accuracy']:.2f}%  checkpoints: {args.out}/")
+    return 0
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy, size and speed of a checkpoint")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
+    _add_data_options(p, default=None)
+    p.add_argument("--split", choices=["train", "val", "test"], default="test")
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    model, meta = load_model(args.checkpoint)
+    recorded = (meta.get("extra") or {}).get("data") or {}
+    name = args.data or recorded.get("name") or "digits"
+    loaders = make_loaders(
+        name,
+        batch_size=args.batch_size,
+        root=args.data_root or recorded.get("root"),
+        seed=recorded.get("seed", args.seed) if args.data is None else args.seed,
+        image_size=args.image_size or recorded.get("image_size"),
+    )
+    loader = getattr(loaders, args.split)
+    example = next(iter(loader))[0][:1]
+    report = profile(model, example, loader=loader, name=meta["model"]["name"])
+    print(
+        format_table(
+            ["model", "data", "params", "MACs", "latency ms", f"{args.split} acc %"],
+            [
+                [
+                    report.name,
+                    name,
+                    human(report.params),
+                    human(report.macs),
+                    f"{report.latency_ms:.2f}",
+                    f"{100 * report.accuracy:.2f}",
+                ]
+            ],
+        )
+    )
+    return 0
+
+
+REGISTERED = [add_demo, add_train, add_eval, add_info]

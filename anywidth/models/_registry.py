@@ -60,9 +60,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     params = inspect.signature(fn).parameters
     unknown = [k for k in kwargs if k not in params]
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        raise TypeError(
-            f"model {name!r} has no option(s) {unknown}; it accepts {sorted(params)}"
-        )
+        raise TypeError(f"model {name!r} has no option(s) {unknown}; it accepts {sorted(params)}")
     return fn(**kwargs)
 
 
