@@ -8,7 +8,8 @@ import torch
 
 from anywidth.cli._table import format_table, human
 from anywidth.cli.demo import add_demo
-from anywidth.data import list_datasets, make_loaders
+from anywidth.cli.prune import add_prune
+from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
 from anywidth.models import create_model, list_models
 from anywidth.train import TrainConfig, load_model, train_
@@ -50,7 +51,7 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
     p.add_argument("--data", default=default, help=f"dataset: one of {list_datasets()}")
     p.add_argument("--data-root", default=None, help="folder of local files (cifar10)")
     p.add_argument("--image-size", type=int, default=None, help="resize images (pixels)")
@@ -61,7 +62,7 @@ def _add_data_options(p: argparse.ArgumentParser, default: str | None = "digits"
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a zoo model; checkpoints go to --out")
     p.add_argument("--model", default="resnet20", help="zoo model name (see `info '*'`)")
-    _add_data_options(p)
+    add_data_options(p)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -124,22 +125,26 @@ def run_train(args: argparse.Namespace) -> int:
 def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="accuracy, size and speed of a checkpoint")
     p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
-    _add_data_options(p, default=None)
+    add_data_options(p, default=None)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.set_defaults(run=run_eval)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    model, meta = load_model(args.checkpoint)
+def loaders_for_checkpoint(args: argparse.Namespace, meta: dict) -> Loaders:
+    """The data a checkpoint was trained on (as recorded), unless the options say otherwise."""
     recorded = (meta.get("extra") or {}).get("data") or {}
-    name = args.data or recorded.get("name") or "digits"
-    loaders = make_loaders(
-        name,
+    return make_loaders(
+        args.data or recorded.get("name") or "digits",
         batch_size=args.batch_size,
         root=args.data_root or recorded.get("root"),
         seed=recorded.get("seed", args.seed) if args.data is None else args.seed,
         image_size=args.image_size or recorded.get("image_size"),
     )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    model, meta = load_model(args.checkpoint)
+    loaders = loaders_for_checkpoint(args, meta)
     loader = getattr(loaders, args.split)
     example = next(iter(loader))[0][:1]
     report = profile(model, example, loader=loader, name=meta["model"]["name"])
@@ -149,7 +154,7 @@ def run_eval(args: argparse.Namespace) -> int:
             [
                 [
                     report.name,
-                    name,
+                    loaders.name,
                     human(report.params),
                     human(report.macs),
                     f"{report.latency_ms:.2f}",
@@ -161,4 +166,4 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTERED = [add_demo, add_train, add_eval, add_info]
+REGISTERED = [add_demo, add_train, add_eval, add_info, add_prune]

@@ -1,0 +1,94 @@
+"""`anywidth prune`: structured pruning of a checkpoint to a MAC or parameter budget."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from anywidth.cli._table import format_table, human
+from anywidth.graph import export_onnx
+from anywidth.graph.saving import save_cut_model
+from anywidth.measure import evaluate
+from anywidth.pruning import PruneConfig, prune, recalibrate_bn_
+from anywidth.train import load_model
+
+__all__ = ["add_prune"]
+
+
+def add_prune(sub: argparse._SubParsersAction) -> None:
+    from anywidth.cli.commands import add_data_options
+
+    p = sub.add_parser("prune", help="structured pruning of a checkpoint to a budget")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
+    target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
+    p.add_argument("--importance", choices=["l1", "l2", "taylor", "random"], default="l1")
+    p.add_argument("--ranking", choices=["global", "local"], default="global")
+    p.add_argument("--round-to", type=int, default=1)
+    p.add_argument("--fixed", action="append", default=[], help="group name/glob to keep")
+    p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
+    p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
+    add_data_options(p, default=None)
+    p.set_defaults(run=run_prune)
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from anywidth.cli.commands import loaders_for_checkpoint
+
+    out = Path(args.out)
+    if out.suffix not in (".safetensors", ".onnx"):
+        raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
+    model, meta = load_model(args.checkpoint)
+    loaders = loaders_for_checkpoint(args, meta)
+    example = next(iter(loaders.test))[0][:1]
+    config = PruneConfig(
+        target_macs=args.target_macs,
+        target_params=args.target_params,
+        importance=args.importance,
+        ranking=args.ranking,
+        round_to=args.round_to,
+        fixed=tuple(args.fixed),
+    )
+    before = evaluate(model, loaders.test)["accuracy"]
+    small, report = prune(model, example, config, data=loaders.train)
+    if not args.no_recalibrate:
+        recalibrate_bn_(small, loaders.train)
+    after = evaluate(small, loaders.test)["accuracy"]
+    changed = report.changed()
+    rows = [[name, b, a] for name, (b, a) in changed.items()]
+    print(format_table(["group", "before", "after"], rows))
+    print(
+        format_table(
+            ["", "params", "MACs", "test acc %"],
+            [
+                [
+                    "before",
+                    human(report.params_before),
+                    human(report.macs_before),
+                    f"{100 * before:.2f}",
+                ],
+                [
+                    "after",
+                    human(report.params_after),
+                    human(report.macs_after),
+                    f"{100 * after:.2f}",
+                ],
+            ],
+        )
+    )
+    if out.suffix == ".onnx":
+        export_onnx(small, example, out)
+    else:
+        save_cut_model(
+            out,
+            small,
+            model_name=meta["model"]["name"],
+            model_kwargs=meta["model"]["kwargs"],
+            sizes={name: a for name, (_, a) in changed.items()},
+            input_shape=tuple(example.shape),
+            metrics={"test_accuracy": after, "macs": report.macs_after},
+            extra={"data": (meta.get("extra") or {}).get("data"), "prune": config.to_dict()},
+        )
+    print(f"wrote {out} ({report.mac_ratio:.1%} of the MACs, {report.seconds:.2f} s to prune)")
+    return 0

@@ -1,0 +1,190 @@
+"""`prune`: structured pruning to a MAC or parameter budget in one call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from anywidth.graph import WidthCost, channel_groups, cut
+from anywidth.graph.budget import Budget, plan_for_budget
+from anywidth.measure import count_macs, count_params
+from anywidth.pruning.importance import Importance, make_importance
+
+__all__ = ["PruneConfig", "PruneReport", "prune"]
+
+_IMPORTANCES = ("l1", "l2", "taylor", "random")
+
+
+@dataclass
+class PruneConfig:
+    """How to prune: the criterion, the ranking and the budget.
+
+    Args:
+        target_macs: fraction of the original MACs to keep (0 < f <= 1) or an absolute count.
+        target_params: the same for parameters; give exactly one of the two.
+        importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``) or ``"random"``.
+        ranking: ``"global"`` compares channels across groups (scores divided by their
+            group's mean); ``"local"`` removes the same fraction from every group.
+        round_to: group sizes are multiples of this (hardware-friendly widths).
+        min_channels: the smallest width a group may be cut to.
+        fixed: group names or globs never to cut, e.g. ``["layer3.*"]``.
+        tolerance: the result meets the target within this relative distance.
+        taylor_batches: batches of data used by the Taylor criterion.
+        seed: seed of the random criterion.
+
+    Example:
+        >>> PruneConfig(target_macs=0.5, importance="l1", round_to=4)
+    """
+
+    target_macs: float | None = None
+    target_params: float | None = None
+    importance: str = "l1"
+    ranking: str = "global"
+    round_to: int = 1
+    min_channels: int = 1
+    fixed: tuple[str, ...] = ()
+    tolerance: float = 0.02
+    taylor_batches: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target_macs is None and self.target_params is None:
+            raise ValueError("PruneConfig needs target_macs= or target_params=")
+        if self.importance not in _IMPORTANCES:
+            raise ValueError(
+                f"PruneConfig.importance={self.importance!r}; use one of {list(_IMPORTANCES)}"
+            )
+        if self.ranking not in ("global", "local"):
+            raise ValueError(f"PruneConfig.ranking={self.ranking!r}; use 'global' or 'local'")
+        if self.round_to < 1 or self.min_channels < 1:
+            raise ValueError("PruneConfig.round_to and .min_channels must be >= 1")
+        if self.taylor_batches < 1:
+            raise ValueError("PruneConfig.taylor_batches must be >= 1")
+        self.fixed = tuple(self.fixed)
+        self.budget()  # validates the target and the tolerance
+
+    def budget(self) -> Budget:
+        return Budget(macs=self.target_macs, params=self.target_params, tolerance=self.tolerance)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["fixed"] = list(self.fixed)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PruneConfig:
+        return cls(**data)
+
+
+@dataclass
+class PruneReport:
+    """What `prune` did: widths per group before and after, size and cost before and after."""
+
+    widths_before: dict[str, int]
+    widths_after: dict[str, int]
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    seconds: float
+    config: dict = field(default_factory=dict)
+
+    @property
+    def mac_ratio(self) -> float:
+        return self.macs_after / self.macs_before
+
+    @property
+    def param_ratio(self) -> float:
+        return self.params_after / self.params_before
+
+    def changed(self) -> dict[str, tuple[int, int]]:
+        """``{group: (before, after)}`` for the groups that were cut."""
+        return {
+            n: (b, self.widths_after[n])
+            for n, b in self.widths_before.items()
+            if self.widths_after[n] != b
+        }
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _priorities(groups, scores: dict[str, torch.Tensor], ranking: str) -> dict[str, torch.Tensor]:
+    """Make scores comparable across groups (global) or turn them into rank fractions (local)."""
+    out = {}
+    for g in groups:
+        s = scores[g.name]
+        if ranking == "global":
+            out[g.name] = s / s.mean().clamp_min(1e-30)
+        else:
+            # Rank fraction: every group loses channels at the same pace.
+            rank = torch.empty_like(s)
+            rank[torch.argsort(s, descending=True, stable=True)] = torch.arange(
+                g.size, dtype=s.dtype
+            )
+            out[g.name] = 1.0 - rank / g.size
+    return out
+
+
+def prune(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    config: PruneConfig,
+    data: Iterable | None = None,
+    importance: Importance | None = None,
+) -> tuple[nn.Module, PruneReport]:
+    """Structured pruning to a MAC or parameter budget, in one call.
+
+    Scores every channel of every resizable channel group, keeps the best channels until
+    the budget is met (within ``config.tolerance``) and builds the physically smaller model
+    with `anywidth.graph.cut`. The caller's model is not changed. Without fine-tuning, run
+    `anywidth.train.recalibrate_bn` on the result: pruning shifts BatchNorm statistics.
+
+    Args:
+        model: the trained network.
+        example_input: an input of the shape the model expects (batch 1 is enough).
+        config: criterion, ranking and budget.
+        data: training batches (needed by the Taylor criterion).
+        importance: a custom `Importance`; overrides ``config.importance``.
+
+    Returns:
+        ``(smaller model, PruneReport)``.
+
+    Example:
+        >>> small, report = prune(model, x, PruneConfig(target_macs=0.5))
+        >>> small = recalibrate_bn(small, loaders.train)
+    """
+    start = time.perf_counter()
+    groups = channel_groups(model, example_input, fixed=config.fixed)
+    resizable = [g for g in groups if not g.fixed]
+    crit = importance or make_importance(
+        config.importance, taylor_batches=config.taylor_batches, seed=config.seed
+    )
+    crit.prepare(model, data)
+    tensors = dict(model.named_parameters())
+    scores = {g.name: crit(g, tensors) for g in resizable}
+    cost = WidthCost(model, example_input, groups)
+    keep = plan_for_budget(
+        cost,
+        _priorities(resizable, scores, config.ranking),
+        config.budget(),
+        round_to=config.round_to,
+        min_channels=config.min_channels,
+    )
+    small = cut(model, example_input, keep, groups=groups)
+    before = {g.name: g.size for g in groups}
+    report = PruneReport(
+        widths_before=before,
+        widths_after={n: len(keep[n]) if n in keep else s for n, s in before.items()},
+        params_before=count_params(model),
+        params_after=count_params(small),
+        macs_before=count_macs(model, example_input),
+        macs_after=count_macs(small, example_input),
+        seconds=time.perf_counter() - start,
+        config=config.to_dict(),
+    )
+    return small, report
