@@ -133,6 +133,18 @@ def _fill(planner: _Planner, counts: dict[str, int], start: int, target: float) 
     return counts
 
 
+def _closest_step_over(planner, counts, sizes, achieved, target):
+    """Coarse groups can leave a gap: try one more channel in each group, keep the closest."""
+    best = (abs(achieved - target), sizes, achieved)
+    for g in planner.groups:
+        trial = planner.sizes(dict(counts, **{g.name: counts.get(g.name, 0) + 1}))
+        if trial[g.name] == sizes[g.name]:
+            continue
+        cost = planner.measure(trial)
+        best = min(best, (abs(cost - target), trial, cost), key=lambda b: b[0])
+    return best[1], best[2]
+
+
 def plan_for_budget(
     cost: WidthCost,
     priority: Mapping[str, torch.Tensor],
@@ -188,10 +200,8 @@ def plan_for_budget(
     counts = _fill(planner, planner.counts(prefix), prefix, target)
     sizes = planner.sizes(counts)
     achieved = planner.measure(sizes)
-    if achieved < target * (1 - budget.tolerance) and prefix < len(planner.candidates):
-        over = planner.sizes(planner.counts(prefix + 1))
-        if planner.measure(over) <= target * (1 + budget.tolerance):
-            sizes, achieved = over, planner.measure(over)
+    if achieved < target * (1 - budget.tolerance):
+        sizes, achieved = _closest_step_over(planner, counts, sizes, achieved, target)
     if abs(achieved - target) > budget.tolerance * target:
         raise PlanError(
             f"cannot meet the {budget.metric} target {target:,.0f} within "

@@ -1,0 +1,161 @@
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from anywidth import create_model, list_models
+from anywidth.graph import PlanError, channel_groups
+from anywidth.graph.saving import save_cut_model
+from anywidth.measure import count_macs, count_params
+from anywidth.pruning import (
+    MagnitudeImportance,
+    PruneConfig,
+    prune,
+    recalibrate_bn,
+)
+from anywidth.train import load_model
+
+
+def _data(shape=(1, 8, 8), n=32, classes=10):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, *shape, generator=gen)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    return DataLoader(TensorDataset(x, y), batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    torch.manual_seed(0)
+    return create_model("resnet20", num_classes=10, in_channels=1).eval()
+
+
+X8 = torch.randn(1, 1, 8, 8)
+
+
+def test_config_validation_and_round_trip():
+    config = PruneConfig(target_macs=0.5, importance="l2", fixed=["layer3.*"], round_to=2)
+    assert PruneConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="target_macs= or target_params="):
+        PruneConfig()
+    with pytest.raises(ValueError, match="importance='l3'"):
+        PruneConfig(target_macs=0.5, importance="l3")
+    with pytest.raises(ValueError, match="ranking"):
+        PruneConfig(target_macs=0.5, ranking="everywhere")
+    with pytest.raises(ValueError, match="exactly one"):
+        PruneConfig(target_macs=0.5, target_params=0.5)
+    with pytest.raises(ValueError, match="positive"):
+        PruneConfig(target_macs=-1)
+
+
+@pytest.mark.parametrize(
+    "importance,ranking,target",
+    [
+        ("l1", "global", 0.75),
+        ("l1", "global", 0.25),
+        ("l1", "local", 0.35),
+        ("l2", "global", 0.5),
+        ("taylor", "global", 0.5),
+        ("taylor", "local", 0.5),
+        ("random", "global", 0.5),
+    ],
+)
+def test_mac_budget_met_within_two_percent(resnet20, importance, ranking, target):
+    config = PruneConfig(target_macs=target, importance=importance, ranking=ranking)
+    small, report = prune(resnet20, X8, config, data=_data())
+    full = count_macs(resnet20, X8)
+    assert count_macs(small, X8) == report.macs_after
+    assert abs(report.macs_after / full - target) <= 0.02 * target
+    assert small(X8).shape == (1, 10)
+
+
+def test_param_budget_absolute(resnet20):
+    small, report = prune(resnet20, X8, PruneConfig(target_params=150_000))
+    assert abs(count_params(small) - 150_000) <= 0.02 * 150_000
+    assert report.params_after == count_params(small)
+
+
+def test_caller_model_is_untouched(resnet20):
+    before = {k: v.clone() for k, v in resnet20.state_dict().items()}
+    prune(resnet20, X8, PruneConfig(target_macs=0.5))
+    after = resnet20.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_round_to_gives_multiples(resnet20):
+    _, report = prune(resnet20, X8, PruneConfig(target_macs=0.5, round_to=4, tolerance=0.05))
+    for name, (_, after) in report.changed().items():
+        assert after % 4 == 0, name
+
+
+def test_local_ranking_cuts_every_group_by_about_the_same_fraction(resnet20):
+    _, report = prune(resnet20, X8, PruneConfig(target_macs=0.5, ranking="local"))
+    ratios = [after / before for before, after in report.changed().values()]
+    assert max(ratios) - min(ratios) < 0.15
+
+
+def test_fixed_groups_are_not_cut(resnet20):
+    _, report = prune(resnet20, X8, PruneConfig(target_macs=0.6, fixed=["layer3.*"]))
+    assert not any(name.startswith("layer3.") for name in report.changed())
+    assert report.changed()
+
+
+def test_magnitude_keeps_the_largest_filters():
+    model = nn.Sequential(nn.Conv2d(1, 4, 1, bias=False), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([1.0, 5.0, 0.1, 3.0]).view(4, 1, 1, 1))
+        model[2].weight.fill_(0.01)
+    x = torch.randn(1, 1, 4, 4)
+    group = next(g for g in channel_groups(model, x) if not g.fixed)
+    scores = MagnitudeImportance(p=1)(group, dict(model.named_parameters()))
+    assert scores.argsort(descending=True).tolist() == [1, 3, 0, 2]
+    small, report = prune(model, x, PruneConfig(target_params=2 * 1 + 2 * 2 + 2, tolerance=0.2))
+    assert report.changed() == {group.name: (4, 2)}
+    assert small.get_submodule("0").weight.flatten().tolist() == [5.0, 3.0]
+
+
+def test_taylor_needs_data(resnet20):
+    with pytest.raises(ValueError, match="needs data"):
+        prune(resnet20, X8, PruneConfig(target_macs=0.5, importance="taylor"))
+
+
+def test_budget_below_smallest_model_is_a_clear_error(resnet20):
+    with pytest.raises(PlanError, match="below the smallest model"):
+        prune(resnet20, X8, PruneConfig(target_macs=0.001))
+
+
+def test_pruned_checkpoint_reloads_with_its_widths(resnet20, tmp_path):
+    small, report = prune(resnet20, X8, PruneConfig(target_macs=0.5))
+    small = recalibrate_bn(small, _data())
+    sizes = {n: a for n, (_, a) in report.changed().items()}
+    path = save_cut_model(
+        tmp_path / "small.safetensors",
+        small,
+        model_name="resnet20",
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        sizes=sizes,
+        input_shape=X8.shape,
+    )
+    loaded, meta = load_model(path)
+    assert meta["extra"]["widths"]["sizes"] == sizes
+    assert count_params(loaded) == count_params(small)
+    torch.testing.assert_close(loaded(X8), small.eval()(X8))
+
+
+def _zoo_input(name: str) -> torch.Tensor:
+    side = 8 if name.startswith("tiny_") else 32  # tiny test nets are built for 8x8
+    return torch.randn(1, 3, side, side)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not n.startswith("_")])
+def test_every_zoo_model_prunes_to_half_the_macs(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10).eval()
+    x = _zoo_input(name)
+    groups = channel_groups(model, x)
+    assert any(not g.fixed for g in groups)
+    # Tiny test nets have a handful of coarse channels: 2% may be out of reach.
+    tolerance = 0.15 if name.startswith("tiny_") else 0.02
+    small, report = prune(model, x, PruneConfig(target_macs=0.5, tolerance=tolerance))
+    assert abs(report.mac_ratio - 0.5) <= 0.5 * tolerance
+    out = small(x)
+    assert out.shape == (1, 10) and torch.isfinite(out).all()
