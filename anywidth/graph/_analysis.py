@@ -1,0 +1,301 @@
+"""Follow channels through a traced model: the state every op rule reads and writes.
+
+Each tensor-valued node gets an *info*:
+
+- `Tracked(dim, slot, block)`: dimension ``dim`` holds the channels of ``slot``, each
+  channel owning ``block`` consecutive entries (``block > 1`` after a flatten);
+- `UNTRACKED`: anywidth does not know how this tensor's entries map to channels. Invariant:
+  every dimension of every tensor that is not its tracked dimension holds only fixed groups
+  (or none), so an untracked tensor meeting a tracked one fixes the tracked group;
+- `ParamRef(name)`: a parameter or buffer of two or more dimensions read with ``get_attr``;
+  an element-wise op can bind one of its dimensions to a group;
+- a tuple of infos for ops returning several tensors; None for non-tensors.
+
+Op rules (`_rules_ops`, `_rules_layers`) raise `NotUnderstood` for a case they cannot
+follow; the node is then treated as unknown: the groups touching it are fixed, with a
+logged warning that names the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.fx.node import map_aggregate
+from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
+
+from anywidth.graph._slots import SlotTable
+from anywidth.graph._trace import as_inputs, trace
+from anywidth.graph._types import GraphError
+
+logger = logging.getLogger("anywidth.graph")
+
+__all__ = ["Tracked", "UNTRACKED", "ParamRef", "NotUnderstood", "Call", "Analyzer", "analyze"]
+
+
+@dataclass(frozen=True)
+class Tracked:
+    dim: int
+    slot: int
+    block: int = 1
+
+
+class _Untracked:
+    def __repr__(self) -> str:
+        return "UNTRACKED"
+
+
+UNTRACKED = _Untracked()
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    name: str
+
+
+class NotUnderstood(Exception):
+    """Raised by an op rule for a case whose channel semantics it cannot follow."""
+
+
+@dataclass
+class Call:
+    """One node being analysed, with its concrete argument values and result."""
+
+    node: fx.Node
+    args: tuple
+    kwargs: dict
+    result: Any
+
+    def pick(self, index: int, name: str, default: Any = None) -> tuple[Any, Any]:
+        """(argument as written in the graph, its concrete value), positional or keyword."""
+        if index < len(self.args):
+            return self.node.args[index], self.args[index]
+        if name in self.kwargs:
+            return self.node.kwargs[name], self.kwargs[name]
+        return None, default
+
+    def tensor_operands(self) -> list[tuple[Any, torch.Tensor]]:
+        """Every top-level tensor argument, as (graph argument, value)."""
+        pairs = list(zip(self.node.args, self.args, strict=True))
+        pairs += [(self.node.kwargs[k], v) for k, v in self.kwargs.items()]
+        return [(n, v) for n, v in pairs if isinstance(v, torch.Tensor)]
+
+
+@dataclass
+class LayerCost:
+    """MACs of one conv/linear call: ``coef * prod(new sizes of factors) // divisor``."""
+
+    coef: int
+    factors: list[tuple[int, int]]  # (slot, block)
+    divisor: int = 1
+
+
+@dataclass
+class Analyzer:
+    """Channel bookkeeping for one traced model; filled node by node."""
+
+    gm: fx.GraphModule
+    table: SlotTable = field(default_factory=SlotTable)
+    infos: dict[fx.Node, Any] = field(default_factory=dict)
+    bindings: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    module_io: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rewrites: list[tuple] = field(default_factory=list)
+    layers: list[LayerCost] = field(default_factory=list)
+    output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    quiet: bool = False  # log fixes at debug level (the caller has seen them already)
+
+    def __post_init__(self) -> None:
+        self.tensor_names = {n for n, _ in self.gm.named_parameters(remove_duplicate=False)}
+        self.tensor_names |= {n for n, _ in self.gm.named_buffers(remove_duplicate=False)}
+
+    # -- helpers for rules -----------------------------------------------------------
+    def info(self, arg: Any) -> Any:
+        return self.infos.get(arg) if isinstance(arg, fx.Node) else None
+
+    def fresh(self, size: int, label: str, fixed: bool = False) -> int:
+        return self.table.new(size, label, fixed)
+
+    def bind(self, name: str, dim: int, slot: int, block: int = 1) -> None:
+        """Record that dimension ``dim`` of tensor ``name`` holds the channels of ``slot``."""
+        old = self.bindings.get((name, dim))
+        if old is None:
+            self.bindings[(name, dim)] = (slot, block)
+        elif old[1] == block and self.table.size[old[0]] == self.table.size[slot]:
+            self.table.union(old[0], slot)
+        else:  # a shared tensor read two incompatible ways: keep it whole
+            self.table.fix(old[0])
+            self.table.fix(slot)
+
+    def output_slot(self, name: str, dim: int, size: int, label: str) -> int:
+        """The slot already bound to (name, dim) when a module is called again, else a new one."""
+        old = self.bindings.get((name, dim))
+        return old[0] if old is not None and old[1] == 1 else self.fresh(size, label)
+
+    def consume(self, call: Call, arg: Any, value: torch.Tensor, dim: int) -> tuple[int, int]:
+        """(slot, block) of the channels a layer reads along ``dim`` of ``value``."""
+        info = self.info(arg)
+        if isinstance(info, Tracked):
+            if info.dim == dim:
+                return info.slot, info.block
+            why = f"it reads dimension {dim} while the channels are on dimension {info.dim}"
+            self.warn(call, self.table.fix(info.slot), why)
+        label = f"{call.node.target}:in" if call.node.op == "call_module" else call.node.name
+        return self.fresh(int(value.shape[dim]), label, fixed=True), 1
+
+    def fix_info(self, info: Any) -> list[str]:
+        """Fix every group an info (or nested tuple of infos) refers to."""
+        if isinstance(info, Tracked):
+            return self.table.fix(info.slot)
+        if isinstance(info, dict):
+            info = list(info.values())
+        if isinstance(info, (tuple, list)):
+            return [name for item in info for name in self.fix_info(item)]
+        return []
+
+    def warn(self, call: Call, newly_fixed: list[str], why: str) -> None:
+        if newly_fixed:
+            logger.log(
+                logging.DEBUG if self.quiet else logging.WARNING,
+                "node '%s' (%s): %s; fixing channel group(s) %s, which will not be cut",
+                call.node.name,
+                describe(call.node, self.gm),
+                why,
+                ", ".join(sorted(set(newly_fixed))),
+            )
+
+    def unknown(self, call: Call, why: str) -> Any:
+        """Treat a node as opaque: fix what touches it; its outputs are untracked."""
+        touched: list[Any] = []
+        map_aggregate((call.node.args, call.node.kwargs), lambda a: touched.append(self.info(a)))
+        newly = [name for info in touched for name in self.fix_info(info)]
+        self.warn(call, newly, why)
+        return _untracked_like(call.result)
+
+    # -- per-node dispatch -----------------------------------------------------------
+    def visit(self, node: fx.Node, args: tuple, kwargs: dict, result: Any) -> None:
+        from anywidth.graph._rules import rule_for  # the rules import this module
+
+        call = Call(node, args, kwargs, result)
+        if node.op == "placeholder":
+            info = self._placeholder(call)
+        elif node.op == "get_attr":
+            info = self._get_attr(call)
+        elif node.op == "output":
+            self.fix_info(self.info_tree(node.args[0]))
+            map_aggregate(result, self._record_output_shape)
+            info = None
+        else:
+            rule, why = rule_for(node, self.gm)
+            try:
+                info = rule(self, call) if rule is not None else self.unknown(call, why)
+            except NotUnderstood as exc:
+                info = self.unknown(call, str(exc))
+        self.infos[node] = info
+
+    def info_tree(self, arg: Any) -> Any:
+        return map_aggregate(arg, lambda a: self.info(a))
+
+    def _record_output_shape(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            self.output_shapes.append(tuple(value.shape))
+        return value
+
+    def _placeholder(self, call: Call) -> Any:
+        value = call.result
+        if not isinstance(value, torch.Tensor):
+            return None
+        if value.dim() < 2:
+            return UNTRACKED
+        return Tracked(1, self.fresh(int(value.shape[1]), f"input:{call.node.target}", True))
+
+    def _get_attr(self, call: Call) -> Any:
+        value, name = call.result, call.node.target
+        if not isinstance(value, torch.Tensor):
+            return None
+        if name not in self.tensor_names or value.dim() == 0:
+            return UNTRACKED
+        if value.dim() >= 2:
+            return ParamRef(name)
+        if value.shape[0] == 1:
+            return UNTRACKED
+        slot = self.output_slot(name, 0, int(value.shape[0]), name)
+        self.bind(name, 0, slot)
+        return Tracked(0, slot)
+
+
+def _untracked_like(result: Any) -> Any:
+    if isinstance(result, torch.Tensor):
+        return UNTRACKED
+    if isinstance(result, (tuple, list)):
+        return tuple(_untracked_like(r) for r in result)
+    return None
+
+
+def describe(node: fx.Node, gm: fx.GraphModule) -> str:
+    """A short human description of what a node calls."""
+    if node.op == "call_module":
+        return f"{type(gm.get_submodule(node.target)).__name__} module '{node.target}'"
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    if node.op == "call_function":
+        mod = getattr(node.target, "__module__", None) or ""
+        name = getattr(node.target, "__name__", repr(node.target))
+        return f"{mod}.{name}" if mod else name
+    return node.op
+
+
+class _Propagator(ShapeProp):
+    """Shape propagation that also hands every node to the analyzer."""
+
+    def __init__(self, gm: fx.GraphModule, analyzer: Analyzer) -> None:
+        super().__init__(gm)
+        self.analyzer = analyzer
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = fx.Interpreter.run_node(self, n)
+        except Exception as exc:
+            raise GraphError(
+                f"running the traced model on example_input failed at node '{n.name}' "
+                f"({describe(n, self.module)}): {exc}. Check that example_input has the "
+                "shape the model expects."
+            ) from exc
+        found = []
+
+        def meta(obj: Any) -> Any:
+            if isinstance(obj, torch.Tensor):
+                found.append(obj)
+                return _extract_tensor_metadata(obj)
+            return obj
+
+        tensor_meta = map_aggregate(result, meta)
+        if found:
+            n.meta["tensor_meta"] = tensor_meta
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        self.analyzer.visit(n, args, kwargs, result)
+        return result
+
+
+def analyze(model: nn.Module, example_input: torch.Tensor | tuple, quiet: bool = False) -> Analyzer:
+    """Trace ``model`` and follow its channels on ``example_input`` (in eval mode).
+
+    With ``quiet``, groups fixed by unknown ops are logged at debug level only (for callers
+    that pass groups computed earlier, whose warnings were already shown).
+    """
+    gm = trace(model)
+    inputs = tuple(
+        t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
+    )
+    analyzer = Analyzer(gm, quiet=quiet)
+    modes = {m: m.training for m in gm.modules()}
+    gm.eval()
+    try:
+        with torch.no_grad():
+            _Propagator(gm, analyzer).run(*inputs)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    return analyzer

@@ -1,0 +1,325 @@
+"""Channel rules for tensor ops: element-wise, concat, split, indexing, reshapes, pooling.
+
+Every rule takes the analyzer and one `Call`, and returns the info of the node's result, or
+raises `NotUnderstood`. Records in ``ax.rewrites`` tell `cut` which graph constants (slice
+bounds, split sizes, view shapes) hold channel counts and must be recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from anywidth.graph._analysis import UNTRACKED, Analyzer, Call, NotUnderstood, ParamRef, Tracked
+
+__all__ = [
+    "elementwise",
+    "self_only",
+    "cat",
+    "split",
+    "getitem",
+    "reshape",
+    "permute",
+    "transpose",
+    "reduce",
+    "softmax",
+    "pool",
+    "spatial",
+    "pad",
+    "no_tensor",
+]
+
+
+def _untracked(result: Any) -> Any:
+    return UNTRACKED if isinstance(result, torch.Tensor) else None
+
+
+def _self(ax: Analyzer, call: Call) -> tuple[Any, Any]:
+    """(info, value) of the op's first tensor argument (``input`` or ``self``)."""
+    node, value = call.pick(0, "input")
+    if node is None:
+        node, value = call.pick(0, "self")
+    return ax.info(node), value
+
+
+def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> Any:
+    """Broadcasting rule: tensors meeting entry by entry share channels.
+
+    A tracked operand whose channel size matches the output's takes part; one that is
+    broadcast along that dimension (size 1, e.g. a spatial attention map) or a scalar does
+    not. A parameter of the same size there becomes a member; an untracked tensor of the
+    same size fixes the group (its channel order is unknown).
+    """
+    out = call.result
+    if not isinstance(out, torch.Tensor):
+        raise NotUnderstood("the result is not a tensor")
+    rank = out.dim()
+    parts, rest = [], []
+    for arg, value in operands:
+        info, shift = ax.info(arg), rank - value.dim()
+        if isinstance(info, Tracked) and value.shape[info.dim] == out.shape[info.dim + shift]:
+            parts.append((info, info.dim + shift))
+        else:
+            rest.append((arg, info, value, shift))
+    if not parts:
+        return UNTRACKED
+    if len({d for _, d in parts}) > 1 or len({i.block for i, _ in parts}) > 1:
+        raise NotUnderstood("its operands hold their channels on different dimensions")
+    first, dim = parts[0]
+    for info, _ in parts[1:]:
+        ax.table.union(first.slot, info.slot)
+    for arg, info, value, shift in rest:
+        pos = dim - shift
+        if pos < 0 or value.shape[pos] == 1:
+            continue
+        if isinstance(info, ParamRef):
+            ax.bind(info.name, pos, first.slot, first.block)
+        else:
+            why = f"operand '{arg}' has channels anywidth cannot follow"
+            ax.warn(call, ax.table.fix(first.slot), why)
+    return Tracked(dim, first.slot, first.block)
+
+
+def elementwise(ax: Analyzer, call: Call) -> Any:
+    """add/sub/mul/div, activations, dropout...: every tensor argument is an operand."""
+    return tie(ax, call, call.tensor_operands())
+
+
+def self_only(ax: Analyzer, call: Call) -> Any:
+    """``contiguous``, ``to``, ``type_as``...: same entries as the first argument."""
+    info, _ = _self(ax, call)
+    return info if isinstance(info, Tracked) else _untracked(call.result)
+
+
+def no_tensor(ax: Analyzer, call: Call) -> Any:
+    """Shape queries (``size``, ``dim``, ``x.shape``): no channels flow through."""
+    if isinstance(call.result, torch.Tensor):
+        raise NotUnderstood("an attribute read returned a tensor")
+    return None
+
+
+def cat(ax: Analyzer, call: Call) -> Any:
+    """``torch.cat``: along the channel dimension each input becomes a segment."""
+    nodes, values = call.pick(0, "tensors")
+    _, dim = call.pick(1, "dim", 0)
+    dim %= call.result.dim()
+    infos = [ax.info(n) for n in nodes]
+    tracked = [i for i in infos if isinstance(i, Tracked)]
+    if not tracked or any(i.dim != dim for i in tracked):
+        return tie(ax, call, list(zip(nodes, values, strict=True)))
+    block = tracked[0].block
+    if any(i.block != block for i in tracked):
+        raise NotUnderstood("it joins flattened features of different block sizes")
+    segments = []
+    for k, (info, value) in enumerate(zip(infos, values, strict=True)):
+        if isinstance(info, Tracked):
+            segments.append(info.slot)
+            continue
+        size = int(value.shape[dim]) if value.dim() > dim else 0
+        if size % block:
+            raise NotUnderstood("an input's size is not a whole number of channels")
+        if size:
+            segments.append(ax.fresh(size // block, f"{call.node.name}:in{k}", fixed=True))
+    return Tracked(dim, ax.table.composite(segments), block)
+
+
+def split(ax: Analyzer, call: Call) -> Any:
+    """split/chunk/tensor_split: pieces along the channel dimension are slices."""
+    info, value = _self(ax, call)
+    pieces = call.result
+    _, dim = call.pick(2, "dim", 0)
+    if not isinstance(info, Tracked):
+        return tuple(UNTRACKED for _ in pieces)
+    dim %= value.dim()
+    if dim != info.dim:
+        return tuple(info for _ in pieces)
+    slots, pos, block = [], 0, info.block
+    for piece in pieces:
+        size = int(piece.shape[dim])
+        if size == 0 or pos % block or size % block:
+            raise NotUnderstood("a piece is empty or cuts through a flattened channel")
+        slots.append(ax.table.slice(info.slot, pos // block, (pos + size) // block)[1])
+        pos += size
+    ax.rewrites.append(("split", call.node.name, slots, block, dim))
+    return tuple(Tracked(dim, s, block) for s in slots)
+
+
+def getitem(ax: Analyzer, call: Call) -> Any:
+    """``x[...]`` on a tensor, or picking one output of a multi-output op."""
+    container, index = call.args[0], call.args[1]
+    info = ax.info(call.node.args[0])
+    if isinstance(container, torch.Tensor):
+        return _index_tensor(ax, call, info, container, index)
+    if isinstance(info, tuple):
+        return info[index]
+    return _untracked(call.result)
+
+
+def _expand_index(index: Any, rank: int) -> list[tuple[int | None, Any]]:
+    """Index items as (position in the written index or None, item), Ellipsis expanded."""
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, (bool, torch.Tensor, list)):
+            raise NotUnderstood("advanced (tensor, list or boolean) indexing")
+    used = sum(1 for it in items if it is not None and it is not Ellipsis)
+    out: list[tuple[int | None, Any]] = []
+    for pos, item in enumerate(items):
+        if item is Ellipsis:
+            out.extend((None, slice(None)) for _ in range(rank - used))
+        else:
+            out.append((pos if isinstance(index, tuple) else -1, item))
+    return out
+
+
+def _index_tensor(ax: Analyzer, call: Call, info: Any, x: torch.Tensor, index: Any) -> Any:
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    in_d = out_d = 0
+    for pos, item in _expand_index(index, x.dim()):
+        if item is None:
+            out_d += 1
+            continue
+        if in_d == info.dim:
+            return _slice_channels(ax, call, info, x, item, pos, out_d)
+        in_d += 1
+        out_d += 0 if isinstance(item, int) else 1
+    return Tracked(out_d + info.dim - in_d, info.slot, info.block)
+
+
+def _slice_channels(ax, call, info: Tracked, x, item, pos, out_dim: int) -> Tracked:
+    if not isinstance(item, slice):
+        raise NotUnderstood("an integer index picks a single channel")
+    size = int(x.shape[info.dim])
+    start, stop, step = item.indices(size)
+    if step != 1:
+        raise NotUnderstood("a strided slice of the channels")
+    if (start, stop) == (0, size):
+        return Tracked(out_dim, info.slot, info.block)
+    block = info.block
+    if stop <= start or start % block or stop % block:
+        raise NotUnderstood("an empty slice or one that cuts through a flattened channel")
+    before, inside = ax.table.slice(info.slot, start // block, stop // block)
+    ax.rewrites.append(("slice", call.node.name, pos, before, inside, block))
+    return Tracked(out_dim, inside, block)
+
+
+def map_reshape(src: Sequence[int], dim: int, block: int, dst: Sequence[int]):
+    """Where a channel dimension lands after a row-major reshape, as (dim, block), or None.
+
+    Channel ``c`` owns the entries ``[c*U, (c+1)*U)`` of the suffix that starts at ``dim``
+    (``U = block * prod(src[dim+1:])``); it stays a clean block of an output dimension ``e``
+    when the output suffix from ``e`` has the same size and ``U`` divides into it.
+    """
+    suffix = math.prod(src[dim:])
+    unit = block * math.prod(src[dim + 1 :])
+    for e in range(len(dst)):
+        inner = math.prod(dst[e + 1 :])
+        if math.prod(dst[e:]) == suffix and inner and unit % inner == 0:
+            return e, unit // inner
+    return None
+
+
+def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
+    """view/reshape/flatten/squeeze/unsqueeze (and nn.Flatten), from the two shapes."""
+    info, value = _self(ax, call)
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    mapped = map_reshape(list(value.shape), info.dim, info.block, list(call.result.shape))
+    if mapped is None:
+        raise NotUnderstood("the reshape splits the channel dimension or mixes it with another")
+    dim, block = mapped
+    if rewrite:
+        ax.rewrites.append(("reshape", call.node.name, dim, info.slot, block))
+    return Tracked(dim, info.slot, block)
+
+
+def view(ax: Analyzer, call: Call) -> Any:
+    """``view``/``reshape`` with an explicit shape: the channel entry is recomputed by cut."""
+    return reshape(ax, call, rewrite=True)
+
+
+def permute(ax: Analyzer, call: Call) -> Any:
+    info, value = _self(ax, call)
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    rest = list(call.args[1:]) or [call.kwargs.get("dims")]
+    dims = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], Sequence) else rest
+    dims = [d % value.dim() for d in dims]
+    return Tracked(dims.index(info.dim), info.slot, info.block)
+
+
+def transpose(ax: Analyzer, call: Call) -> Any:
+    info, value = _self(ax, call)
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    if call.node.target in ("t", torch.t):
+        d0, d1 = 0, value.dim() - 1
+    else:
+        d0 = call.pick(1, "dim0")[1] % value.dim()
+        d1 = call.pick(2, "dim1")[1] % value.dim()
+    dim = {d0: d1, d1: d0}.get(info.dim, info.dim)
+    return Tracked(dim, info.slot, info.block)
+
+
+def reduce(ax: Analyzer, call: Call) -> Any:
+    """mean/sum/amax/amin over some dimensions; over the channels it is not followed."""
+    info, value = _self(ax, call)
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    _, dims = call.pick(1, "dim", None)
+    _, keepdim = call.pick(2, "keepdim", False)
+    if dims is None or dims == () or dims == []:
+        raise NotUnderstood("it reduces over every dimension, channels included")
+    dims = {d % value.dim() for d in (dims if isinstance(dims, Sequence) else [dims])}
+    if info.dim in dims:
+        raise NotUnderstood("it reduces over the channel dimension")
+    dim = info.dim if keepdim else info.dim - sum(d < info.dim for d in dims)
+    return Tracked(dim, info.slot, info.block)
+
+
+def softmax(ax: Analyzer, call: Call, dim: Any = "arg") -> Any:
+    info, value = _self(ax, call)
+    if dim == "arg":
+        dim = call.pick(1, "dim")[1]
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    if dim is None or dim % value.dim() == info.dim:
+        raise NotUnderstood("it normalises across the channels")
+    return info
+
+
+def _untouched_dims(ax: Analyzer, call: Call, count: int, why: str) -> Any:
+    """The op works on the last ``count`` dimensions only; channels pass if not among them."""
+    info, value = _self(ax, call)
+    if not isinstance(call.result, torch.Tensor):
+        raise NotUnderstood("it returns several tensors (e.g. return_indices=True)")
+    if not isinstance(info, Tracked):
+        return _untracked(call.result)
+    if info.dim >= value.dim() - count or call.result.dim() != value.dim():
+        raise NotUnderstood(why)
+    return info
+
+
+def pool(spatial_dims: int):
+    """Rule for a pooling op over the last ``spatial_dims`` dimensions."""
+
+    def rule(ax: Analyzer, call: Call) -> Any:
+        return _untouched_dims(ax, call, spatial_dims, "it pools over the channel dimension")
+
+    return rule
+
+
+def spatial(ax: Analyzer, call: Call) -> Any:
+    """interpolate/upsample: every dimension after the first two is spatial."""
+    _, value = _self(ax, call)
+    return _untouched_dims(ax, call, value.dim() - 2, "it resamples the channel dimension")
+
+
+def pad(ax: Analyzer, call: Call, count: int | None = None) -> Any:
+    """F.pad (and padding modules): pads the last ``len(pad) // 2`` dimensions."""
+    if count is None:
+        count = len(call.pick(1, "pad")[1]) // 2
+    return _untouched_dims(ax, call, count, "it pads the channel dimension")

@@ -1,0 +1,87 @@
+"""Tracing a model with torch.fx, with errors that name the module that failed."""
+
+from __future__ import annotations
+
+import torch
+from torch import fx, nn
+
+from anywidth.graph._types import GraphError
+
+__all__ = ["trace", "graph_module", "as_inputs"]
+
+_HOW_TO_FIX = (
+    "anywidth follows channels through a torch.fx trace, so forward() must be traceable: "
+    "make control flow independent of tensor values (no `if x.sum() > 0:`), or move the "
+    "untraceable code into a free function decorated with torch.fx.wrap, which anywidth "
+    "treats as an opaque op (it fixes the channel groups that touch it)."
+)
+
+
+class _NamingTracer(fx.Tracer):
+    """A tracer that remembers the innermost module whose forward raised."""
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as exc:
+            if not hasattr(exc, "_anywidth_module"):
+                exc._anywidth_module = (self.path_of_module(m), type(m).__name__)
+            raise
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its modules.
+
+    The model is traced with every submodule in eval mode, so Python branches on
+    ``self.training`` take their inference path; the modules' flags are restored.
+
+    Raises:
+        GraphError: torch.fx cannot trace the model; the message names the module.
+    """
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    tracer = _NamingTracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:
+        path, kind = getattr(exc, "_anywidth_module", ("", type(model).__name__))
+        where = f"module '{path}' ({kind})" if path else f"the top-level forward ({kind})"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GraphError(
+            f"cannot trace {type(model).__name__}: {where} failed: {reason}. {_HOW_TO_FIX}"
+        ) from exc
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    for node in graph.nodes:
+        # `from __future__ import annotations` leaves annotations as strings, which fx
+        # would emit as a global that breaks pickling the GraphModule.
+        if isinstance(node.type, str):
+            node.type = None
+    return graph_module(model, graph)
+
+
+def graph_module(root: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """A GraphModule running ``graph`` on ``root``'s own submodules.
+
+    torch.fx copies only the leaf modules a graph calls and puts plain ``nn.Module``
+    objects in between; putting ``root``'s children back keeps containers intact
+    (``model.layer1[0]`` still indexes) and keeps the same ``state_dict`` keys.
+    """
+    gm = fx.GraphModule(root, graph, class_name=type(root).__name__)
+    gm.training = root.training
+    for name, child in root.named_children():
+        if not hasattr(fx.GraphModule, name):
+            setattr(gm, name, child)
+    return gm
+
+
+def as_inputs(example_input: torch.Tensor | tuple) -> tuple:
+    """The example input as a tuple of positional arguments."""
+    if isinstance(example_input, torch.Tensor):
+        return (example_input,)
+    if isinstance(example_input, (tuple, list)):
+        return tuple(example_input)
+    raise GraphError(
+        f"example_input must be a tensor or a tuple of tensors, got {type(example_input).__name__}"
+    )

@@ -1,0 +1,181 @@
+"""Cost of a width plan without building the model: `plan_macs`, `plan_params`, `WidthCost`.
+
+MACs of a conv are ``out_ch * in_ch / groups * prod(kernel) * prod(out_spatial) * batch``
+and parameters of a weight are the product of its dimensions, so both are polynomials (at
+most bilinear per layer) in the group sizes. `WidthCost` records each layer's coefficient
+and which groups size its dimensions once; evaluating a plan is then a short loop, fast
+enough for budget searches that try thousands of plans.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from anywidth.graph._analysis import Analyzer, analyze
+from anywidth.graph._types import ChannelGroup
+from anywidth.graph.groups import check_sizes, collect, resolve_groups
+from anywidth.measure import count_macs
+
+__all__ = ["WidthCost", "plan_macs", "plan_params"]
+
+# A size of one tensor dimension as an affine form of group sizes: (constant, ((group, k),)).
+_Form = tuple[int, tuple[tuple[int, int], ...]]
+
+
+class WidthCost:
+    """MACs and parameter count of a model as functions of its group sizes.
+
+    MACs match `anywidth.measure.count_macs` of the model cut to the same sizes, for the
+    whole ``example_input`` batch; parameters match `anywidth.measure.count_params`.
+
+    Args:
+        model: the network (not changed).
+        example_input: the input to count MACs for.
+        groups: the model's `channel_groups` (e.g. with extra fixed groups); computed when
+            omitted. Sizes are validated against them.
+
+    Example:
+        >>> cost = WidthCost(model, torch.randn(1, 3, 32, 32))
+        >>> cost.macs({"layer1.0.conv1:out": 8}) < cost.macs({})
+        True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: torch.Tensor | tuple,
+        groups: Iterable[ChannelGroup] | None = None,
+    ) -> None:
+        ax = analyze(model, example_input, quiet=groups is not None)
+        collected = collect(ax)
+        self.groups: list[ChannelGroup] = list(resolve_groups(collected, groups).values())
+        index = {g.name: i for i, g in enumerate(collected.groups)}
+        self._full = [g.size for g in collected.groups]
+        self._index = index
+        group_of_root = {root: index[name] for root, name in collected.name_of_root.items()}
+
+        def form(slot: int, block: int) -> _Form:
+            const, coef = 0, {}
+            for leaf in ax.table.leaves(slot):
+                gi = group_of_root.get(ax.table.find(leaf))
+                if gi is None:
+                    const += ax.table.size[leaf] * block
+                else:
+                    coef[gi] = coef.get(gi, 0) + block
+            return const, tuple(coef.items())
+
+        self._mac_terms = [
+            (layer.coef, layer.divisor, [form(*f) for f in layer.factors]) for layer in ax.layers
+        ]
+        self._param_terms = _param_terms(ax, form)
+        full = self._vector({})
+        self._mac_const = _full_macs(ax, example_input) - _sum_terms(self._mac_terms, full)
+
+    def _vector(self, sizes: Mapping[str, int]) -> list[int]:
+        vec = list(self._full)
+        for name, size in check_sizes(self.groups, sizes).items():
+            vec[self._index[name]] = size
+        return vec
+
+    def macs(self, sizes: Mapping[str, int]) -> int:
+        """MACs of the model cut to ``sizes`` (``{group name: size}``; others stay whole)."""
+        return self._mac_const + _sum_terms(self._mac_terms, self._vector(sizes))
+
+    def params(self, sizes: Mapping[str, int]) -> int:
+        """Parameter count of the model cut to ``sizes``."""
+        return _sum_terms(self._param_terms, self._vector(sizes))
+
+
+def _full_macs(ax: Analyzer, example_input) -> int:
+    """MACs of the traced model; its modules are the caller's, so their modes are restored."""
+    modes = {m: m.training for m in ax.gm.modules()}
+    try:
+        return count_macs(ax.gm, example_input)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _param_terms(ax: Analyzer, form) -> list[tuple[int, int, list[_Form]]]:
+    """One term per distinct parameter: constant dimensions times affine forms."""
+    terms = []
+    for name, param in ax.gm.named_parameters():
+        coef, forms = 1, []
+        for dim, length in enumerate(param.shape):
+            bound = ax.bindings.get((name, dim))
+            if bound is None:
+                coef *= length
+            else:
+                forms.append(form(*bound))
+        terms.append((coef, 1, forms))
+    return terms
+
+
+def _sum_terms(terms, sizes: list[int]) -> int:
+    total = 0
+    for coef, divisor, forms in terms:
+        product = coef
+        for const, parts in forms:
+            product *= const + sum(k * sizes[gi] for gi, k in parts)
+        total += product // divisor
+    return total
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, WidthCost]] = weakref.WeakKeyDictionary()
+
+
+def _cost_for(model: nn.Module, example_input, groups) -> WidthCost:
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    key = (
+        tuple((tuple(t.shape), t.dtype) for t in inputs if isinstance(t, torch.Tensor)),
+        tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+        tuple((g.name, g.fixed) for g in groups) if groups is not None else None,
+    )
+    cached = _CACHE.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, WidthCost(model, example_input, groups))
+        _CACHE[model] = cached
+    return cached[1]
+
+
+def plan_macs(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    groups: Iterable[ChannelGroup] | None,
+    sizes: Mapping[str, int],
+) -> int:
+    """MACs of ``model`` cut to ``sizes``, without building it.
+
+    Equals ``count_macs(cut(model, x, keep_first(groups, sizes)), x)``. The per-layer
+    coefficients are computed once per model and input shape and cached, so repeated calls
+    cost a short loop over layers.
+
+    Example:
+        >>> model, x = anywidth.create_model("resnet20"), torch.randn(1, 3, 32, 32)
+        >>> plan_macs(model, x, channel_groups(model, x), {"layer1.0.conv1:out": 8})
+        38453888
+    """
+    return _cost_for(model, example_input, groups).macs(sizes)
+
+
+def plan_params(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    groups: Iterable[ChannelGroup] | None,
+    sizes: Mapping[str, int],
+) -> int:
+    """Parameter count of ``model`` cut to ``sizes``, without building it.
+
+    Equals ``count_params(cut(model, x, keep_first(groups, sizes)))``; parameters of
+    modules that ``forward`` never uses are not counted (the cut model drops them).
+
+    Example:
+        >>> model, x = anywidth.create_model("resnet20"), torch.randn(1, 3, 32, 32)
+        >>> plan_params(model, x, None, {"layer1.0.conv1:out": 8})
+        270154
+    """
+    return _cost_for(model, example_input, groups).params(sizes)
