@@ -41,4 +41,37 @@ def test_demo_reports_the_trained_model(tmp_path, capsys):
     assert main(["demo", "--epochs", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "resnet20 (trained)" in out
+    assert "L1 pruning to 25% MACs" in out
     assert (tmp_path / "demo.md").read_text().count("|") > 10
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    assert main(["train", "--model", "tiny_resnet", "--epochs", "1", "--out", str(out)]) == 0
+    return out / "last.safetensors"
+
+
+def test_prune_writes_a_smaller_checkpoint_that_reloads(trained_checkpoint, tmp_path, capsys):
+    small = tmp_path / "small.safetensors"
+    args = ["prune", str(trained_checkpoint), "--target-macs", "0.6", "--out", str(small)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "of the MACs" in out
+    ratio = float(out.split("wrote")[1].split("(")[1].split("%")[0])
+    assert abs(ratio - 60.0) <= 60.0 * 0.15  # tiny net: coarse channels
+    assert main(["eval", str(small)]) == 0
+    assert "tiny_resnet" in capsys.readouterr().out
+
+
+def test_prune_to_onnx(trained_checkpoint, tmp_path, capsys):
+    path = tmp_path / "small.onnx"
+    args = ["prune", str(trained_checkpoint), "--target-macs", "0.6", "--out", str(path)]
+    assert main(args) == 0
+    assert path.stat().st_size > 1000
+
+
+def test_prune_rejects_an_unknown_output_type(trained_checkpoint, tmp_path, capsys):
+    args = ["prune", str(trained_checkpoint), "--target-macs", "0.5", "--out", "x.pt"]
+    assert main(args) == 2
+    assert "use a .safetensors or .onnx file name" in capsys.readouterr().err
