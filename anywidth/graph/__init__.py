@@ -1,7 +1,8 @@
 """Trace a model, find its channel groups, and cut it to a width plan.
 
 The piece every compression method stands on: `channel_groups` finds the coupled channels,
-`cut` builds the smaller model, `plan_macs`/`plan_params` price a plan without building it.
+`cut` builds the smaller model, `plan_macs`/`plan_params` price a plan without building it,
+and `width_agnostic` gives one model that runs at every width plan (tensors of any cut).
 
 Example:
     >>> from anywidth.graph import channel_groups, cut, keep_first
@@ -13,6 +14,7 @@ Example:
 
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
 from anywidth.graph.cut import cut
+from anywidth.graph.dynamic import plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
 from anywidth.graph.groups import channel_groups, group_sizes, keep_first
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
@@ -30,4 +32,6 @@ __all__ = [
     "keep_first",
     "plan_macs",
     "plan_params",
+    "plan_shapes",
+    "width_agnostic",
 ]

@@ -124,7 +124,8 @@ def _apply_fixed(groups: list[ChannelGroup], patterns: Iterable[str]) -> list[Ch
     names = [g.name for g in groups]
     chosen: set[str] = set()
     for pattern in patterns:
-        matched = fnmatch.filter(names, pattern)
+        # An exact name wins: names such as "stem:out[0:3]" contain glob brackets.
+        matched = [pattern] if pattern in names else fnmatch.filter(names, pattern)
         if not matched:
             raise PlanError(
                 f"fixed pattern {pattern!r} matches no channel group{_suggest(pattern, names)}"

@@ -1,0 +1,264 @@
+"""One model for every width plan: `width_agnostic`, and `plan_shapes` to validate tensors.
+
+`cut` builds a new model per width plan. Training that samples a new width for every
+channel group at every step (Integral Neural Networks) needs the opposite: one traced
+module that runs at whatever width its tensors have. `width_agnostic` returns that
+skeleton; run it with ``torch.func.functional_call(skeleton, tensors, (x,))``, where
+``tensors`` has the shapes of some cut of the model (e.g. resampled weights carrying
+autograd history).
+
+Everything in the cut model that encodes a channel count is read from the tensors instead:
+
+- layer attributes: depthwise convs, LayerNorm and InstanceNorm are replaced by small
+  modules with the same parameter and buffer names that derive their counts from shapes
+  (`anywidth.graph._dynamic_modules`); other layers already do;
+- graph constants `cut` recomputes (slice bounds like ReXNet's ``out[:, :c_in]``, split and
+  chunk sizes, explicit ``view`` sizes) become values of a ``width_plan`` submodule, which
+  solves the group sizes from the shapes of the parameters and buffers it is given
+  (`anywidth.graph._dynamic_plan`).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import fx, nn
+
+from anywidth.graph._analysis import Analyzer, analyze
+from anywidth.graph._dynamic_modules import make_modules_dynamic
+from anywidth.graph._dynamic_plan import Form, build_reader, form_maker
+from anywidth.graph._trace import as_inputs, graph_module
+from anywidth.graph._types import ChannelGroup, PlanError
+from anywidth.graph.groups import channel_groups, check_sizes, collect, resolve_groups
+
+__all__ = ["width_agnostic", "plan_shapes"]
+
+
+def width_agnostic(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    groups: Iterable[ChannelGroup] | None = None,
+    *,
+    check: bool = True,
+) -> fx.GraphModule:
+    """A traced copy of ``model`` that runs at the width plan its tensors have.
+
+    For any keep-sets ``keep`` (of the groups that are not fixed),
+    ``torch.func.functional_call(skeleton, tensors, (x,))`` with
+    ``tensors = cut(model, x, keep).state_dict()`` (or other tensors of the same shapes,
+    e.g. ones with autograd history) returns what ``cut(model, x, keep)(x)`` returns, in the
+    same train/eval mode, and gradients flow to ``tensors`` (in training mode BatchNorm
+    updates the running statistics in ``tensors``, as the cut model updates its own).
+    Called plainly, the skeleton runs the full-width model with its own (copied) tensors.
+
+    Parameter and buffer names are those of the model and of `cut` results. Python code of
+    ``forward`` is frozen as traced, exactly as in `cut` (eval branches of
+    ``if self.training``). Depthwise convs, LayerNorm and InstanceNorm reading a resizable
+    group are replaced by modules that take their counts from their tensors. When the graph
+    holds channel counts (slice bounds, split sizes, view shapes), or with ``check``, a
+    ``width_plan`` submodule (no tensors of its own) reads the group sizes from the tensors
+    at every call. A plain conv net (e.g. resnet20) with ``check=False`` is just the traced
+    copy of the model.
+
+    Args:
+        model: the network (not changed).
+        example_input: a tensor (or tuple) of the shape the model expects.
+        groups: the result of `channel_groups` for this model and input, e.g. with extra
+            ``fixed`` groups (those must then keep their size); computed when omitted.
+        check: at every call, check that all parameters and buffers have the shapes of one
+            width plan, raising `PlanError` naming the tensor that does not fit. Costs a
+            Python loop over the tensors' shapes per call; without it, tensors of wrong
+            shapes still fail in the layer that reads them (a torch ``RuntimeError``) unless
+            they happen to fit together, e.g. a smaller classifier output.
+
+    Returns:
+        The skeleton, a ``torch.fx.GraphModule`` in ``model``'s train/eval mode.
+
+    Raises:
+        GraphError: the model cannot be traced; a layer that needs a dynamic channel count
+            has a custom ``forward``; or the graph needs the size of a group that no tensor
+            shape determines (the message says which groups to fix).
+        PlanError: ``groups`` do not belong to this model and input.
+
+    Example:
+        >>> model = anywidth.create_model("rexnet_100", num_classes=10, small_input=True)
+        >>> x = torch.randn(2, 3, 32, 32)
+        >>> groups = channel_groups(model.eval(), x)
+        >>> skeleton = width_agnostic(model, x, groups)  # once
+        >>> for size in (40, 20, 7):  # a new width plan at every step
+        ...     small = cut(model, x, keep_first(groups, {"blocks.1.expand.0:out": size}))
+        ...     y = torch.func.functional_call(skeleton, dict(small.state_dict()), (x,))
+        ...     assert torch.allclose(y, small(x))
+    """
+    ax = analyze(model, example_input, quiet=groups is not None)
+    collected = collect(ax)
+    by_name = resolve_groups(collected, groups)
+    free = [g for g in by_name.values() if not g.fixed]
+    form = form_maker(ax, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
+    skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
+    make_modules_dynamic(skeleton, ax, form)
+    _make_constants_dynamic(skeleton, ax, form, free, check)
+    _check_runs(skeleton, example_input, ax)
+    skeleton.training = model.training
+    return skeleton
+
+
+def plan_shapes(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple | None,
+    groups: Iterable[ChannelGroup] | None,
+    sizes: Mapping[str, int],
+) -> dict[str, torch.Size]:
+    """The shape of every parameter and buffer of ``model`` cut to ``sizes``.
+
+    A member ``(dim, offset, block)`` of a group resized from ``n`` to ``m`` channels
+    shortens that dimension by ``(n - m) * block``. With ``groups`` given nothing is traced,
+    so this is cheap enough to validate tensors at every training step.
+
+    Args:
+        model: the full-width network (only its tensors' shapes are read).
+        example_input: the input to find the groups on; unused when ``groups`` is given.
+        groups: the model's `channel_groups`; computed when None.
+        sizes: ``{group name: size}``; groups not named keep their size.
+
+    Returns:
+        ``{name: shape}`` for every parameter and buffer (shared ones under each name),
+        equal to the shapes in ``cut(model, x, keep_first(groups, sizes)).state_dict()``.
+
+    Raises:
+        PlanError: unknown or fixed group, size outside ``1..size``, or groups that do not
+            belong to this model.
+
+    Example:
+        >>> groups = channel_groups(model, x)
+        >>> plan_shapes(model, x, groups, {"conv1:out": 8})["conv1.weight"]
+        torch.Size([8, 3, 3, 3])
+    """
+    if groups is None:
+        groups = channel_groups(model, example_input)
+    groups = list(groups)
+    new_sizes = check_sizes(groups, sizes)
+    shapes = {n: list(t.shape) for n, t in _named_tensors(model).items()}
+    for group in groups:
+        if group.name not in new_sizes:
+            continue
+        for m in group.members:
+            if m.name not in shapes or m.dim >= len(shapes[m.name]):
+                raise PlanError(
+                    f"channel group {group.name!r} names {m.name!r} dimension {m.dim}, which "
+                    "this model does not have; pass the model's own channel_groups"
+                )
+            shapes[m.name][m.dim] -= (group.size - new_sizes[group.name]) * m.block
+    return {name: torch.Size(shape) for name, shape in shapes.items()}
+
+
+def _named_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    out = dict(module.named_parameters(remove_duplicate=False))
+    out.update(module.named_buffers(remove_duplicate=False))
+    return out
+
+
+def _make_constants_dynamic(
+    gm: fx.GraphModule, ax: Analyzer, form, free: list[ChannelGroup], check: bool
+) -> None:
+    """Compute the channel counts `cut` rewrites (slices, splits, views) from tensor shapes."""
+    edits: list[tuple[str, str, tuple]] = []
+    for kind, name, *data in ax.rewrites:
+        if kind == "slice":
+            pos, before, inside, block = data
+            start = form(before, block)
+            edits.append((kind, name, (pos, start, start + form(inside, block))))
+        elif kind == "split":
+            slots, block, dim = data
+            edits.append((kind, name, ([form(s, block) for s in slots], dim)))
+        elif kind == "reshape":
+            dim, slot, block = data
+            edits.append((kind, name, (dim, form(slot, block))))
+    forms = list(dict.fromkeys(f for _, _, d in edits for f in _forms_in(d) if f.coefs))
+    if not forms and not check:
+        return
+    tensors = {n: tuple(t.shape) for n, t in _named_tensors(gm).items()}
+    reader = build_reader(tensors, free, forms, check)
+    values = _insert_reader(gm, reader)
+    nodes = {n.name: n for n in gm.graph.nodes}
+
+    def value(f: Form) -> int | fx.Node:
+        return values[forms.index(f)] if f.coefs else f.const
+
+    for kind, name, data in edits:
+        node = nodes[name]
+        if kind == "slice":
+            pos, start, stop = data
+            new = slice(value(start), value(stop))
+            index = node.args[1]
+            if pos != -1:
+                new = tuple(new if i == pos else item for i, item in enumerate(index))
+            node.args = (node.args[0], new)
+        elif kind == "split":
+            sizes, dim = data
+            source = node.args[0] if node.args else next(iter(node.kwargs.values()))
+            node.op, node.target = "call_function", torch.split
+            node.args = (source, [value(f) for f in sizes])
+            node.kwargs = {"dim": dim}
+        else:
+            dim, length = data
+            rest = list(node.args[1:])
+            packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
+            shape = list(rest[0]) if packed else rest
+            if dim < len(shape) and isinstance(shape[dim], int) and shape[dim] != -1:
+                shape[dim] = value(length)
+            node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
+    gm.recompile()
+
+
+def _forms_in(data: tuple) -> list[Form]:
+    out: list[Form] = []
+    for item in data:
+        if isinstance(item, Form):
+            out.append(item)
+        elif isinstance(item, list):
+            out.extend(item)
+    return out
+
+
+def _insert_reader(gm: fx.GraphModule, reader: nn.Module) -> list[fx.Node]:
+    """Call ``reader`` on its tensors right after the placeholders; one node per value."""
+    name = "width_plan"
+    while hasattr(gm, name):
+        name += "_"
+    gm.add_submodule(name, reader.train(gm.training))
+    graph = gm.graph
+    first = next(n for n in graph.nodes if n.op != "placeholder")
+    with graph.inserting_before(first):
+        args = tuple(graph.get_attr(t) for t in reader.names)
+        plan = graph.call_module(name, args)
+        return [graph.call_function(operator.getitem, (plan, i)) for i in range(len(reader.forms))]
+
+
+@torch.no_grad()
+def _check_runs(gm: fx.GraphModule, example_input, ax: Analyzer) -> None:
+    """Run the skeleton once at full width: its outputs must have the traced shapes."""
+    modes = {m: m.training for m in gm.modules()}
+    gm.eval()
+    try:
+        inputs = tuple(
+            t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
+        )
+        out = gm(*inputs)
+    except Exception as exc:
+        raise RuntimeError(f"anywidth internal error: the skeleton does not run: {exc}") from exc
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    shapes: list[tuple[int, ...]] = []
+    fx.node.map_aggregate(
+        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
+    )
+    if shapes != ax.output_shapes:
+        raise RuntimeError(
+            f"anywidth internal error: the skeleton changed the output shapes "
+            f"{ax.output_shapes} to {shapes}"
+        )
