@@ -1,0 +1,110 @@
+"""A few optimiser steps on a chosen set of parameters, everything else frozen.
+
+The shared loop behind partition tuning (INN) and its equal-budget control (BatchNorm
+γ/β tuning of a pruned model): both spend the same steps on the same loss, so comparing
+them compares what is tuned, not how hard.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from anywidth._progress import progress
+
+__all__ = ["tune_", "distillation_loss"]
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """KL(teacher ‖ student) on temperature-softened outputs, times T² (Hinton et al.)."""
+    t = temperature
+    log_student = torch.log_softmax(logits / t, dim=1)  # (B, K)
+    log_teacher = torch.log_softmax(teacher / t, dim=1)  # (B, K)
+    kl = nn.functional.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
+    return kl * t * t
+
+
+def _batch_norm_train_rest_eval(model: nn.Module) -> None:
+    """BatchNorm uses batch statistics (as after recalibration); dropout stays off."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+
+
+def tune_(
+    model: nn.Module,
+    params: Sequence[nn.Parameter],
+    data: Iterable,
+    *,
+    steps: int,
+    lr: float = 1e-2,
+    teacher: nn.Module | None = None,
+    temperature: float = 1.0,
+) -> list[float]:
+    """Optimise only ``params`` for ``steps`` Adam steps, in place; returns the losses.
+
+    The loss is cross-entropy on the labels, plus distillation from ``teacher`` (run in
+    eval mode, no gradients) when given. BatchNorm layers run on batch statistics and
+    dropout is off; the data loader is cycled if it has fewer batches than ``steps``.
+    Parameters not in ``params`` get no gradient and are left unchanged, and so are the
+    BatchNorm running statistics (recalibrate them afterwards for the new weights).
+
+    Args:
+        model: the model to tune (its ``params`` change in place).
+        params: the parameters to optimise.
+        data: batches of ``(images, labels)``.
+        steps: number of optimiser steps.
+        lr: Adam learning rate.
+        teacher: an optional model whose outputs the tuned model should match.
+        temperature: distillation temperature.
+
+    Example:
+        >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm2d)
+        ...       for p in m.parameters()]
+        >>> tune_(small, bn, loaders.train, steps=100, teacher=model)
+    """
+    params = list(params)
+    if steps < 1:
+        raise ValueError(f"tune_ needs steps >= 1, got {steps}")
+    if not params:
+        raise ValueError("tune_ got no parameters to optimise")
+    chosen = {id(p) for p in params}
+    saved = {id(p): p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    was_training = model.training
+    if teacher is not None:
+        teacher.eval()
+    losses = []
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    try:
+        _batch_norm_train_rest_eval(model)
+        batches = itertools.islice(itertools.cycle(data), steps)
+        for images, labels in progress(batches, desc="tuning", total=steps):
+            logits = model(images)
+            loss = nn.functional.cross_entropy(logits, labels)
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(images)
+                loss = loss + distillation_loss(logits, target, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    finally:
+        with torch.no_grad():
+            for name, value in model.named_buffers():
+                value.copy_(buffers[name])
+        for p in model.parameters():
+            p.requires_grad_(saved.get(id(p), True))
+        model.train(was_training)
+    return losses
