@@ -7,6 +7,9 @@ from anywidth.models import create_model, list_models, register_model
 # Registers the checkpoint hook that rebuilds cut (pruned, resampled) models on load.
 import anywidth.graph.saving  # noqa: E402, F401  isort: skip
 
+# Registers the hook that lets load_model read IntegralModel checkpoints.
+import anywidth.integral.io  # noqa: E402, F401  isort: skip
+
 try:
     __version__ = version("anywidth")
 except PackageNotFoundError:  # running from a source tree that is not installed

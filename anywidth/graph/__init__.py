@@ -17,6 +17,7 @@ from anywidth.graph.cut import cut
 from anywidth.graph.dynamic import plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
 from anywidth.graph.groups import channel_groups, group_sizes, keep_first
+from anywidth.graph.permute import permute_channels
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "export_onnx",
     "group_sizes",
     "keep_first",
+    "permute_channels",
     "plan_macs",
     "plan_params",
     "plan_shapes",

@@ -1,0 +1,155 @@
+"""Width plans for an IntegralModel: validation, ratios, and budgets through `plan_for_budget`.
+
+The largest size a group may take is its original width: the weight functions are defined
+on the whole interval either way, but `cut` (and hence export) builds layers no wider than
+the source, and MAC/parameter budgets are fractions of the source. The number of nodes is
+not a limit: a group with fewer nodes than channels still samples at any width up to the
+original one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from anywidth.graph import ChannelGroup, PlanError, WidthCost
+from anywidth.graph.budget import Budget, plan_for_budget
+from anywidth.graph.groups import check_sizes, lookup
+
+__all__ = [
+    "ALLOCATIONS",
+    "budget_sizes",
+    "channel_importance",
+    "check_plan",
+    "ratio_plan",
+    "resolve_nodes",
+    "uniform_priority",
+]
+
+ALLOCATIONS: tuple[str, ...] = ("uniform", "global")
+
+
+def check_plan(groups: Iterable[ChannelGroup], plan: Mapping[str, int]) -> dict[str, int]:
+    """A full plan (every resizable group) from ``{group: size}``; unlisted groups are whole.
+
+    Raises:
+        PlanError: unknown group (close names suggested), a fixed group resized, a size that
+            is not an integer, below 1 or above the group's original width.
+    """
+    groups = list(groups)
+    for name, size in plan.items():
+        if isinstance(size, bool) or not _is_integer(size):
+            raise PlanError(f"size {size!r} for channel group {name!r} must be an integer")
+    changed = check_sizes(groups, {n: int(s) for n, s in plan.items()})
+    return {g.name: changed.get(g.name, g.size) for g in groups if not g.fixed}
+
+
+def _is_integer(value: object) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_floating_point()
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) or hasattr(value, "__index__")
+
+
+def ratio_plan(groups: Iterable[ChannelGroup], ratio: float) -> dict[str, int]:
+    """Every resizable group at ``round(ratio * size)`` channels (at least 1).
+
+    Raises:
+        PlanError: ``ratio`` is not in (0, 1].
+    """
+    if isinstance(ratio, bool) or not 0 < float(ratio) <= 1:
+        raise PlanError(f"width ratio {ratio!r} must be in (0, 1]")
+    return {g.name: max(1, round(float(ratio) * g.size)) for g in groups if not g.fixed}
+
+
+def uniform_priority(groups: Iterable[ChannelGroup]) -> dict[str, torch.Tensor]:
+    """Rank fractions ``1 - k / size``: every group shrinks at the same pace."""
+    return {
+        g.name: 1.0 - torch.arange(g.size, dtype=torch.float64) / g.size
+        for g in groups
+        if not g.fixed
+    }
+
+
+def channel_importance(
+    groups: Iterable[ChannelGroup], weights: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per-channel L1 importance of every resizable group, mean 1 per group.
+
+    Each channel's L1 norm in every weight of two or more dimensions that holds the group
+    (producers' filters, consumers' input columns), each member divided by its mean so
+    that no layer dominates; the sum is divided by its group mean, which makes groups
+    comparable for a global ranking.
+
+    Args:
+        groups: the channel groups.
+        weights: ``{parameter name: full-width discrete tensor}`` (buffers left out).
+    """
+    out = {}
+    for g in groups:
+        if g.fixed:
+            continue
+        score = torch.zeros(g.size, dtype=torch.float64)
+        for m in g.members:
+            tensor = weights.get(m.name)
+            if tensor is None or tensor.dim() < 2:
+                continue
+            span = tensor.detach().movedim(m.dim, 0)[m.offset : m.offset + g.size * m.block]
+            l1 = span.reshape(g.size, -1).abs().sum(1).double().cpu()  # (size,)
+            score += l1 / l1.mean().clamp_min(1e-30)
+        out[g.name] = score / score.mean() if score.any() else torch.ones_like(score)
+    return out
+
+
+def budget_sizes(
+    cost: WidthCost,
+    groups: list[ChannelGroup],
+    priority: Mapping[str, torch.Tensor],
+    budget: Budget,
+    round_to: int = 1,
+) -> dict[str, int]:
+    """The full plan whose sizes `plan_for_budget` chooses for ``budget``.
+
+    Only the number of channels per group is used: an integral model resamples its weight
+    functions at any width rather than selecting channels.
+    """
+    keep = plan_for_budget(cost, priority, budget, groups=groups, round_to=round_to)
+    return {g.name: len(keep.get(g.name, range(g.size))) for g in groups if not g.fixed}
+
+
+def resolve_nodes(
+    groups: Iterable[ChannelGroup], nodes: float | Mapping[str, int] | None
+) -> dict[str, int]:
+    """Nodes per resizable group from `IntegralConfig.nodes`.
+
+    Raises:
+        PlanError: a pattern that matches no resizable group, or more nodes than channels.
+    """
+    groups = list(groups)
+    free = [g for g in groups if not g.fixed]
+    out = {g.name: g.size for g in free}
+    if nodes is None:
+        return out
+    if isinstance(nodes, float):
+        return {g.name: max(1, round(nodes * g.size)) for g in free}
+    by_name = {g.name: g for g in free}
+    for pattern, count in nodes.items():
+        matched = fnmatch.filter(list(by_name), pattern)
+        if not matched and fnmatch.filter([g.name for g in groups], pattern):
+            raise PlanError(
+                f"IntegralConfig.nodes pattern {pattern!r} matches only fixed channel groups, "
+                "which stay discrete"
+            )
+        if not matched:
+            lookup(by_name, pattern)  # raises with close names
+        for name in matched:
+            if count > by_name[name].size:
+                raise PlanError(
+                    f"IntegralConfig.nodes gives {count} nodes to channel group {name!r}, "
+                    f"which has {by_name[name].size} channels; use at most that many"
+                )
+            out[name] = count
+    return out

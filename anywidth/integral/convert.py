@@ -1,0 +1,98 @@
+"""`to_integral`: convert a trained discrete network into an `IntegralModel` (INN-init)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from anywidth.graph import channel_groups
+from anywidth.graph.permute import permute_channels
+from anywidth.integral._order import order_groups
+from anywidth.integral._plans import resolve_nodes
+from anywidth.integral.config import IntegralConfig
+from anywidth.integral.model import IntegralModel
+
+__all__ = ["to_integral"]
+
+logger = logging.getLogger("anywidth.integral")
+
+
+def to_integral(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    config: IntegralConfig | None = None,
+    *,
+    model_name: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> IntegralModel:
+    """Turn every resizable channel group of ``model`` into a continuous coordinate on [0, 1].
+
+    1. Channel groups are found by tracing (`anywidth.graph.channel_groups`); groups
+       matching ``config.fixed`` stay discrete.
+    2. With ``config.reorder``, each group's channels are sorted along a short open path
+       through their weights (every member slice, normalised per member; see
+       `anywidth.integral.ordering.channel_order`) and applied to every member with
+       `anywidth.graph.permute.permute_channels`, which leaves the function unchanged.
+    3. Each tensor becomes λ: integrated dimensions (a conv/linear weight's input channels)
+       are divided by the full-width quadrature weights, and groups with fewer nodes than
+       channels are fitted (``config.nodes_init``).
+
+    With the default config (nodes = widths, uniform grids) the result reproduces the
+    source's outputs at full width up to float rounding. The caller's model is not changed.
+
+    Args:
+        model: the trained network.
+        example_input: an input of the shape the model expects (batch 1 is enough); MAC
+            budgets are counted for this input.
+        config: conversion options; default `IntegralConfig()`.
+        model_name: the zoo name of ``model``, recorded so `load_integral` can rebuild it.
+        model_kwargs: the ``create_model`` options of ``model``.
+
+    Returns:
+        The `IntegralModel`, at full width, in ``model``'s train/eval mode.
+
+    Raises:
+        GraphError: the model cannot be traced.
+        PlanError: a ``fixed`` or ``nodes`` pattern matches no group, or more nodes than
+            channels.
+
+    Example:
+        >>> model = anywidth.create_model("resnet20")
+        >>> inn = to_integral(model, torch.randn(1, 3, 32, 32), model_name="resnet20")
+        >>> small = inn.resample(target_macs=0.5)
+    """
+    config = config or IntegralConfig()
+    groups = channel_groups(model, example_input, fixed=config.fixed)
+    nodes = resolve_nodes(groups, config.nodes)
+    perms = {}
+    if config.reorder:
+        perms = order_groups(model, groups, seed=config.seed, time_limit=config.order_time_limit)
+    source = permute_channels(model, groups, perms) if perms else copy.deepcopy(model)
+    inn = IntegralModel(
+        source,
+        _detached(example_input),
+        groups,
+        config,
+        nodes=nodes,
+        permutation={name: perm.tolist() for name, perm in perms.items()},
+        model_name=model_name,
+        model_kwargs=model_kwargs,
+    )
+    logger.info(
+        "converted %s: %d of %d channel groups continuous",
+        type(model).__name__,
+        len(inn.resizable),
+        len(groups),
+    )
+    return inn.train(model.training)
+
+
+def _detached(example_input: torch.Tensor | tuple) -> torch.Tensor | tuple:
+    if isinstance(example_input, torch.Tensor):
+        return example_input.detach().clone()
+    return tuple(_detached(x) if isinstance(x, torch.Tensor) else x for x in example_input)

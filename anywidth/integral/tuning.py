@@ -1,0 +1,117 @@
+"""Partition tuning: prune without fine-tuning by moving only the sampling points.
+
+With the weights frozen, the partition of every group (where along [0, 1] the narrower
+layer samples its weight function) is optimised on a few batches so that the resampled
+network matches the full one; optionally the BatchNorm γ/β functions move too. The same
+number of steps spent on BatchNorm γ/β of a pruned model is the fair control
+(`anywidth.train.tune_` runs both).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from anywidth.integral.grid import UniformGrid, make_grid
+from anywidth.integral.model import IntegralModel
+from anywidth.train.tune import tune_
+
+__all__ = ["TuneConfig", "tune_partition"]
+
+
+@dataclass
+class TuneConfig:
+    """Budget and targets of partition tuning.
+
+    Args:
+        steps: optimiser steps (one batch each).
+        lr: Adam learning rate.
+        tune_bn: also tune the BatchNorm γ/β weight functions.
+        distill: match the full-width INN's outputs as well as the labels.
+        temperature: distillation temperature.
+    """
+
+    steps: int = 100
+    lr: float = 1e-2
+    tune_bn: bool = True
+    distill: bool = True
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.lr <= 0 or self.temperature <= 0:
+            raise ValueError("TuneConfig needs steps >= 1, lr > 0 and temperature > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TuneConfig:
+        return cls(**data)
+
+
+def _trainable_grids_(inn: IntegralModel) -> None:
+    """Swap uniform grids for trainable ones (they start uniform, so nothing changes yet)."""
+    for key, grid in list(inn.grids.items()):
+        if isinstance(grid, UniformGrid):
+            inn.grids[key] = make_grid("trainable", grid.size, dtype=inn.dtype)
+
+
+def _batch_norm_affine(inn: IntegralModel) -> list[nn.Parameter]:
+    """The λ parameters of every BatchNorm γ and β."""
+    names = {
+        f"{name}.{attr}"
+        for name, module in inn.source_modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for attr in ("weight", "bias")
+    }
+    return [p for name, p in inn.named_lams() if name in names and isinstance(p, nn.Parameter)]
+
+
+def tune_partition(
+    inn: IntegralModel,
+    plan: Mapping[str, int] | float,
+    data: Iterable,
+    config: TuneConfig | None = None,
+) -> IntegralModel:
+    """A copy of ``inn`` whose partitions are tuned for running at ``plan``.
+
+    Weights (λ) stay frozen; only the grids (and, with ``tune_bn``, BatchNorm γ/β) move.
+    The caller's INN is not changed. Resample the result at the same plan and recalibrate
+    its BatchNorm statistics before use.
+
+    Args:
+        inn: the integral model.
+        plan: the width plan (or ratio) the pruned model will have.
+        data: training batches.
+        config: steps, learning rate and targets.
+
+    Returns:
+        The tuned copy.
+
+    Example:
+        >>> plan = inn.width_plan(target_macs=0.35)
+        >>> tuned = tune_partition(inn, plan, loaders.train, TuneConfig(steps=100))
+        >>> small = recalibrate_bn(tuned.resample(plan), loaders.train)
+    """
+    config = config or TuneConfig()
+    sizes = inn.width_plan(plan)
+    tuned = copy.deepcopy(inn)
+    _trainable_grids_(tuned)
+    params = list(tuned.grid_parameters())
+    if config.tune_bn:
+        params += _batch_norm_affine(tuned)
+    teacher = copy.deepcopy(inn).eval() if config.distill else None
+    with tuned.at(sizes):
+        tune_(
+            tuned,
+            params,
+            data,
+            steps=config.steps,
+            lr=config.lr,
+            teacher=teacher,
+            temperature=config.temperature,
+        )
+    return tuned.eval()

@@ -1,0 +1,187 @@
+"""to_integral: exact at full width for every zoo model; config, nodes, fixed groups, plans."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import anywidth
+from anywidth.graph import PlanError, channel_groups
+from anywidth.integral import IntegralConfig, path_length, to_integral
+from anywidth.integral import _order as order_module
+from anywidth.integral._order import group_features
+from tests.integral._helpers import input_for, random_model, rel_err, shuffled_order
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ZOO = anywidth.list_models()
+
+
+@pytest.mark.parametrize("reorder", [False, True], ids=["plain", "reordered"])
+@pytest.mark.parametrize("name", ZOO)
+def test_full_width_reproduces_the_source(name, reorder, monkeypatch):
+    # The ordering search is tested on its own; a random order is a harder test of the
+    # permutation bookkeeping and keeps this matrix fast.
+    monkeypatch.setattr(order_module, "channel_order", shuffled_order)
+    model, x = random_model(name), input_for(name)
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=reorder)).eval()
+    assert bool(inn.permutation) == reorder
+    with torch.no_grad():
+        assert rel_err(inn(x), model(x)) <= 1e-5
+
+
+def test_ordering_shortens_every_group_path_and_keeps_the_function():
+    model, x = random_model("tiny_resnet"), input_for("tiny_resnet")
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=True)).eval()
+    groups = {g.name: g for g in channel_groups(model, x[:1])}
+    assert set(inn.permutation) == {n for n, g in groups.items() if not g.fixed}
+    for name, perm in inn.permutation.items():
+        features = group_features(model, groups[name])
+        identity = torch.arange(groups[name].size)
+        assert path_length(features, perm) <= path_length(features, identity) + 1e-6
+    with torch.no_grad():
+        assert rel_err(inn(x), model(x)) <= 1e-5
+
+
+@pytest.mark.parametrize("partition", ["uniform", "trainable"])
+@pytest.mark.parametrize("rule", ["rectangle", "trapezoid", "simpson"])
+@pytest.mark.parametrize("name", ["resnet20", "tiny_concat"])
+def test_every_rule_and_partition_is_exact_at_full_width(name, rule, partition):
+    model, x = random_model(name), input_for(name)
+    config = IntegralConfig(rule=rule, partition=partition, reorder=False)
+    inn = to_integral(model, x[:1], config).eval()
+    with torch.no_grad():
+        assert rel_err(inn(x), model(x)) <= 1e-5
+
+
+def test_caller_model_is_not_changed():
+    model, x = random_model("tiny_rexnet"), input_for("tiny_rexnet")
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inn = to_integral(model, x[:1])
+    assert inn.training and model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_resampled_layers_keep_their_output_scale():
+    """A constant weight function integrates to the same value at every width."""
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=False))
+    with torch.no_grad():
+        inn.lam.conv2.weight.fill_(1.0)
+    for m in (2, 3, 5, 8):
+        weight = inn.discretize({"conv1:out": m})["conv2.weight"]  # (16, m, 3, 3)
+        assert weight.shape[1] == m
+        torch.testing.assert_close(weight.sum(1), torch.ones(16, 3, 3))
+        if m > 2:  # trapezoid: interior weights 1/(m-1), i.e. (n-1)/(m-1) times full width
+            assert weight[0, 1, 0, 0].item() == pytest.approx(1 / (m - 1))
+
+
+def test_bn_and_output_dims_are_only_sampled():
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=False))
+    assert torch.equal(inn.lam.bn1.running_var, model.bn1.running_var)
+    assert torch.equal(inn.lam.conv1.weight, model.conv1.weight)  # (out: sampled, in: fixed)
+    n = model.conv2.weight.shape[1]
+    q = torch.full((n,), 1 / (n - 1))
+    q[[0, -1]] /= 2
+    torch.testing.assert_close(inn.lam.conv2.weight, model.conv2.weight / q[:, None, None])
+
+
+def test_fixed_groups_stay_discrete():
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=True, fixed=["conv1:*"]))
+    assert "conv1:out" not in inn.nodes and "conv1:out" not in inn.permutation
+    assert "conv2:out" in inn.permutation
+    with pytest.raises(PlanError, match="fixed"):
+        inn.width_plan({"conv1:out": 4})
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=False, fixed=["conv1:*"]))
+    assert torch.equal(inn.lam.conv2.weight, model.conv2.weight)  # its input is not integrated
+
+
+@pytest.mark.parametrize("method", ["lstsq", "sample"])
+def test_fewer_nodes_compress_the_parameters(method):
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    config = IntegralConfig(nodes=0.5, nodes_init=method, reorder=False)
+    inn = to_integral(model, x[:1], config)
+    assert inn.nodes == {"conv1:out": 4, "conv2:out": 8}
+    assert inn.lam.conv1.weight.shape == (4, 3, 3, 3)
+    assert inn.lam.conv2.weight.shape == (8, 4, 3, 3)
+    assert inn.lam.fc.weight.shape == (10, 8)
+    full = inn.discretize()
+    assert full["conv2.weight"].shape == model.conv2.weight.shape
+    with torch.no_grad():
+        assert torch.isfinite(inn.eval()(x)).all()
+
+
+def test_least_squares_fits_at_least_as_well_as_sampling():
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    errors = {}
+    for method in ("lstsq", "sample"):
+        config = IntegralConfig(nodes={"conv2:out": 6}, nodes_init=method, reorder=False)
+        weight = to_integral(model, x[:1], config).discretize()["conv2.weight"]
+        errors[method] = (weight - model.conv2.weight).norm().item()
+    assert errors["lstsq"] <= errors["sample"] + 1e-6
+
+
+def test_nodes_per_group_are_validated():
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    with pytest.raises(PlanError, match="did you mean"):
+        to_integral(model, x[:1], IntegralConfig(nodes={"conv1:ou": 2}))
+    with pytest.raises(PlanError, match="at most"):
+        to_integral(model, x[:1], IntegralConfig(nodes={"conv1:out": 9}))
+    with pytest.raises(PlanError, match="only fixed"):
+        to_integral(model, x[:1], IntegralConfig(nodes={"fc:out": 2}))
+
+
+BAD_PLANS = [
+    pytest.param({"conv1:out": 0}, "outside 1..8", id="zero"),
+    pytest.param({"conv1:out": 9}, "cannot grow", id="above-original"),
+    pytest.param({"conv1:ou": 4}, "did you mean 'conv1:out'", id="unknown"),
+    pytest.param({"input:x": 2}, "fixed", id="fixed"),
+    pytest.param({"conv1:out": 2.5}, "integer", id="fraction"),
+    pytest.param(0.0, r"\(0, 1\]", id="ratio-zero"),
+    pytest.param(1.5, r"\(0, 1\]", id="ratio-above-one"),
+]
+
+
+@pytest.mark.parametrize("plan, message", BAD_PLANS)
+def test_bad_width_plans_get_clear_errors(plan, message):
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    inn = to_integral(model, x[:1], IntegralConfig(nodes={"conv1:out": 3}, reorder=False))
+    for call in (inn.width_plan, inn.set_sizes_, inn.discretize, inn.resample):
+        with pytest.raises(PlanError, match=message):
+            call(plan)
+    assert inn.sizes == {"conv1:out": 8, "conv2:out": 16}
+
+
+def test_fewer_nodes_do_not_limit_the_width():
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    inn = to_integral(model, x[:1], IntegralConfig(nodes={"conv1:out": 3}, reorder=False))
+    assert inn.discretize({"conv1:out": 8})["conv1.weight"].shape[0] == 8
+
+
+BAD_CONFIGS = [
+    pytest.param({"rule": "midpoint"}, "rule", id="rule"),
+    pytest.param({"partition": "random"}, "partition", id="partition"),
+    pytest.param({"nodes": 0}, "nodes", id="nodes-zero"),
+    pytest.param({"nodes": 1.5}, "nodes", id="nodes-ratio"),
+    pytest.param({"nodes": {"conv1:out": 0}}, "node", id="nodes-dict"),
+    pytest.param({"nodes_init": "svd"}, "nodes_init", id="nodes-init"),
+    pytest.param({"reorder": "yes"}, "reorder", id="reorder"),
+    pytest.param({"order_time_limit": 0}, "order_time_limit", id="time-limit"),
+]
+
+
+@pytest.mark.parametrize("fields, message", BAD_CONFIGS)
+def test_config_rejects_bad_values(fields, message):
+    with pytest.raises(ValueError, match=message):
+        IntegralConfig(**fields)
+
+
+def test_config_round_trips_through_dicts():
+    config = IntegralConfig(rule="simpson", nodes={"a:out": 3}, partition="trainable", fixed="b*")
+    assert IntegralConfig.from_dict(config.to_dict()) == config
+    assert config.fixed == ("b*",)
+    with pytest.raises(ValueError, match="unknown IntegralConfig field"):
+        IntegralConfig.from_dict({"rules": "simpson"})

@@ -1,0 +1,95 @@
+import copy
+
+import pytest
+import torch
+
+from anywidth import create_model
+from anywidth.data import make_loaders
+from anywidth.integral import IntegralConfig, to_integral
+from anywidth.integral.training import (
+    WidthTrainConfig,
+    random_plan,
+    train_integral_,
+    width_random_loss,
+)
+from anywidth.integral.tuning import TuneConfig, tune_partition
+from anywidth.measure import evaluate
+from anywidth.train import TrainConfig, recalibrate_bn
+from tests.integral._helpers import random_model
+
+X = torch.randn(4, 3, 8, 8)
+
+
+@pytest.fixture
+def inn(one_thread):
+    return to_integral(random_model("tiny_resnet"), X[:1], IntegralConfig(reorder=False))
+
+
+def test_width_config_validation_and_round_trip():
+    config = WidthTrainConfig(min_ratio=0.4, random_plans=2, consistency=0.1)
+    assert WidthTrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="min_ratio"):
+        WidthTrainConfig(min_ratio=0)
+    with pytest.raises(ValueError, match="random_plans"):
+        WidthTrainConfig(random_plans=-1)
+
+
+def test_random_plans_stay_within_the_range(inn):
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        plan = random_plan(inn, 0.5, gen)
+        for g in inn.resizable:
+            assert -(-g.size // 2) <= plan[g.name] <= g.size
+
+
+def test_width_random_loss_reaches_every_width(inn):
+    loss_fn = width_random_loss(inn, WidthTrainConfig(random_plans=2, consistency=0.5))
+    inn.train()
+    loss, logits = loss_fn(inn, X, torch.tensor([0, 1, 2, 3]))
+    assert torch.isfinite(loss) and logits.shape == (4, 10)
+    loss.backward()
+    grads = [p.grad for p in inn.weight_parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert inn.sizes == {g.name: g.size for g in inn.resizable}  # widths restored
+
+
+def test_lam_scales_are_the_full_width_quadrature_weights(inn):
+    scales = inn.lam_scales()
+    lams = dict(inn.named_lams())
+    assert scales  # every conv/linear weight with a resizable input has one
+    for name, scale in scales.items():
+        assert torch.broadcast_shapes(scale.shape, lams[name].shape) == lams[name].shape
+        assert (scale > 0).all() and (scale <= 1).all()
+    # λ times its scale is the discrete weight at full width (uniform grid, one node a channel)
+    full = inn.discretize()
+    name = next(n for n in scales if n.endswith("weight") and lams[n].dim() == 4)
+    torch.testing.assert_close(lams[name] * scales[name], full[name])
+
+
+@pytest.mark.slow
+def test_width_random_training_teaches_the_narrow_widths(one_thread):
+    loaders = make_loaders("digits", batch_size=64)
+    torch.manual_seed(0)
+    model = create_model("tiny_resnet", in_channels=1)  # untrained: the INN learns from scratch
+    inn = to_integral(model, torch.randn(1, 1, 8, 8), IntegralConfig(reorder=False))
+    width = WidthTrainConfig(min_ratio=0.5, random_plans=1)
+    config = TrainConfig(epochs=3, lr=0.3, weight_decay=1e-4)
+    result = train_integral_(inn, loaders, config, width)
+    history = result.history
+    assert len(history) == 3
+    assert history[-1]["val_accuracy_smallest"] > 0.5  # chance is 0.1
+    assert history[-1]["val_accuracy"] > 0.7
+
+
+def test_tune_partition_moves_only_the_grid_and_bn(inn):
+    loaders = make_loaders("synthetic", batch_size=8, image_shape=(3, 8, 8), num_samples=32)
+    before = copy.deepcopy(dict(inn.named_lams()))
+    plan = inn.width_plan(0.5)
+    tuned = tune_partition(inn, plan, loaders.train, TuneConfig(steps=3, tune_bn=False))
+    assert all(torch.equal(before[n], t) for n, t in inn.named_lams())  # caller untouched
+    assert all(torch.equal(before[n], t) for n, t in tuned.named_lams())  # weights frozen
+    moved = [p for p in tuned.grid_parameters() if not torch.allclose(p, torch.ones_like(p))]
+    assert moved
+    small = recalibrate_bn(tuned.resample(plan), loaders.train)
+    assert torch.isfinite(small(X)).all()
+    assert 0.0 <= evaluate(small, loaders.test)["accuracy"] <= 1.0
