@@ -10,6 +10,7 @@ number of steps spent on BatchNorm γ/β of a pruned model is the fair control
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -100,6 +101,8 @@ def tune_partition(
     sizes = inn.width_plan(plan)
     tuned = copy.deepcopy(inn)
     _trainable_grids_(tuned)
+    # The copy now has trainable grids: say so, or save/load would rebuild uniform ones.
+    tuned.config = dataclasses.replace(tuned.config, partition="trainable")
     params = list(tuned.grid_parameters())
     if config.tune_bn:
         params += _batch_norm_affine(tuned)

@@ -38,11 +38,15 @@ def test_eval_missing_checkpoint(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_reports_the_trained_model(tmp_path, capsys):
-    assert main(["demo", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    args = ["demo", "--epochs", "1", "--inn-epochs", "1", "--tune-steps", "2"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "resnet20 (trained)" in out
-    assert "L1 pruning to 25% MACs" in out
-    assert (tmp_path / "demo.md").read_text().count("|") > 10
+    for method in ("L1 pruning", "INN", "INN + partition tuning", "INN trained, widths random"):
+        assert f"{method} 25%" in out
+    assert (tmp_path / "demo.md").read_text().count("\n") == 1 + 1 + 1 + 16
+    png = (tmp_path / "accuracy_vs_macs.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
 @pytest.fixture(scope="module")

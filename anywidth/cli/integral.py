@@ -1,0 +1,235 @@
+"""`anywidth integrate` and `anywidth resample`: integral neural networks from the command line.
+
+`integrate` converts a zoo checkpoint into an integral model (INN), optionally trains it with
+random widths and tunes its partition, and saves it with `save_integral`. `resample` samples
+a saved INN at a MAC budget or a width ratio and writes an ordinary smaller checkpoint (that
+`anywidth eval` reads) or an ONNX file.
+
+`save_integral` takes metrics but no ``extra``, so the data record that `eval`-style
+commands look for under ``extra["data"]`` is stored as ``metrics["data"]`` in INN files;
+`resample` reads it from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from anywidth.cli._table import format_table, human
+from anywidth.graph import export_onnx
+from anywidth.graph.saving import save_cut_model
+from anywidth.integral import (
+    IntegralConfig,
+    IntegralModel,
+    load_integral,
+    save_integral,
+    to_integral,
+)
+from anywidth.integral.grid import TrainableGrid
+from anywidth.integral.training import WidthTrainConfig, train_integral_
+from anywidth.integral.tuning import TuneConfig, tune_partition
+from anywidth.measure import count_macs, count_params, evaluate
+from anywidth.train import TrainConfig, load_model, recalibrate_bn_
+from anywidth.train.checkpoint import read_checkpoint
+
+__all__ = ["add_integrate", "add_resample"]
+
+# MAC budgets at which `integrate` reports the resampled accuracy.
+_REPORT_MACS = (0.75, 0.5, 0.25)
+_RECALIBRATE_BATCHES = 20
+
+
+def add_integrate(sub: argparse._SubParsersAction) -> None:
+    from anywidth.cli.commands import add_data_options
+
+    p = sub.add_parser(
+        "integrate",
+        help="convert a checkpoint into an integral model (any width, resample later)",
+        description=(
+            "Convert a checkpoint into an integral neural network. --tune-partition moves "
+            "the partitions (grids) and BatchNorm scale/shift functions that every width "
+            "shares, full width included: it favours the --tune-target-macs budget."
+        ),
+    )
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
+    p.add_argument("--out", required=True, help="the integral model, e.g. model.inn.safetensors")
+    p.add_argument("--train-epochs", type=int, default=0, help="epochs of random-width training")
+    p.add_argument("--lr", type=float, default=0.02, help="SGD learning rate for training")
+    p.add_argument("--min-ratio", type=float, default=0.3, help="smallest width in training")
+    p.add_argument("--rule", choices=["trapezoid", "rectangle", "simpson"], default="trapezoid")
+    p.add_argument("--no-reorder", action="store_true", help="keep the channel order")
+    p.add_argument(
+        "--tune-partition",
+        action="store_true",
+        help="tune the shared grids (and BatchNorm γ/β) for --tune-target-macs; "
+        "this changes every width, not only that budget",
+    )
+    p.add_argument("--tune-steps", type=int, default=100)
+    p.add_argument("--tune-target-macs", type=float, default=0.5, help="fraction or absolute")
+    add_data_options(p, default=None)
+    p.set_defaults(run=run_integrate)
+
+
+def run_integrate(args: argparse.Namespace) -> int:
+    from anywidth.cli.commands import loaders_for_checkpoint
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out {out}: use a .safetensors file name")
+    if args.train_epochs < 0:
+        raise ValueError(f"--train-epochs {args.train_epochs} must be >= 0")
+    model, meta = load_model(args.checkpoint)
+    loaders = loaders_for_checkpoint(args, meta)
+    example = next(iter(loaders.test))[0][:1]
+    config = IntegralConfig(rule=args.rule, reorder=not args.no_reorder, seed=args.seed)
+    inn = to_integral(
+        model,
+        example,
+        config,
+        model_name=meta["model"]["name"],
+        model_kwargs=meta["model"]["kwargs"],
+    )
+    if args.train_epochs:
+        train = TrainConfig(
+            epochs=args.train_epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            optimizer="sgd",
+            seed=args.seed,
+        )
+        train_integral_(inn, loaders, train, WidthTrainConfig(min_ratio=args.min_ratio))
+    if args.tune_partition:
+        plan = inn.width_plan(target_macs=args.tune_target_macs)
+        inn = _tuned(inn, plan, loaders.train, TuneConfig(steps=args.tune_steps))
+    inn.eval()
+    rows, metrics = _width_table(inn, example, loaders)
+    metrics["data"] = _data_record(args, meta)
+    save_integral(inn, out, metrics=metrics)
+    print(format_table(["width", "params", "MACs", "test acc %"], rows))
+    print(f"wrote {out}")
+    return 0
+
+
+def _tuned(inn: IntegralModel, plan: dict, data, config: TuneConfig) -> IntegralModel:
+    """`tune_partition`, recorded as a trainable-partition INN so `load_integral` reads it."""
+    tuned = tune_partition(inn, plan, data, config)
+    if any(isinstance(g, TrainableGrid) for g in tuned.grids.values()):
+        # tune_partition swaps every grid for a trainable one; the record must say so.
+        tuned.config = dataclasses.replace(tuned.config, partition="trainable")
+    return tuned
+
+
+def _width_table(inn: IntegralModel, example: torch.Tensor, loaders) -> tuple[list, dict]:
+    """Rows for full width and each `_REPORT_MACS` budget, and the metrics to record."""
+    full = inn.resample(1.0)
+    macs_full = count_macs(full, example)
+    acc = evaluate(full, loaders.test)["accuracy"]
+    rows = [["full", human(count_params(full)), human(macs_full), f"{100 * acc:.2f}"]]
+    metrics: dict[str, Any] = {"test_accuracy": acc, "macs": macs_full}
+    for target in _REPORT_MACS:
+        small = inn.resample(target_macs=target)
+        recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
+        macs = count_macs(small, example)
+        acc = evaluate(small, loaders.test)["accuracy"]
+        label = f"{target:.0%} MACs"
+        rows.append([label, human(count_params(small)), human(macs), f"{100 * acc:.2f}"])
+        metrics[f"test_accuracy_{target:.0%}_macs".replace("%", "pct")] = acc
+    return rows, metrics
+
+
+def _data_record(args: argparse.Namespace, meta: dict) -> dict:
+    """The data the INN was measured on: the options, else what the checkpoint recorded."""
+    recorded = (meta.get("extra") or {}).get("data") or {}
+    if args.data is not None:
+        return {
+            "name": args.data,
+            "root": args.data_root,
+            "image_size": args.image_size,
+            "seed": args.seed,
+        }
+    return {
+        "name": recorded.get("name") or "digits",
+        "root": args.data_root or recorded.get("root"),
+        "image_size": args.image_size or recorded.get("image_size"),
+        "seed": recorded.get("seed", args.seed),
+    }
+
+
+def add_resample(sub: argparse._SubParsersAction) -> None:
+    from anywidth.cli.commands import add_data_options
+
+    p = sub.add_parser("resample", help="sample an integral model at a budget or a ratio")
+    p.add_argument("inn", help="an integral model written by `anywidth integrate`")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
+    target.add_argument("--ratio", type=float, help="the same width ratio for every group")
+    p.add_argument("--allocation", choices=["uniform", "global"], default="uniform")
+    p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
+    p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
+    add_data_options(p, default=None)
+    p.set_defaults(run=run_resample)
+
+
+def run_resample(args: argparse.Namespace) -> int:
+    from anywidth.cli.commands import loaders_for_checkpoint
+
+    out = Path(args.out)
+    if out.suffix not in (".safetensors", ".onnx"):
+        raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
+    meta = read_checkpoint(args.inn).meta
+    data = (meta.get("extra") or {}).get("data") or (meta.get("metrics") or {}).get("data")
+    inn = load_integral(args.inn)
+    if inn.model_name is None:
+        raise ValueError(f"{args.inn}: the integral model records no zoo model name")
+    loaders = loaders_for_checkpoint(args, {"extra": {"data": data}})
+    example = next(iter(loaders.test))[0][:1]
+    plan = inn.width_plan(args.ratio, target_macs=args.target_macs, allocation=args.allocation)
+    full = inn.resample(1.0)
+    small = inn.resample(plan)
+    if not args.no_recalibrate:
+        recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
+    before, after = _measure(full, example, loaders), _measure(small, example, loaders)
+    print(
+        format_table(
+            ["", "params", "MACs", "test acc %"],
+            [
+                ["before", human(before[0]), human(before[1]), f"{100 * before[2]:.2f}"],
+                ["after", human(after[0]), human(after[1]), f"{100 * after[2]:.2f}"],
+            ],
+        )
+    )
+    if out.suffix == ".onnx":
+        export_onnx(small.eval(), example, out)
+    else:
+        sizes = {g.name: plan[g.name] for g in inn.resizable if plan[g.name] != g.size}
+        save_cut_model(
+            out,
+            small,
+            model_name=inn.model_name,
+            model_kwargs=inn.model_kwargs,
+            sizes=sizes,
+            input_shape=tuple(example.shape),
+            metrics={"test_accuracy": after[2], "macs": after[1]},
+            extra={
+                "data": data,
+                "resample": {
+                    "target_macs": args.target_macs,
+                    "ratio": args.ratio,
+                    "allocation": args.allocation,
+                    "recalibrated": not args.no_recalibrate,
+                },
+            },
+        )
+    print(f"wrote {out} ({after[1] / before[1]:.1%} of the MACs)")
+    return 0
+
+
+def _measure(model: nn.Module, example: torch.Tensor, loaders) -> tuple[int, int, float]:
+    """``(params, MACs, test accuracy)`` of ``model``."""
+    acc = evaluate(model, loaders.test)["accuracy"]
+    return count_params(model), count_macs(model, example), acc
