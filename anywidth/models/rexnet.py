@@ -226,11 +226,19 @@ def _rexnet(
     return ReXNet(stem, blocks, head, num_classes, in_channels, small_input, dropout)
 
 
-@register_model
-def rexnet_090(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x0.9: about 4.1M params and 0.35G MACs at 224x224 with 1000 classes.
+def _register(name: str, width_mult: float, params: str, macs: str):
+    """Register ``name`` as the ReXNet of ``width_mult`` (one factory per published width)."""
+
+    def factory(
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        small_input: bool = False,
+        dropout: float = 0.2,
+    ) -> ReXNet:
+        return _rexnet(width_mult, num_classes, in_channels, small_input, dropout)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"""ReXNet x{width_mult}: about {params} params and {macs} MACs at 224x224.
 
     Args:
         num_classes: classifier outputs.
@@ -242,123 +250,17 @@ def rexnet_090(
         A freshly initialised `ReXNet`.
 
     Example:
-        >>> model = rexnet_090(num_classes=10, small_input=True)
+        >>> model = {name}(num_classes=10, small_input=True)
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _rexnet(0.9, num_classes, in_channels, small_input, dropout)
+    return register_model(factory)
 
 
-@register_model
-def rexnet_100(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x1.0: about 4.8M params and 0.40G MACs at 224x224 with 1000 classes.
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input image channels.
-        small_input: stem stride 1 instead of 2, for small images (e.g. 32x32).
-        dropout: dropout probability before the classifier.
-
-    Returns:
-        A freshly initialised `ReXNet`.
-
-    Example:
-        >>> model = rexnet_100(num_classes=10, small_input=True)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return _rexnet(1.0, num_classes, in_channels, small_input, dropout)
-
-
-@register_model
-def rexnet_130(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x1.3: about 7.6M params and 0.66G MACs at 224x224 with 1000 classes.
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input image channels.
-        small_input: stem stride 1 instead of 2, for small images (e.g. 32x32).
-        dropout: dropout probability before the classifier.
-
-    Returns:
-        A freshly initialised `ReXNet`.
-
-    Example:
-        >>> model = rexnet_130(num_classes=10, small_input=True)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return _rexnet(1.3, num_classes, in_channels, small_input, dropout)
-
-
-@register_model
-def rexnet_150(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x1.5: about 9.7M params and 0.88G MACs at 224x224 with 1000 classes.
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input image channels.
-        small_input: stem stride 1 instead of 2, for small images (e.g. 32x32).
-        dropout: dropout probability before the classifier.
-
-    Returns:
-        A freshly initialised `ReXNet`.
-
-    Example:
-        >>> model = rexnet_150(num_classes=10, small_input=True)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return _rexnet(1.5, num_classes, in_channels, small_input, dropout)
-
-
-@register_model
-def rexnet_200(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x2.0: about 16M params and 1.5G MACs at 224x224 with 1000 classes.
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input image channels.
-        small_input: stem stride 1 instead of 2, for small images (e.g. 32x32).
-        dropout: dropout probability before the classifier.
-
-    Returns:
-        A freshly initialised `ReXNet`.
-
-    Example:
-        >>> model = rexnet_200(num_classes=10, small_input=True)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return _rexnet(2.0, num_classes, in_channels, small_input, dropout)
-
-
-@register_model
-def rexnet_300(
-    num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, dropout: float = 0.2
-) -> ReXNet:
-    """ReXNet x3.0: about 34M params and 3.4G MACs at 224x224 with 1000 classes.
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input image channels.
-        small_input: stem stride 1 instead of 2, for small images (e.g. 32x32).
-        dropout: dropout probability before the classifier.
-
-    Returns:
-        A freshly initialised `ReXNet`.
-
-    Example:
-        >>> model = rexnet_300(num_classes=10, small_input=True)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return _rexnet(3.0, num_classes, in_channels, small_input, dropout)
+# Published sizes (Han et al., CVPR 2021); tests assert them within 3%.
+rexnet_090 = _register("rexnet_090", 0.9, "4.1M", "0.35G")
+rexnet_100 = _register("rexnet_100", 1.0, "4.8M", "0.40G")
+rexnet_130 = _register("rexnet_130", 1.3, "7.6M", "0.66G")
+rexnet_150 = _register("rexnet_150", 1.5, "9.7M", "0.88G")
+rexnet_200 = _register("rexnet_200", 2.0, "16M", "1.5G")
+rexnet_300 = _register("rexnet_300", 3.0, "34M", "3.4G")
