@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._types import ChannelGroup, PlanError
 
-__all__ = ["Sizer", "cut_tensors", "install_tensors", "resize_modules", "rewrite_graph"]
+__all__ = [
+    "Sizer",
+    "check_replacements",
+    "clone_other_tensors",
+    "copy_structure",
+    "cut_tensors",
+    "install_tensors",
+    "resize_modules",
+    "rewrite_graph",
+]
 
 
 class Sizer:
@@ -29,45 +40,60 @@ class Sizer:
         return total * block
 
 
-def get_tensor(module: nn.Module, name: str) -> torch.Tensor:
-    owner, _, attr = name.rpartition(".")
-    return getattr(module.get_submodule(owner) if owner else module, attr)
-
-
 def cut_tensors(
-    module: nn.Module, groups: Mapping[str, ChannelGroup], keep: Mapping[str, list[int]]
-) -> dict[str, torch.Tensor]:
-    """The cut version of every parameter/buffer that holds channels of a cut group."""
+    module: nn.Module,
+    groups: Mapping[str, ChannelGroup],
+    keep: Mapping[str, list[int]],
+    skip: Collection[str] = (),
+) -> tuple[dict[str, torch.Tensor], dict[str, tuple[int, ...]]]:
+    """The cut version of every parameter/buffer that holds channels of a cut group.
+
+    Returns:
+        ``(tensors, shapes)``: the sliced tensors, leaving out the names in ``skip`` (the
+        caller replaces those), and the shape after the cut of every tensor that changes.
+    """
+    modules = dict(module.named_modules(remove_duplicate=False))
+
+    def tensor_of(name: str) -> torch.Tensor:
+        owner, _, attr = name.rpartition(".")
+        return getattr(modules[owner], attr)
+
+    shapes: dict[str, list[int]] = {}
     masks: dict[tuple[str, int], torch.Tensor] = {}
     for gname, kept in keep.items():
         group = groups[gname]
         for m in group.members:
-            length = get_tensor(module, m.name).shape[m.dim]
+            length = tensor_of(m.name).shape[m.dim]
+            shape = shapes.setdefault(m.name, list(tensor_of(m.name).shape))
+            shape[m.dim] -= (group.size - len(kept)) * m.block  # shape after the cut
+            if m.name in skip:
+                continue
             mask = masks.setdefault((m.name, m.dim), torch.ones(length, dtype=torch.bool))
             mask[m.offset : m.offset + group.size * m.block] = False
             mask[m.indices(kept)] = True
     out: dict[str, torch.Tensor] = {}
     for (name, dim), mask in masks.items():
-        tensor = out.get(name, get_tensor(module, name))
+        tensor = out.get(name, tensor_of(name))
         index = mask.nonzero().squeeze(1).to(tensor.device)
         out[name] = tensor.detach().index_select(dim, index)
-    return out
+    return out, {name: tuple(shape) for name, shape in shapes.items()}
 
 
 def check_replacements(
-    module: nn.Module, cut: dict[str, torch.Tensor], replace: Mapping[str, torch.Tensor]
+    module: nn.Module, shapes: Mapping[str, tuple[int, ...]], replace: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Validate caller-supplied tensors against the shapes the cut gives; merge them in."""
+    """Caller-supplied tensors, checked against the shapes after the cut (``shapes``, else
+    the current shape) and cast to the dtype and device of the tensors they replace."""
     names = dict(module.named_parameters(remove_duplicate=False))
     names.update(module.named_buffers(remove_duplicate=False))
-    out = dict(cut)
+    out = {}
     for name, tensor in replace.items():
         if name not in names:
             from anywidth.graph.groups import _suggest
 
             raise PlanError(f"replacement for unknown tensor {name!r}{_suggest(name, list(names))}")
         old = names[name]
-        expected = tuple(out[name].shape) if name in out else tuple(old.shape)
+        expected = shapes.get(name, tuple(old.shape))
         if tuple(tensor.shape) != expected:
             raise PlanError(
                 f"replacement for {name!r} has shape {tuple(tensor.shape)}, expected "
@@ -78,15 +104,64 @@ def check_replacements(
 
 
 def install_tensors(module: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Put new tensors in place, as parameters or buffers like the ones they replace."""
+    """Put copies of new tensors in place, as parameters or buffers like the ones they replace."""
     for name, tensor in tensors.items():
         owner_name, _, attr = name.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
         old = getattr(owner, attr)
         if isinstance(old, nn.Parameter):
-            setattr(owner, attr, nn.Parameter(tensor.clone(), requires_grad=old.requires_grad))
+            owner._parameters[attr] = nn.Parameter(tensor.clone(), requires_grad=old.requires_grad)
         else:
             owner._buffers[attr] = tensor.clone()
+
+
+def copy_structure(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` and of every submodule in it, sharing their tensors for now.
+
+    Much faster than ``copy.deepcopy``: each module object is copied shallowly, with fresh
+    dictionaries (parameters, buffers, children, hooks) and lists, so changing the copy's
+    attributes or replacing its tensors leaves ``model`` alone. The tensors themselves are
+    still the originals: replace or clone every one of them (`install_tensors`,
+    `clone_other_tensors`). Models with parametrizations (``torch.nn.utils.parametrize``)
+    are deep-copied instead.
+    """
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        return copy.deepcopy(model)
+    copies: dict[int, nn.Module] = {}
+
+    def one(module: nn.Module) -> nn.Module:
+        if id(module) in copies:  # a module used twice stays one module
+            return copies[id(module)]
+        new = object.__new__(type(module))
+        state = {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(module).items()}
+        state["_modules"] = {k: None if v is None else one(v) for k, v in module._modules.items()}
+        object.__setattr__(new, "__dict__", state)
+        copies[id(module)] = new
+        return new
+
+    return one(model)
+
+
+def clone_other_tensors(module: nn.Module, done: Collection[str]) -> None:
+    """Give ``module`` its own copy of every parameter and buffer not named in ``done``.
+
+    Tensors shared by several modules (tied weights) stay shared, as one copy.
+    """
+    clones: dict[int, torch.Tensor] = {}
+    for owner_name, owner in module.named_modules(remove_duplicate=False):
+        prefix = f"{owner_name}." if owner_name else ""
+        for table in (owner._parameters, owner._buffers):
+            for attr, tensor in table.items():
+                if tensor is None or f"{prefix}{attr}" in done:
+                    continue
+                if id(tensor) not in clones:
+                    if isinstance(tensor, nn.Parameter):
+                        clones[id(tensor)] = nn.Parameter(
+                            tensor.detach().clone(), requires_grad=tensor.requires_grad
+                        )
+                    else:
+                        clones[id(tensor)] = tensor.clone()
+                table[attr] = clones[id(tensor)]
 
 
 Resizer = Callable[[nn.Module, dict[str, Any], Sizer], None]
@@ -148,19 +223,19 @@ def _layer_norm(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
     m.normalized_shape = tuple(shape)
 
 
-def resize_modules(gm: fx.GraphModule, ax: Analyzer, size: Sizer) -> None:
+def resize_modules(root: nn.Module, ax: Analyzer, size: Sizer) -> None:
     """Update in/out channel attributes of every layer the analysis recorded."""
     for name, io in ax.module_io.items():
-        module = gm.get_submodule(name)
+        module = root.get_submodule(name)
         for cls in type(module).__mro__:
             if cls in _RESIZERS:
                 _RESIZERS[cls](module, io, size)
                 break
 
 
-def rewrite_graph(gm: fx.GraphModule, ax: Analyzer, size: Sizer) -> None:
+def rewrite_graph(graph: fx.Graph, ax: Analyzer, size: Sizer) -> None:
     """Recompute graph constants that hold channel counts (slices, split sizes, shapes)."""
-    nodes = {n.name: n for n in gm.graph.nodes}
+    nodes = {n.name: n for n in graph.nodes}
     for kind, name, *data in ax.rewrites:
         node = nodes[name]
         if kind == "slice":
@@ -179,7 +254,6 @@ def rewrite_graph(gm: fx.GraphModule, ax: Analyzer, size: Sizer) -> None:
             node.kwargs = {"dim": dim}
         elif kind == "reshape":
             _rewrite_shape(node, *data, size=size)
-    gm.recompile()
 
 
 def _rewrite_shape(node: fx.Node, dim: int, slot: int, block: int, size: Sizer) -> None:

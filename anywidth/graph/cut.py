@@ -16,6 +16,8 @@ from anywidth.graph._analysis import Analyzer, analyze
 from anywidth.graph._resize import (
     Sizer,
     check_replacements,
+    clone_other_tensors,
+    copy_structure,
     cut_tensors,
     install_tensors,
     resize_modules,
@@ -25,7 +27,7 @@ from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import collect, lookup, resolve_groups
 
-__all__ = ["cut"]
+__all__ = ["Cutter", "cut"]
 
 
 def cut(
@@ -47,13 +49,15 @@ def cut(
     except where a layer normalises across channels (LayerNorm over channels, GroupNorm),
     whose statistics are then taken over the kept channels.
 
-    The result is a ``torch.fx.GraphModule`` traced from a deep copy of ``model`` (in eval
-    mode): its submodules are the deep-copied originals (``nn.Conv2d``, ``nn.Sequential``...)
-    with smaller weights, under the same names, so ``small.layer1[0].conv1`` and the
-    ``state_dict`` keys are unchanged. Python-level code of ``forward`` is frozen as traced:
-    branches on ``self.training`` take their eval path, and channel counts written in it
-    (``out[:, :self.c_in]``) are replaced by the new ones. Methods other than ``forward``
-    are not carried over. The caller's model is not changed.
+    The result is a ``torch.fx.GraphModule`` of ``model`` traced in eval mode: its
+    submodules are copies of the originals (``nn.Conv2d``, ``nn.Sequential``...) that share
+    no tensor with them, with smaller weights, under the same names, so
+    ``small.layer1[0].conv1`` and the ``state_dict`` keys are unchanged. Python-level code
+    of ``forward`` is frozen as traced: branches on ``self.training`` take their eval path,
+    and channel counts written in it (``out[:, :self.c_in]``) are replaced by the new ones.
+    Methods other than ``forward`` are not carried over. The caller's model is not changed.
+    To cut one model to many plans, make a `Cutter` once: it keeps the trace and analysis
+    that every call of `cut` redoes.
 
     Args:
         model: the network to cut.
@@ -79,19 +83,66 @@ def cut(
         >>> small.layer1[0].conv1.out_channels
         8
     """
-    ax = analyze(model, example_input, quiet=groups is not None)
-    collected = collect(ax)
-    by_name = resolve_groups(collected, groups)
-    plan = _check_keep(by_name, keep)
-    new = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
-    tensors = cut_tensors(new, by_name, plan)
-    install_tensors(new, check_replacements(new, tensors, replace or {}))
-    sizer = Sizer(ax, collected.name_of_root, {name: len(idx) for name, idx in plan.items()})
-    resize_modules(new, ax, sizer)
-    rewrite_graph(new, ax, sizer)
-    _check_runs(new, example_input, ax)
-    new.training = model.training
-    return new
+    return Cutter(model, example_input, groups=groups)(keep, replace=replace)
+
+
+class Cutter:
+    """`cut` for one model, many times: the trace and channel analysis are done once, here.
+
+    Use it where one model is cut to many plans (budget searches, INN resampling). Each call
+    copies the model's tensors as they are at that call, so weights may change between
+    calls; the model's structure (its modules and forward) must not.
+
+    Args:
+        model: the network to cut.
+        example_input: a tensor (or tuple) of the shape the model expects.
+        groups: the result of `channel_groups` for this model and input; computed when
+            omitted.
+
+    Raises:
+        GraphError: the model cannot be traced.
+        PlanError: ``groups`` do not belong to this model and input.
+
+    Example:
+        >>> cutter = Cutter(model, x)
+        >>> smalls = [cutter(keep_first(groups, plan)) for plan in plans]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: torch.Tensor | tuple,
+        *,
+        groups: Iterable[ChannelGroup] | None = None,
+    ) -> None:
+        self.model, self.example_input = model, example_input
+        self._ax = analyze(model, example_input, quiet=groups is not None)
+        self._collected = collect(self._ax)
+        self._by_name = resolve_groups(self._collected, groups)
+
+    def __call__(
+        self,
+        keep: Mapping[str, Sequence[int] | torch.Tensor],
+        *,
+        replace: Mapping[str, torch.Tensor] | None = None,
+    ) -> fx.GraphModule:
+        """The smaller model for ``keep``; arguments and result as in `cut`."""
+        ax, model = self._ax, self.model
+        plan = _check_keep(self._by_name, keep)
+        replace = replace or {}
+        root = copy_structure(model)
+        tensors, shapes = cut_tensors(root, self._by_name, plan, skip=set(replace))
+        tensors.update(check_replacements(root, shapes, replace))
+        install_tensors(root, tensors)
+        clone_other_tensors(root, set(tensors))
+        sizer = Sizer(ax, self._collected.name_of_root, {n: len(i) for n, i in plan.items()})
+        resize_modules(root, ax, sizer)
+        graph = copy.deepcopy(ax.gm.graph)
+        rewrite_graph(graph, ax, sizer)
+        new = graph_module(root, graph)
+        _check_runs(new, self.example_input, ax)
+        new.training = model.training
+        return new
 
 
 def _check_keep(

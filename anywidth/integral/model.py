@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, fx, nn
 from torch.func import functional_call
 
-from anywidth.graph import ChannelGroup, WidthCost, cut, keep_first
+from anywidth.graph import ChannelGroup, WidthCost, keep_first
 from anywidth.graph.budget import Budget
+from anywidth.graph.cut import Cutter
 from anywidth.graph.groups import lookup
 from anywidth.integral import _plans
 from anywidth.integral._layout import (
@@ -73,6 +74,8 @@ class _Aux:
         self.cost: WidthCost | None = None
         self.cache: dict[tuple, dict[str, Tensor]] = {}
         self.converted: dict[torch.dtype, tuple[nn.Module, object]] = {}
+        self.cutters: dict[torch.dtype, Cutter] = {}
+        self.batch_stats = False  # see IntegralModel.batch_norm_train_
 
     def clear(self) -> None:
         self.cache.clear()
@@ -427,11 +430,17 @@ class IntegralModel(nn.Module):
         """The source model's forward pass at the current sizes (see `at`, `set_sizes_`)."""
         plan = self._sizes
         skeleton = self._aux.skeletons.get(plan)
-        if skeleton.training != self.training:  # only this module changes its modes
+        modes = (self.training, self._aux.batch_stats)
+        if getattr(skeleton, "_anywidth_modes", None) != modes:  # only this module sets them
             skeleton.train(self.training)
-        if self.training or not self._frozen():
+            for m in skeleton.modules():
+                if self._aux.batch_stats and isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.train()
+            skeleton._anywidth_modes = modes
+        if self.training or self._aux.batch_stats or not self._frozen():
             if self.training:
                 self.clear_cache()
+            # Fresh tensors: BatchNorm's running-statistics updates land on these copies.
             return functional_call(skeleton, self.discretize(plan), inputs)
         key = (tuple(sorted(plan.items())), self._versions())
         if getattr(skeleton, "_anywidth_installed", None) != key:
@@ -441,7 +450,19 @@ class IntegralModel(nn.Module):
 
     def train(self, mode: bool = True) -> IntegralModel:
         self.clear_cache()
+        self._aux.batch_stats = False
         return super().train(mode)
+
+    def batch_norm_train_(self) -> IntegralModel:
+        """Eval mode, except that BatchNorm normalises with batch statistics; in place.
+
+        What `anywidth.train.tune_` does to a plain model's layers: partition tuning then
+        sees the statistics that recalibrating the resampled model will give it. Running
+        statistics are not updated. ``train()`` or ``eval()`` ends it.
+        """
+        self.eval()
+        self._aux.batch_stats = True
+        return self
 
     # -- export --------------------------------------------------------------------------
     def resample(
@@ -479,10 +500,16 @@ class IntegralModel(nn.Module):
         )
         tensors = self._cached(sizes, (tuple(sorted(sizes.items())), self._versions()))
         like = self.lam.float_like()
-        source, example = self._source_as(like.dtype)
         keep = keep_first(self.groups, sizes)
-        small = cut(source, example, keep, groups=list(self.groups), replace=tensors)
+        small = self._cutter(like.dtype)(keep, replace=tensors)
         return small.to(like.device).train(self.training)
+
+    def _cutter(self, dtype: torch.dtype) -> Cutter:
+        """The `Cutter` of the source in ``dtype``, made on first use (it traces once)."""
+        if dtype not in self._aux.cutters:
+            source, example = self._source_as(dtype)
+            self._aux.cutters[dtype] = Cutter(source, example, groups=list(self.groups))
+        return self._aux.cutters[dtype]
 
     def _source_as(self, dtype: torch.dtype) -> tuple[nn.Module, object]:
         """The source model and example input in ``dtype`` (the INN may have been cast)."""

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anywidth.graph import PlanError, channel_groups, cut, keep_first
+from anywidth.graph.cut import Cutter
 from anywidth.measure import count_params
 from tests.graph import _models as M
 from tests.graph._helpers import masked_forward, randomize_, rel_err
@@ -150,6 +151,55 @@ def test_cut_leaves_the_caller_model_alone_and_keeps_its_mode():
     assert small.training and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.conv2.out_channels == 6
+
+
+def test_cut_model_shares_no_tensor_with_the_caller():
+    model = _model(M.Projection)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    small = cut(model, X, {"conv2:out": [0, 1]})  # conv1 and the head are not cut
+    with torch.no_grad():
+        for tensor in list(small.parameters()) + list(small.buffers()):
+            tensor.add_(1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    small.conv1.new_attribute = 1
+    assert not hasattr(model.conv1, "new_attribute")
+
+
+def test_tied_weights_stay_tied_in_the_cut_model():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 3, 1)
+            self.b = nn.Conv2d(3, 3, 1)
+            self.b.weight = self.a.weight
+            self.head = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return self.head(self.b(self.a(x)))
+
+    model = _model(Tied)
+    small = cut(model, X, {})
+    assert small.a.weight is small.b.weight and small.a.weight is not model.a.weight
+    assert rel_err(small(X), model(X)) == 0
+
+
+@pytest.mark.parametrize("factory, keep", [c[1:] for c in CASES[:6]], ids=[c[0] for c in CASES[:6]])
+def test_cutter_equals_cut_for_many_plans(factory, keep, caplog):
+    model = _model(factory)
+    with caplog.at_level(logging.ERROR):
+        groups = channel_groups(model, X)
+        cutter = Cutter(model, X, groups=groups)
+        smalls = [cutter(keep), cutter({}), cutter(keep)]
+        expected = model(X)
+        with torch.no_grad():  # later calls see the weights as they are then
+            for p in model.parameters():
+                p.mul_(2)
+        later = cutter(keep)
+        fresh = cut(model, X, keep, groups=groups)
+    assert smalls[0] is not smalls[2] and rel_err(smalls[0](X), smalls[2](X)) == 0
+    assert rel_err(smalls[1](X), expected) == 0
+    assert rel_err(later(X), fresh(X)) == 0
+    assert rel_err(later(X), masked_forward(model, X, groups, keep)) <= 1e-5
 
 
 @pytest.fixture(scope="module")
