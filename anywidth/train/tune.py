@@ -30,8 +30,15 @@ def distillation_loss(
 
 
 def _batch_norm_train_rest_eval(model: nn.Module) -> None:
-    """BatchNorm uses batch statistics (as after recalibration); dropout stays off."""
+    """BatchNorm uses batch statistics (as after recalibration); dropout stays off.
+
+    A model that hides its layers (an `anywidth.integral.IntegralModel`) does this through
+    its own ``batch_norm_train_()``.
+    """
     model.eval()
+    if callable(getattr(model, "batch_norm_train_", None)):
+        model.batch_norm_train_()
+        return
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.train()

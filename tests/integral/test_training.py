@@ -93,3 +93,27 @@ def test_tune_partition_moves_only_the_grid_and_bn(inn):
     small = recalibrate_bn(tuned.resample(plan), loaders.train)
     assert torch.isfinite(small(X)).all()
     assert 0.0 <= evaluate(small, loaders.test)["accuracy"] <= 1.0
+
+
+def _batch_norm_train(model):
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.train()
+    return model
+
+
+def test_batch_norm_train_uses_batch_statistics_and_keeps_running_ones(inn):
+    plan = inn.width_plan(0.5)
+    before = copy.deepcopy(dict(inn.named_lams()))
+    with torch.no_grad():
+        expected = _batch_norm_train(inn.resample(plan))(X)
+        with inn.at(plan):
+            out = inn.batch_norm_train_()(X)
+            again = inn(X)  # no running statistics were updated in between
+    assert torch.allclose(out, expected, atol=1e-5) and torch.equal(out, again)
+    assert all(torch.equal(before[n], t) for n, t in inn.named_lams())
+    inn.eval()  # ends it: running statistics again
+    with torch.no_grad(), inn.at(plan):
+        assert torch.allclose(inn(X), inn.resample(plan).eval()(X), atol=1e-5)
+        assert not torch.allclose(inn(X), expected, atol=1e-3)
