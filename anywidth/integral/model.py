@@ -12,8 +12,8 @@ Eval-mode cache: when no gradient can reach the model (under ``torch.no_grad()``
 ``torch.inference_mode()``, or with every λ and grid parameter frozen), the discretized
 tensors of a plan are installed into the skeleton, which is then called directly, so
 inference costs what the plain model costs. They are reused while the stored tensors are
-unchanged: the key holds each tensor's storage and in-place version counter, so optimizer
-steps, ``load_state_dict`` and ``.to()`` invalidate it. Changes made through ``.data``
+unchanged: the key holds each tensor's in-place version counter, so optimizer steps
+invalidate it, and ``load_state_dict`` and ``.to()`` empty the cache. Changes made through ``.data``
 bypass version counters: call `IntegralModel.clear_cache` after those. With gradients
 enabled and trainable tensors (training, or tuning a partition in eval mode) every forward
 discretizes anew; ``train()``/``eval()`` and every training-mode forward empty the cache.
@@ -76,9 +76,11 @@ class _Aux:
         self.converted: dict[torch.dtype, tuple[nn.Module, object]] = {}
         self.cutters: dict[torch.dtype, Cutter] = {}
         self.batch_stats = False  # see IntegralModel.batch_norm_train_
+        self.tracked: list[Tensor] | None = None  # see IntegralModel._versions
 
     def clear(self) -> None:
         self.cache.clear()
+        self.tracked = None
         self.skeletons.forget_installed()
 
 
@@ -400,9 +402,11 @@ class IntegralModel(nn.Module):
             out[name] = value.clone() if value is lam and not layout.is_param else value
         return out
 
-    def _versions(self) -> tuple:
-        tensors = list(self.lam.tensors().values()) + list(self.grids.parameters())
-        return tuple((t.data_ptr(), t._version, t.requires_grad) for t in tensors)
+    def _versions(self) -> tuple[int, ...]:
+        """In-place version counters of every λ and grid tensor (the eval cache's key)."""
+        if self._aux.tracked is None:  # the tensor objects change only through clear_cache
+            self._aux.tracked = list(self.lam.tensors().values()) + list(self.grids.parameters())
+        return tuple([t._version for t in self._aux.tracked])
 
     def _frozen(self) -> bool:
         """True when no gradient can reach λ or the grids from this call."""
@@ -423,8 +427,23 @@ class IntegralModel(nn.Module):
         return cache[key]
 
     def clear_cache(self) -> None:
-        """Forget the eval-mode tensors (needed only after changes made through ``.data``)."""
+        """Forget the eval-mode tensors.
+
+        Needed only after changes the module cannot see: through ``.data``, or by putting
+        new tensor or grid objects in place by hand. ``.to()``, ``load_state_dict``,
+        ``train()`` and ``eval()`` call it.
+        """
         self._aux.clear()
+
+    def _apply(self, fn, recurse: bool = True):
+        self.clear_cache()  # .to(), .double()...: new tensor objects
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:
+            self.clear_cache()
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """The source model's forward pass at the current sizes (see `at`, `set_sizes_`)."""

@@ -58,6 +58,7 @@ def _trainable_grids_(inn: IntegralModel) -> None:
     for key, grid in list(inn.grids.items()):
         if isinstance(grid, UniformGrid):
             inn.grids[key] = make_grid("trainable", grid.size, dtype=inn.dtype)
+    inn.clear_cache()  # new grid objects
 
 
 def _batch_norm_affine(inn: IntegralModel) -> list[nn.Parameter]:
