@@ -130,10 +130,17 @@ def resample_rows(name: str, inn: IntegralModel, repeats: int) -> list[list]:
 
         return call
 
-    t = interleaved({"ratio": cold(plan=0.5), "macs": cold(target_macs=0.5)}, repeats)
+    def first() -> object:
+        inn.clear_cache()
+        inn._aux.cutters.clear()  # as on a freshly converted or loaded INN
+        return inn.resample(0.5)
+
+    fns = {"ratio": cold(plan=0.5), "macs": cold(target_macs=0.5), "first": first}
+    t = interleaved(fns, repeats)
     return [
         row(name, "resample(0.5) + export (cold cache)", t["ratio"], None, 0.1),
         row(name, "resample(target_macs=0.5) + export (cold cache)", t["macs"], None, 0.1),
+        row(name, "  first resample of an INN (traces the source)", t["first"], None, None),
     ]
 
 
@@ -173,8 +180,10 @@ shared (load average before the run, 1/5/15 min: {load}), so single numbers are 
   The 50% rows compare `with inn.at(0.5): inn(x)` with `inn.resample(0.5)`, timed apart
   from the full-width rows (steady state at one width: no re-install between calls).
   Largest |output difference| INN vs plain over these checks: {diff:.2e}.
-- Resample: `inn.resample(...)` returns a plain fx.GraphModule (discretize + `cut`);
-  `clear_cache()` before every call, {args.repeats} repeats after one warm-up.
+- Resample: `inn.resample(...)` returns a plain fx.GraphModule (discretize + `Cutter`);
+  `clear_cache()` before every call, {args.repeats} repeats after one warm-up. The INN
+  traces and analyses its source once, on its first resample (the "first resample" row
+  repeats that cost); later resamples reuse it.
 - Conversion: `to_integral(model, x[:1], IntegralConfig())`, {args.conversion_repeats} repeats.
   Channel-ordering time and open-path length against LKH-3 (elkai) for 64..512 channels:
   see benchmarks/results/integral_ordering.md.

@@ -9,7 +9,7 @@ For resnet20 and resnet56 trained on the bundled digits, at 75/50/35/25% of the 
 - the INN (converted, channels ordered) resampled at the budget;
 - the INN resampled after partition tuning (grids + BatchNorm γ/β functions, weights frozen);
 - the INN trained once with random widths (sandwich rule + in-place distillation), then
-  resampled at each budget.
+  resampled at each budget, as it is and after partition tuning for that budget.
 
 Every model is measured as it comes out ("as is") and after BatchNorm recalibration on 20
 training batches. No row fine-tunes weights for its budget; the trained INN was trained once
@@ -85,9 +85,12 @@ def run_model(name: str, epochs: int, steps: int, inn_epochs: int) -> list[list[
     config = TrainConfig(epochs=inn_epochs, lr=0.02, weight_decay=5e-4)
     train_integral_(inn, loaders, config, WidthTrainConfig(min_ratio=0.3))
     for budget in BUDGETS:
-        small = inn.resample(target_macs=budget)
-        rows.append(row(name, f"INN trained {inn_epochs} ep., random widths", budget, small, x,
-                        full_macs, loaders))  # fmt: skip
+        plan = inn.width_plan(target_macs=budget)
+        rows.append(row(name, f"INN trained {inn_epochs} ep., random widths", budget,
+                        inn.resample(plan), x, full_macs, loaders))  # fmt: skip
+        tuned = tune_partition(inn, plan, loaders.train, TuneConfig(steps=steps))
+        rows.append(row(name, f"INN trained {inn_epochs} ep. + partition tuning {steps} steps",
+                        budget, tuned.resample(plan), x, full_macs, loaders))  # fmt: skip
     return rows
 
 
@@ -96,7 +99,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--steps", type=int, default=100, help="tuning steps (both kinds)")
-    parser.add_argument("--inn-epochs", type=int, default=6)
+    parser.add_argument("--inn-epochs", type=int, default=20)
     args = parser.parse_args()
     torch.manual_seed(0)
     rows = []

@@ -205,6 +205,10 @@ def sample_tensor(
     """
     out = lam
     for d in layout.dims:
+        if not d.integrated and all(
+            s.group is None or samplers[s.group].points is None for s in d.segments
+        ):
+            continue  # every run is read at its nodes: the dimension is λ as stored
 
         def one(chunk: Tensor, seg: Segment, d: DimLayout = d) -> Tensor:
             c = chunk.unflatten(d.dim, (seg.nodes, seg.block))  # (..., nodes, block, ...)
