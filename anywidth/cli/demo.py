@@ -3,8 +3,9 @@
 Trains a resnet20 on scikit-learn's bundled digits, then makes it smaller at 75/50/35/25%
 of its MACs without fine-tuning the weights, five ways: L1 pruning, the INN resampled, the
 INN resampled after partition tuning, the INN trained once with random widths then
-resampled, and that trained INN resampled after partition tuning. Every smaller model gets its BatchNorm statistics recalibrated. Prints one
-table and writes it with a plot of accuracy against MACs.
+resampled, and that trained INN resampled after partition tuning. Every smaller model gets
+its BatchNorm statistics recalibrated. Prints one table and writes it with a plot of
+accuracy against MACs.
 """
 
 from __future__ import annotations
