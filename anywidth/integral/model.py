@@ -10,11 +10,13 @@ forward pass runs those tensors through one width-agnostic skeleton of the sourc
 
 Eval-mode cache: when no gradient can reach the model (under ``torch.no_grad()`` or
 ``torch.inference_mode()``, or with every λ and grid parameter frozen), the discretized
-tensors of a plan are installed into the skeleton, which is then called directly, so
-inference costs what the plain model costs. They are reused while the stored tensors are
-unchanged: the key holds each tensor's in-place version counter, so optimizer steps
-invalidate it, and ``load_state_dict`` and ``.to()`` empty the cache. Changes made through ``.data``
-bypass version counters: call `IntegralModel.clear_cache` after those. With gradients
+tensors of a plan are computed once and run by a copy of the source's own modules resized
+to the plan (`anywidth.graph.cut.Cutter.eager`, used when it reproduces the skeleton's
+outputs; else the skeleton holding the tensors), so inference costs what the plain model
+costs. They are reused while the stored tensors are unchanged: the key holds each tensor's
+in-place version counter, so optimizer steps invalidate it, and ``load_state_dict`` and
+``.to()`` empty the cache. Changes made through ``.data`` bypass version counters: call
+`IntegralModel.clear_cache` after those. With gradients
 enabled and trainable tensors (training, or tuning a partition in eval mode) every forward
 discretizes anew; ``train()``/``eval()`` and every training-mode forward empty the cache.
 
@@ -77,9 +79,11 @@ class _Aux:
         self.cutters: dict[torch.dtype, Cutter] = {}
         self.batch_stats = False  # see IntegralModel.batch_norm_train_
         self.tracked: list[Tensor] | None = None  # see IntegralModel._versions
+        self.runners: dict[tuple, nn.Module] = {}  # see IntegralModel._eval_runner
 
     def clear(self) -> None:
         self.cache.clear()
+        self.runners.clear()
         self.tracked = None
         self.skeletons.forget_installed()
 
@@ -422,7 +426,9 @@ class IntegralModel(nn.Module):
             with torch.no_grad():
                 tensors = self.discretize(plan)
             if len(cache) >= _CACHE_SIZE:
-                cache.pop(next(iter(cache)))
+                oldest = next(iter(cache))
+                cache.pop(oldest)
+                self._aux.runners.pop(oldest, None)
             cache[key] = tensors
         return cache[key]
 
@@ -462,10 +468,39 @@ class IntegralModel(nn.Module):
             # Fresh tensors: BatchNorm's running-statistics updates land on these copies.
             return functional_call(skeleton, self.discretize(plan), inputs)
         key = (tuple(sorted(plan.items())), self._versions())
-        if getattr(skeleton, "_anywidth_installed", None) != key:
+        runner = self._aux.runners.get(key)
+        if runner is None:
+            runner = self._eval_runner(plan, key)
+        elif runner is skeleton and getattr(skeleton, "_anywidth_installed", None) != key:
             install(skeleton, self._cached(plan, key))
             skeleton._anywidth_installed = key
-        return skeleton(*inputs)
+        return runner(*inputs)
+
+    def _eval_runner(self, plan: dict[str, int], key: tuple) -> nn.Module:
+        """What eval-mode calls at ``plan`` run: the source's own class, resized, if it can.
+
+        `Cutter.eager` gives a copy of the source's modules holding the plan's tensors, which
+        runs the source's own forward without the skeleton's fx dispatch; it is used only if
+        it gives the skeleton's outputs on the example input. Otherwise the skeleton runs,
+        with the tensors installed.
+        """
+        tensors = self._cached(plan, key)
+        skeleton = self._aux.skeletons.get(plan)
+        install(skeleton, tensors)
+        skeleton._anywidth_installed = key
+        like = self.lam.float_like()
+        eager = self._cutter(like.dtype).eager(keep_first(self.groups, plan), replace=tensors)
+        runner = skeleton
+        if eager is not None:
+            eager = eager.to(like.device).eval()
+            example = _cast_input(self._aux.example_input, like.dtype)
+            inputs = example if isinstance(example, tuple) else (example,)
+            inputs = tuple(t.to(like.device) if isinstance(t, Tensor) else t for t in inputs)
+            with torch.no_grad():
+                if _same_outputs(eager(*inputs), skeleton(*inputs)):
+                    runner = eager
+        self._aux.runners[key] = runner
+        return runner
 
     def train(self, mode: bool = True) -> IntegralModel:
         self.clear_cache()
@@ -547,6 +582,17 @@ class IntegralModel(nn.Module):
             f"rule={self.config.rule!r}, partition={self.config.partition!r}, "
             f"resized_groups={changed}"
         )
+
+
+def _same_outputs(a, b) -> bool:
+    """Equal output structures whose tensors agree to float rounding."""
+    left, right = [], []
+    fx.node.map_aggregate(a, lambda v: left.append(v) if isinstance(v, Tensor) else None)
+    fx.node.map_aggregate(b, lambda v: right.append(v) if isinstance(v, Tensor) else None)
+    return len(left) == len(right) and all(
+        x.shape == y.shape and torch.allclose(x, y, rtol=1e-4, atol=1e-5 * float(y.abs().max()))
+        for x, y in zip(left, right, strict=True)
+    )
 
 
 def _cast_input(example, dtype: torch.dtype):

@@ -295,3 +295,24 @@ def test_unknown_op_warning_is_not_repeated_when_groups_are_passed(caplog):
         assert [r.message.count("'mystery'") for r in caplog.records] == [1]
         cut(model, X, {"b:out": [0]})
     assert len(caplog.records) == 2
+
+
+def test_cutter_eager_runs_the_models_own_forward():
+    model = _model(M.Projection)
+    groups = channel_groups(model, X)
+    keep = {"conv1:out": [4], "conv2:out": [0, 1, 5]}
+    cutter = Cutter(model, X, groups=groups)
+    eager = cutter.eager(keep)
+    assert type(eager) is M.Projection and not isinstance(eager, torch.fx.GraphModule)
+    assert eager.conv2.out_channels == 3
+    assert rel_err(eager(X), cutter(keep)(X)) <= 1e-12
+    assert rel_err(eager(X), masked_forward(model, X, groups, keep)) <= 1e-5
+    assert model.conv2.out_channels == 6 and eager.conv2.weight is not model.conv2.weight
+
+
+def test_cutter_eager_declines_when_the_forward_holds_channel_counts():
+    model = _model(M.PartialResidual)  # out[:, :c] in forward: only the graph is rewritten
+    cutter = Cutter(model, X)
+    keep = {"stem:out": [1, 3], "conv:out[4:7]": [0, 2]}
+    assert cutter.eager(keep) is None
+    assert cutter(keep)(X).shape == model(X).shape

@@ -129,6 +129,18 @@ def test_eval_cache_matches_an_uncached_forward():
     torch.testing.assert_close(cached, uncached.detach(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, eager", [("tiny_resnet", True), ("tiny_rexnet", False)])
+def test_eval_runs_the_sources_own_forward_where_it_can(name, eager):
+    model, x = random_model(name), input_for(name)
+    inn = to_integral(model, x[:1]).eval()
+    with torch.no_grad(), inn.at(0.5):
+        out = inn(x)
+        expected = inn.resample(0.5).eval()(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    runners = list(inn._aux.runners.values())  # tiny_rexnet slices channels in its forward
+    assert len(runners) == 1 and (type(runners[0]) is type(model)) == eager
+
+
 def test_training_gradients_reach_lam_and_partitions():
     model, x = random_model("tiny_resnet"), input_for("tiny_resnet", batch=4)
     inn = to_integral(model, x[:1], IntegralConfig(partition="trainable")).train()
