@@ -42,9 +42,16 @@ def test_demo_reports_the_trained_model(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "resnet20 (trained)" in out
-    for method in ("L1 pruning", "INN", "INN + partition tuning", "INN trained, widths random"):
+    methods = (
+        "L1 pruning",
+        "INN",
+        "INN + partition tuning",
+        "INN trained, widths random",
+        "INN trained + partition tuning",
+    )
+    for method in methods:
         assert f"{method} 25%" in out
-    assert (tmp_path / "demo.md").read_text().count("\n") == 1 + 1 + 1 + 16
+    assert (tmp_path / "demo.md").read_text().count("\n") == 1 + 1 + 1 + 4 * len(methods)
     png = (tmp_path / "accuracy_vs_macs.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
