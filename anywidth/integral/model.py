@@ -81,6 +81,21 @@ class _Aux:
         self.tracked: list[Tensor] | None = None  # see IntegralModel._versions
         self.runners: dict[tuple, nn.Module] = {}  # see IntegralModel._eval_runner
 
+    def __deepcopy__(self, memo: dict) -> _Aux:
+        """Copy what defines the module; caches and `Cutter`s are rebuilt on demand.
+
+        A Cutter holds a raw fx graph, whose linked nodes exhaust Python's recursion limit
+        under ``copy.deepcopy`` for deep networks (resnet56).
+        """
+        new = _Aux.__new__(_Aux)
+        memo[id(self)] = new
+        for key, value in vars(self).items():
+            if key not in ("cache", "cutters", "runners", "tracked"):
+                setattr(new, key, copy.deepcopy(value, memo))
+        new.cache, new.cutters, new.runners, new.tracked = {}, {}, {}, None
+        new.skeletons.forget_installed()
+        return new
+
     def clear(self) -> None:
         self.cache.clear()
         self.runners.clear()
@@ -492,7 +507,7 @@ class IntegralModel(nn.Module):
         eager = self._cutter(like.dtype).eager(keep_first(self.groups, plan), replace=tensors)
         runner = skeleton
         if eager is not None:
-            eager = eager.to(like.device).eval()
+            eager = eager.to(like.device).eval().requires_grad_(False)  # like the cache
             example = _cast_input(self._aux.example_input, like.dtype)
             inputs = example if isinstance(example, tuple) else (example,)
             inputs = tuple(t.to(like.device) if isinstance(t, Tensor) else t for t in inputs)

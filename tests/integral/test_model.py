@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import anywidth
+from anywidth import create_model
 from anywidth.graph import PlanError, channel_groups, cut, keep_first
 from anywidth.integral import IntegralConfig, TrainableGrid, to_integral
 from anywidth.integral import _order as order_module
@@ -179,6 +180,22 @@ def test_at_and_set_sizes_choose_the_width():
     assert inn.resample().conv2.out_channels == 8
     inn.set_sizes_(None)
     assert inn.sizes == full
+
+
+def test_deepcopy_after_resampling_a_deep_network():
+    # The INN keeps a Cutter (a raw fx graph) after its first resample; a deep copy of
+    # resnet56's once exceeded Python's recursion limit (partition tuning deep-copies).
+    model = create_model("resnet56", num_classes=10, in_channels=1).eval()
+    x = torch.randn(2, 1, 8, 8)
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=False)).eval()
+    with torch.no_grad():
+        half = inn.resample(0.5)(x)
+        with inn.at(0.5):
+            inn(x)
+        twin = copy.deepcopy(inn)
+        torch.testing.assert_close(twin.resample(0.5)(x), half)
+        with twin.at(0.5):
+            torch.testing.assert_close(twin(x), half, rtol=1e-5, atol=1e-5)
 
 
 def test_deepcopy_is_independent():
