@@ -63,12 +63,12 @@ def cut_tensors(
     for gname, kept in keep.items():
         group = groups[gname]
         for m in group.members:
-            length = tensor_of(m.name).shape[m.dim]
-            shape = shapes.setdefault(m.name, list(tensor_of(m.name).shape))
+            full = tensor_of(m.name).shape
+            shape = shapes.setdefault(m.name, list(full))
             shape[m.dim] -= (group.size - len(kept)) * m.block  # shape after the cut
             if m.name in skip:
                 continue
-            mask = masks.setdefault((m.name, m.dim), torch.ones(length, dtype=torch.bool))
+            mask = masks.setdefault((m.name, m.dim), torch.ones(full[m.dim], dtype=torch.bool))
             mask[m.offset : m.offset + group.size * m.block] = False
             mask[m.indices(kept)] = True
     out: dict[str, torch.Tensor] = {}

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import fx, nn
 
-from anywidth.graph._analysis import Analyzer, analyze
+from anywidth.graph._analysis import Analyzer
 from anywidth.graph._resize import (
     Sizer,
     check_replacements,
@@ -25,7 +25,7 @@ from anywidth.graph._resize import (
 )
 from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import collect, lookup, resolve_groups
+from anywidth.graph.groups import analyze_groups, lookup
 
 __all__ = ["Cutter", "cut"]
 
@@ -116,9 +116,7 @@ class Cutter:
         groups: Iterable[ChannelGroup] | None = None,
     ) -> None:
         self.model, self.example_input = model, example_input
-        self._ax = analyze(model, example_input, quiet=groups is not None)
-        self._collected = collect(self._ax)
-        self._by_name = resolve_groups(self._collected, groups)
+        self._ax, self._collected, self._by_name = analyze_groups(model, example_input, groups)
 
     def __call__(
         self,

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import fx, nn
 
-from anywidth.graph._analysis import Analyzer, analyze
+from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
 from anywidth.graph._dynamic_plan import Form, build_reader, form_maker
 from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import channel_groups, check_sizes, collect, resolve_groups
+from anywidth.graph.groups import analyze_groups, channel_groups, check_sizes
 
 __all__ = ["width_agnostic", "plan_shapes"]
 
@@ -93,9 +93,7 @@ def width_agnostic(
         ...     y = torch.func.functional_call(skeleton, dict(small.state_dict()), (x,))
         ...     assert torch.allclose(y, small(x))
     """
-    ax = analyze(model, example_input, quiet=groups is not None)
-    collected = collect(ax)
-    by_name = resolve_groups(collected, groups)
+    ax, collected, by_name = analyze_groups(model, example_input, groups)
     free = [g for g in by_name.values() if not g.fixed]
     form = form_maker(ax, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
     skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))

@@ -191,6 +191,21 @@ def keep_first(groups: Iterable[ChannelGroup], sizes: Mapping[str, int]) -> dict
     return {name: list(range(size)) for name, size in check_sizes(groups, sizes).items()}
 
 
+def analyze_groups(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    groups: Iterable[ChannelGroup] | None = None,
+) -> tuple[Analyzer, Collected, dict[str, ChannelGroup]]:
+    """Trace and analyse ``model``: the analysis, its named groups, and the groups by name.
+
+    The groups by name are the caller's ``groups`` (checked against the analysis) when given,
+    else the fresh ones; unknown-op warnings are then quiet, the caller has seen them.
+    """
+    ax = analyze(model, example_input, quiet=groups is not None)
+    collected = collect(ax)
+    return ax, collected, resolve_groups(collected, groups)
+
+
 def resolve_groups(
     collected: Collected, groups: Iterable[ChannelGroup] | None
 ) -> dict[str, ChannelGroup]:

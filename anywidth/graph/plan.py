@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from anywidth.graph._analysis import Analyzer, analyze
+from anywidth.graph._analysis import Analyzer
 from anywidth.graph._types import ChannelGroup
-from anywidth.graph.groups import check_sizes, collect, resolve_groups
+from anywidth.graph.groups import analyze_groups, check_sizes
 from anywidth.measure import count_macs
 
 __all__ = ["WidthCost", "plan_macs", "plan_params"]
@@ -50,9 +50,8 @@ class WidthCost:
         example_input: torch.Tensor | tuple,
         groups: Iterable[ChannelGroup] | None = None,
     ) -> None:
-        ax = analyze(model, example_input, quiet=groups is not None)
-        collected = collect(ax)
-        self.groups: list[ChannelGroup] = list(resolve_groups(collected, groups).values())
+        ax, collected, by_name = analyze_groups(model, example_input, groups)
+        self.groups: list[ChannelGroup] = list(by_name.values())
         index = {g.name: i for i, g in enumerate(collected.groups)}
         self._full = [g.size for g in collected.groups]
         self._index = index

@@ -75,7 +75,6 @@ class _Aux:
         self.skeletons = Skeletons(source, example_input, groups)
         self.cost: WidthCost | None = None
         self.cache: dict[tuple, dict[str, Tensor]] = {}
-        self.converted: dict[torch.dtype, tuple[nn.Module, object]] = {}
         self.cutters: dict[torch.dtype, Cutter] = {}
         self.batch_stats = False  # see IntegralModel.batch_norm_train_
         self.tracked: list[Tensor] | None = None  # see IntegralModel._versions
@@ -421,18 +420,19 @@ class IntegralModel(nn.Module):
             out[name] = value.clone() if value is lam and not layout.is_param else value
         return out
 
+    def _tracked(self) -> list[Tensor]:
+        """Every λ and grid tensor; the objects change only through `clear_cache`."""
+        if self._aux.tracked is None:
+            self._aux.tracked = list(self.lam.tensors().values()) + list(self.grids.parameters())
+        return self._aux.tracked
+
     def _versions(self) -> tuple[int, ...]:
         """In-place version counters of every λ and grid tensor (the eval cache's key)."""
-        if self._aux.tracked is None:  # the tensor objects change only through clear_cache
-            self._aux.tracked = list(self.lam.tensors().values()) + list(self.grids.parameters())
-        return tuple([t._version for t in self._aux.tracked])
+        return tuple([t._version for t in self._tracked()])
 
     def _frozen(self) -> bool:
         """True when no gradient can reach λ or the grids from this call."""
-        if not torch.is_grad_enabled():
-            return True
-        tensors = list(self.lam.tensors().values()) + list(self.grids.parameters())
-        return not any(t.requires_grad for t in tensors)
+        return not torch.is_grad_enabled() or not any(t.requires_grad for t in self._tracked())
 
     def _cached(self, plan: Mapping[str, int], key: tuple) -> dict[str, Tensor]:
         """The plan's discretized tensors without autograd history, kept while valid."""
@@ -473,9 +473,10 @@ class IntegralModel(nn.Module):
         modes = (self.training, self._aux.batch_stats)
         if getattr(skeleton, "_anywidth_modes", None) != modes:  # only this module sets them
             skeleton.train(self.training)
-            for m in skeleton.modules():
-                if self._aux.batch_stats and isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.train()
+            if self._aux.batch_stats:
+                for m in skeleton.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.train()
             skeleton._anywidth_modes = modes
         if self.training or self._aux.batch_stats or not self._frozen():
             if self.training:
@@ -574,21 +575,14 @@ class IntegralModel(nn.Module):
         return small.to(like.device).train(self.training)
 
     def _cutter(self, dtype: torch.dtype) -> Cutter:
-        """The `Cutter` of the source in ``dtype``, made on first use (it traces once)."""
+        """The `Cutter` of the source in ``dtype`` (the INN may have been cast), made on
+        first use: it traces once, and holds the cast source and example input."""
         if dtype not in self._aux.cutters:
-            source, example = self._source_as(dtype)
+            source, example = self._aux.source, self._aux.example_input
+            if _float_dtype(source) != dtype:
+                source, example = copy.deepcopy(source).to(dtype), _cast_input(example, dtype)
             self._aux.cutters[dtype] = Cutter(source, example, groups=list(self.groups))
         return self._aux.cutters[dtype]
-
-    def _source_as(self, dtype: torch.dtype) -> tuple[nn.Module, object]:
-        """The source model and example input in ``dtype`` (the INN may have been cast)."""
-        source, example = self._aux.source, self._aux.example_input
-        if _float_dtype(source) == dtype:
-            return source, example
-        if dtype not in self._aux.converted:
-            cast = copy.deepcopy(source).to(dtype), _cast_input(example, dtype)
-            self._aux.converted[dtype] = cast
-        return self._aux.converted[dtype]
 
     def extra_repr(self) -> str:
         changed = sum(self._sizes[g.name] != g.size for g in self.resizable)
