@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,8 +22,31 @@ __all__ = [
     "count_macs",
     "latency",
     "evaluate",
+    "eval_mode",
     "profile",
 ]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for a block, then restore every submodule's own flag.
+
+    ``model.train(was_training)`` would restore only the root's flag and set every submodule
+    to it, flipping a submodule that was deliberately in the other mode (a frozen BatchNorm
+    in a training model, say). This saves and restores each module's flag.
+
+    Example:
+        >>> with eval_mode(model):
+        ...     logits = model(x)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(modes[0][1])
+        for module, mode in modes:
+            module.training = mode
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -61,14 +85,9 @@ def count_macs(model: nn.Module, example_input: torch.Tensor | tuple) -> int:
     Returns:
         The MAC count for that whole input batch.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(*_as_tuple(example_input))
-    finally:
-        model.train(was_training)
+    counter = FlopCounterMode(display=False)
+    with eval_mode(model), counter:
+        model(*_as_tuple(example_input))
     return int(counter.get_total_flops()) // 2
 
 
@@ -96,22 +115,20 @@ def latency(
         raise ValueError(f"latency needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     inputs = _as_tuple(example_input)
     old_threads = torch.get_num_threads()
-    was_training = model.training
-    model.eval()
     try:
         if threads is not None:
             torch.set_num_threads(threads)
-        for _ in range(warmup):
-            model(*inputs)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(*inputs)
-            times.append((time.perf_counter() - start) * 1000.0)
+        with eval_mode(model):
+            for _ in range(warmup):
+                model(*inputs)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(*inputs)
+                times.append((time.perf_counter() - start) * 1000.0)
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old_threads)
-        model.train(was_training)
     return {"median_ms": statistics.median(times), "min_ms": min(times), "threads": used_threads}
 
 
@@ -124,18 +141,14 @@ def evaluate(
     Returns:
         ``{"accuracy": fraction in [0, 1], "loss": mean loss, "samples": count}``.
     """
-    was_training = model.training
-    model.eval()
     correct, loss_sum, count = 0, 0.0, 0
-    try:
+    with eval_mode(model):
         for images, labels in loader:
             images, labels = images.to(device), labels.to(device)
             logits = model(images)
             loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(dim=1) == labels).sum().item()
             count += labels.numel()
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("evaluate got an empty loader; check the data split")
     return {"accuracy": correct / count, "loss": loss_sum / count, "samples": count}
