@@ -4,8 +4,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from anywidth.models import create_model, list_models, register_model
 
-# Registers the checkpoint hook that rebuilds cut (pruned, resampled) models on load.
-import anywidth.graph.saving  # noqa: E402, F401  isort: skip
+# Registers the checkpoint hooks that rebuild cut (pruned, resampled) models on load.
+import anywidth.train  # noqa: E402, F401  isort: skip
 
 # Registers the hook that lets load_model read IntegralModel checkpoints.
 import anywidth.integral.io  # noqa: E402, F401  isort: skip

@@ -22,7 +22,6 @@ from torch import nn
 
 from anywidth.cli._table import format_table, human
 from anywidth.graph import export_onnx
-from anywidth.graph.saving import save_cut_model
 from anywidth.integral import (
     IntegralConfig,
     IntegralModel,
@@ -34,7 +33,7 @@ from anywidth.integral.grid import TrainableGrid
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs, count_params, evaluate
-from anywidth.train import TrainConfig, load_model, recalibrate_bn_
+from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint
 from anywidth.train.checkpoint import read_checkpoint
 
 __all__ = ["add_integrate", "add_resample"]
@@ -206,14 +205,9 @@ def run_resample(args: argparse.Namespace) -> int:
     if out.suffix == ".onnx":
         export_onnx(small.eval(), example, out)
     else:
-        sizes = {g.name: plan[g.name] for g in inn.resizable if plan[g.name] != g.size}
-        save_cut_model(
+        save_checkpoint(
             out,
             small,
-            model_name=inn.model_name,
-            model_kwargs=inn.model_kwargs,
-            sizes=sizes,
-            input_shape=tuple(example.shape),
             metrics={"test_accuracy": after[2], "macs": after[1]},
             extra={
                 "data": data,

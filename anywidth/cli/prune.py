@@ -7,10 +7,9 @@ from pathlib import Path
 
 from anywidth.cli._table import format_table, human
 from anywidth.graph import export_onnx
-from anywidth.graph.saving import save_cut_model
 from anywidth.measure import evaluate
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn_
-from anywidth.train import load_model
+from anywidth.train import load_model, save_checkpoint
 
 __all__ = ["add_prune"]
 
@@ -80,13 +79,9 @@ def run_prune(args: argparse.Namespace) -> int:
     if out.suffix == ".onnx":
         export_onnx(small, example, out)
     else:
-        save_cut_model(
+        save_checkpoint(
             out,
             small,
-            model_name=meta["model"]["name"],
-            model_kwargs=meta["model"]["kwargs"],
-            sizes={name: a for name, (_, a) in changed.items()},
-            input_shape=tuple(example.shape),
             metrics={"test_accuracy": after, "macs": report.macs_after},
             extra={"data": (meta.get("extra") or {}).get("data"), "prune": config.to_dict()},
         )

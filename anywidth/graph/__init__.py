@@ -13,25 +13,31 @@ Example:
 """
 
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
-from anywidth.graph.cut import cut
+from anywidth.graph.budget import Budget, plan_for_budget
+from anywidth.graph.cut import Cutter, cut
 from anywidth.graph.dynamic import plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
-from anywidth.graph.groups import channel_groups, group_sizes, keep_first
+from anywidth.graph.groups import channel_groups, check_sizes, group_sizes, keep_first, lookup
 from anywidth.graph.permute import permute_channels
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
 
 __all__ = [
+    "Budget",
     "ChannelGroup",
+    "Cutter",
     "GraphError",
     "Member",
     "PlanError",
     "WidthCost",
     "channel_groups",
+    "check_sizes",
     "cut",
     "export_onnx",
     "group_sizes",
     "keep_first",
+    "lookup",
     "permute_channels",
+    "plan_for_budget",
     "plan_macs",
     "plan_params",
     "plan_shapes",

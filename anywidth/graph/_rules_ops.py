@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import fx
 
 from anywidth.graph._analysis import UNTRACKED, Analyzer, Call, NotUnderstood, ParamRef, Tracked
 
@@ -143,8 +144,17 @@ def split(ax: Analyzer, call: Call) -> Any:
             raise NotUnderstood("a piece is empty or cuts through a flattened channel")
         slots.append(ax.table.slice(info.slot, pos // block, (pos + size) // block)[1])
         pos += size
-    ax.rewrites.append(("split", call.node.name, slots, block, dim))
+    if not _computed(call.pick(1, "split_size_or_sections")[0]):
+        ax.rewrites.append(("split", call.node.name, slots, block, dim))
     return tuple(Tracked(dim, s, block) for s in slots)
+
+
+def _computed(written: Any) -> bool:
+    """Whether a graph argument is computed by the graph (e.g. from ``x.shape``): it then
+    follows a cut by itself and holds no channel count for `cut` to rewrite."""
+    found = []
+    fx.node.map_aggregate(written, lambda a: found.append(a) if isinstance(a, fx.Node) else a)
+    return bool(found)
 
 
 def getitem(ax: Analyzer, call: Call) -> Any:
@@ -202,7 +212,9 @@ def _slice_channels(ax, call, info: Tracked, x, item, pos, out_dim: int) -> Trac
     if stop <= start or start % block or stop % block:
         raise NotUnderstood("an empty slice or one that cuts through a flattened channel")
     before, inside = ax.table.slice(info.slot, start // block, stop // block)
-    ax.rewrites.append(("slice", call.node.name, pos, before, inside, block))
+    written = call.node.args[1] if pos == -1 else call.node.args[1][pos]
+    if not _computed((written.start, written.stop)):
+        ax.rewrites.append(("slice", call.node.name, pos, before, inside, block))
     return Tracked(out_dim, inside, block)
 
 

@@ -7,7 +7,9 @@ export all end here.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -26,8 +28,12 @@ from anywidth.graph._resize import (
 from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, lookup
+from anywidth.measure import eval_mode
+from anywidth.record import ModelRecord, get_record, input_spec, set_record_
 
 __all__ = ["Cutter", "cut"]
+
+logger = logging.getLogger("anywidth.graph")
 
 
 def cut(
@@ -37,7 +43,7 @@ def cut(
     *,
     groups: Iterable[ChannelGroup] | None = None,
     replace: Mapping[str, torch.Tensor] | None = None,
-) -> fx.GraphModule:
+) -> nn.Module:
     """A new, smaller model that keeps only the given channels of each named group.
 
     Every parameter and buffer holding a cut group's channels is sliced (kept channels stay
@@ -49,13 +55,20 @@ def cut(
     except where a layer normalises across channels (LayerNorm over channels, GroupNorm),
     whose statistics are then taken over the kept channels.
 
-    The result is a ``torch.fx.GraphModule`` of ``model`` traced in eval mode: its
-    submodules are copies of the originals (``nn.Conv2d``, ``nn.Sequential``...) that share
-    no tensor with them, with smaller weights, under the same names, so
-    ``small.layer1[0].conv1`` and the ``state_dict`` keys are unchanged. Python-level code
-    of ``forward`` is frozen as traced: branches on ``self.training`` take their eval path,
-    and channel counts written in it (``out[:, :self.c_in]``) are replaced by the new ones.
-    Methods other than ``forward`` are not carried over. The caller's model is not changed.
+    The result is a copy of ``model`` of its own class (``type(small) is type(model)``):
+    every submodule is a copy of the original (``nn.Conv2d``, ``nn.Sequential``...) that
+    shares no tensor with it, with smaller weights, under the same names, so
+    ``small.layer1[0].conv1`` and the ``state_dict`` keys are unchanged, and its own
+    ``forward`` and other methods run as written. That copy is returned only when it
+    reproduces the traced cut on ``example_input``; a forward that writes channel counts
+    (``out[:, :self.c_in]``, ``split(x, [4, 8])``) cannot, and then the result is a
+    ``torch.fx.GraphModule`` whose graph constants hold the new counts, with a logged
+    warning: its forward is frozen as traced (``if self.training`` takes its eval path) and
+    it has no other methods. Reading counts from shapes (``x.shape[1]``) avoids that.
+
+    The smaller model carries the `anywidth.record.ModelRecord` of ``model`` with one more
+    step (the new group sizes), so ``save_checkpoint(path, small)`` and ``load_model(path)``
+    need no further arguments for a zoo model. The caller's model is not changed.
     To cut one model to many plans, make a `Cutter` once: it keeps the trace and analysis
     that every call of `cut` redoes.
 
@@ -123,15 +136,41 @@ class Cutter:
         keep: Mapping[str, Sequence[int] | torch.Tensor],
         *,
         replace: Mapping[str, torch.Tensor] | None = None,
-    ) -> fx.GraphModule:
-        """The smaller model for ``keep``; arguments and result as in `cut`."""
+        method: str = "cut",
+    ) -> nn.Module:
+        """The smaller model for ``keep``; arguments and result as in `cut`.
+
+        ``method`` names what chose the plan (``"prune"``, ``"resample"``...) in the
+        record the smaller model carries.
+        """
         root, sizer = self._resized_copy(keep, replace)
         graph = copy.deepcopy(self._ax.gm.graph)
         rewrite_graph(graph, self._ax, sizer)
-        new = graph_module(root, graph)
-        _check_runs(new, self.example_input, self._ax)
-        new.training = self.model.training
-        return new
+        traced = graph_module(root, graph)  # runs root's own (resized) submodules
+        expected = _check_runs(traced, self.example_input, self._ax)
+        small: nn.Module = root
+        why = _differs(root, self.example_input, expected)
+        if why:
+            logger.warning(
+                "cut: a resized copy of %s does not reproduce the traced model (%s), so a "
+                "torch.fx GraphModule is returned: its forward is frozen as traced and it "
+                "has no other methods. Read channel counts from tensor shapes in forward "
+                "(e.g. x.shape[1]) to get your own class back.",
+                type(self.model).__name__,
+                why,
+            )
+            small = traced
+        small.training = self.model.training
+        record = get_record(self.model) or ModelRecord()
+        sizes = {name: len(kept) for name, kept in _check_keep(self._by_name, keep).items()}
+        step = {
+            "kind": "cut",
+            "method": method,
+            "sizes": sizes,
+            "inputs": input_spec(as_inputs(self.example_input)),
+        }
+        set_record_(small, record.with_step(step))
+        return small
 
     def eager(
         self,
@@ -211,26 +250,52 @@ def _check_keep(
     return plan
 
 
-@torch.no_grad()
-def _check_runs(gm: nn.Module, example_input, ax: Analyzer) -> None:
-    """Run the cut model once: its outputs must have the original shapes."""
-    modes = {m: m.training for m in gm.modules()}
-    gm.eval()
+def _run(module: nn.Module, example_input) -> Any:
+    inputs = tuple(
+        t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
+    )
+    with torch.no_grad(), eval_mode(module):
+        return module(*inputs)
+
+
+def _check_runs(gm: nn.Module, example_input, ax: Analyzer) -> Any:
+    """Run the cut model once in eval mode: its outputs must have the original shapes.
+
+    Returns:
+        Its output.
+    """
     try:
-        inputs = tuple(
-            t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
-        )
-        out = gm(*inputs)
+        out = _run(gm, example_input)
     except Exception as exc:
         raise RuntimeError(f"anywidth internal error: the cut model does not run: {exc}") from exc
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-    shapes: list[tuple[int, ...]] = []
-    fx.node.map_aggregate(
-        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
-    )
+    shapes = _shapes(out)
     if shapes != ax.output_shapes:
         raise RuntimeError(
             f"anywidth internal error: cut changed the output shapes {ax.output_shapes} to {shapes}"
         )
+    return out
+
+
+def _shapes(out: Any) -> list[tuple[int, ...]]:
+    shapes: list[tuple[int, ...]] = []
+    fx.node.map_aggregate(
+        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
+    )
+    return shapes
+
+
+def _differs(module: nn.Module, example_input, expected: Any) -> str:
+    """Why ``module`` does not reproduce ``expected`` on the example input ('' if it does)."""
+    try:
+        out = _run(module, example_input)
+    except Exception as exc:  # its forward relies on a channel count the cut changed
+        return f"its forward fails: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    got, want = [], []
+    fx.node.map_aggregate(out, lambda v: got.append(v) if isinstance(v, torch.Tensor) else v)
+    fx.node.map_aggregate(expected, lambda v: want.append(v) if isinstance(v, torch.Tensor) else v)
+    if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
+        return f"its outputs have shapes {_shapes(out)}, not {_shapes(expected)}"
+    for g, w in zip(got, want, strict=True):
+        if not torch.allclose(g, w, rtol=1e-4, atol=1e-5, equal_nan=True):
+            return f"its outputs differ by up to {(g - w).abs().max().item():.3g}"
+    return ""

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from anywidth.record import ModelRecord, set_record_
+
 __all__ = ["register_model", "create_model", "list_models", "model_kwargs"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -47,7 +49,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
         **kwargs: options of that model's factory, e.g. ``num_classes=10``.
 
     Returns:
-        A freshly initialised model.
+        A freshly initialised model. It carries a `anywidth.record.ModelRecord` of its name
+        and options, so checkpoints of it (and of smaller models made from it) reload with
+        ``load_model(path)`` alone.
 
     Example:
         >>> model = create_model("resnet20", num_classes=10)
@@ -61,7 +65,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
     unknown = [k for k in kwargs if k not in params]
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise TypeError(f"model {name!r} has no option(s) {unknown}; it accepts {sorted(params)}")
-    return fn(**kwargs)
+    model = fn(**kwargs)
+    set_record_(model, ModelRecord(name, dict(kwargs)))
+    return model
 
 
 def model_kwargs(name: str) -> dict[str, object]:

@@ -115,7 +115,8 @@ class LinearBottleneck(nn.Module):
         out = self.dw_bn(self.dw(self.expand(x)))  # (B, hidden, H/s, W/s)
         out = self.project_bn(self.project(self.act(self.se(out))))  # (B, C_out, H/s, W/s)
         if self.residual == "partial":
-            c = self.in_channels
+            # Read from the input, not self.in_channels, so a narrower copy runs as it is.
+            c = x.shape[1]
             out = torch.cat([out[:, :c] + x, out[:, c:]], dim=1)
         elif self.residual == "full":
             out = out + x

@@ -107,7 +107,9 @@ class TinyConcat(nn.Module):
         x = self.mix(x)  # (B, 12, H, W)
         halves = torch.chunk(x, 2, dim=1)  # 2 x (B, 6, H, W)
         x = torch.cat([halves[1] + halves[0], halves[0]], dim=1)  # (B, 12, H, W)
-        parts = torch.split(x, [4, 8], dim=1)  # (B, 4, H, W), (B, 8, H, W)
+        # Split sizes read from the layers that take the parts, so a narrower copy runs as is.
+        sizes = [self.split_a[0].weight.shape[1], self.split_b[0].weight.shape[1]]
+        parts = torch.split(x, sizes, dim=1)  # (B, 4, H, W), (B, 8, H, W)
         x = torch.cat([self.split_a(parts[0]), self.split_b(parts[1])], dim=1)  # (B, 10, H, W)
         return self.fc(self.pool(x).flatten(1))
 

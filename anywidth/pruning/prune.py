@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from anywidth.graph import WidthCost, channel_groups, cut
-from anywidth.graph.budget import Budget, plan_for_budget
+from anywidth.graph import Budget, Cutter, WidthCost, channel_groups, plan_for_budget
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning.importance import Importance, make_importance
 
@@ -175,7 +174,7 @@ def prune(
         round_to=config.round_to,
         min_channels=config.min_channels,
     )
-    small = cut(model, example_input, keep, groups=groups)
+    small = Cutter(model, example_input, groups=groups)(keep, method="prune")
     before = {g.name: g.size for g in groups}
     report = PruneReport(
         widths_before=before,

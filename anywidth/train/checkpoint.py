@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from anywidth.models import create_model
+from anywidth.record import get_record
 from anywidth.train._state import (
     MODEL_PREFIX,
     CheckpointError,
@@ -128,7 +129,7 @@ def save_checkpoint(
     path: str | Path,
     model: nn.Module,
     *,
-    model_name: str,
+    model_name: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     epoch: int | None = None,
@@ -142,12 +143,17 @@ def save_checkpoint(
 
     The file is written next to ``path`` and renamed into place, so an interrupted save
     never leaves a half-written checkpoint. The current RNG states are always stored.
+    The model's `anywidth.record.ModelRecord` (written by ``create_model`` and extended by
+    every method that makes a model smaller) supplies the zoo name and options, and its
+    structural steps are stored under ``extra["steps"]`` for `load_model` to replay.
 
     Args:
         path: the file to write; parent folders are created.
         model: its ``state_dict()`` is stored under ``model.``.
-        model_name: the zoo name `load_model` rebuilds it with.
-        model_kwargs: the kwargs of ``create_model(model_name, **model_kwargs)``.
+        model_name: the zoo name `load_model` rebuilds it with; by default the one in the
+            model's record (needed for a model not built by ``create_model``).
+        model_kwargs: the kwargs of ``create_model(model_name, **model_kwargs)``; by
+            default those in the model's record.
         metrics: e.g. ``{"val_accuracy": 0.97}``.
         epoch: completed epochs.
         config: the `TrainConfig` (or its dict) of the run.
@@ -160,11 +166,27 @@ def save_checkpoint(
     Returns:
         The path written.
 
+    Raises:
+        ValueError: no ``model_name`` and the model has no record of one.
+
     Example:
-        >>> save_checkpoint("runs/net.safetensors", model, model_name="resnet20",
-        ...                 model_kwargs={"num_classes": 10}, metrics={"val_accuracy": 0.9})
+        >>> small, _ = prune(anywidth.create_model("resnet20"), x, PruneConfig(0.5))
+        >>> save_checkpoint("runs/small.safetensors", small, metrics={"val_accuracy": 0.9})
     """
     path = Path(path)
+    record = get_record(model)
+    if model_name is None:
+        if record is None or record.model_name is None:
+            raise ValueError(
+                f"save_checkpoint: the {type(model).__name__} was not built by "
+                "anywidth.create_model, so its zoo name is unknown; pass model_name= (and "
+                "model_kwargs=) naming a registered model that load_model can rebuild"
+            )
+        model_name = record.model_name
+        model_kwargs = dict(record.model_kwargs) if model_kwargs is None else model_kwargs
+    extra = dict(extra or {})
+    if record is not None and record.steps:
+        extra.setdefault("steps", [dict(step) for step in record.steps])
     tensors = _cpu_tensors(MODEL_PREFIX, model.state_dict())
     rng_tensors, rng_meta = rng_state()
     tensors.update(_cpu_tensors("", rng_tensors))
@@ -183,7 +205,7 @@ def save_checkpoint(
         "optimizer": optimizer_meta,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": rng_meta,
-        "extra": dict(extra or {}),
+        "extra": extra,
     }
     metadata = {META_KEY: dump_json(document, path, "the run record")}
     path.parent.mkdir(parents=True, exist_ok=True)

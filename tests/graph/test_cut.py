@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import anywidth
 from anywidth.graph import PlanError, channel_groups, cut, keep_first
 from anywidth.graph.cut import Cutter
 from anywidth.measure import count_params
+from anywidth.record import get_record
 from tests.graph import _models as M
 from tests.graph._helpers import masked_forward, randomize_, rel_err
 
@@ -316,3 +318,51 @@ def test_cutter_eager_declines_when_the_forward_holds_channel_counts():
     keep = {"stem:out": [1, 3], "conv:out[4:7]": [0, 2]}
     assert cutter.eager(keep) is None
     assert cutter(keep)(X).shape == model(X).shape
+
+
+def test_cut_returns_the_users_class_with_its_methods_and_training_branches():
+    model = _model(M.Projection)
+    small = cut(model, X, {"conv1:out": [4], "conv2:out": [0, 1, 5]})
+    assert type(small) is M.Projection
+    assert small.conv2.out_channels == 3 and model.conv2.out_channels == 6
+
+
+def test_a_forward_that_writes_channel_counts_falls_back_to_a_graph_module(caplog):
+    model = _model(M.PartialResidual)  # out[:, :self.c_in] cannot follow a cut by itself
+    with caplog.at_level(logging.WARNING, logger="anywidth.graph"):
+        small = cut(model, X, {"stem:out": [1, 3], "conv:out[4:7]": [0, 2]})
+    assert isinstance(small, torch.fx.GraphModule)
+    assert "PartialResidual" in caplog.text and "GraphModule is returned" in caplog.text
+    assert "x.shape[1]" in caplog.text  # says how to get the class back
+
+
+def test_slice_bounds_read_from_shapes_need_no_rewrite():
+    class ShapeResidual(M.PartialResidual):
+        def forward(self, x):
+            x = self.stem(x)
+            out = self.conv(x)
+            c = x.shape[1]
+            out = torch.cat([out[:, :c] + x, out[:, c:]], dim=1)
+            return self.fc(self.head(out).mean((2, 3)))
+
+    model = _model(ShapeResidual)
+    keep = {"stem:out": [1, 3], "conv:out[4:7]": [0, 2]}
+    small = cut(model, X, keep)
+    assert type(small) is ShapeResidual
+    assert Cutter(model, X).eager(keep) is not None
+    assert rel_err(small(X), masked_forward(model, X, channel_groups(model, X), keep)) <= 1e-5
+
+
+def test_the_cut_model_records_its_origin_and_steps():
+    model = anywidth.create_model("tiny_convnet")
+    x = torch.randn(1, 3, 8, 8)
+    groups = channel_groups(model, x)
+    name = next(g.name for g in groups if not g.fixed)
+    small = cut(model, x, {name: [0]})
+    twice = Cutter(small, x)({}, method="test")  # a second step, keeping everything
+    record = get_record(twice)
+    assert (record.model_name, dict(record.model_kwargs)) == ("tiny_convnet", {})
+    assert [s["method"] for s in record.steps] == ["cut", "test"]
+    assert record.steps[0]["sizes"] == {name: 1}
+    assert record.steps[0]["inputs"] == [{"shape": [1, 3, 8, 8], "dtype": "float32"}]
+    assert get_record(model).steps == ()  # the caller's model is untouched

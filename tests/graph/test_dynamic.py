@@ -216,7 +216,7 @@ def test_tensors_of_two_plans_are_caught(tiny_rexnet):
 
 def test_a_group_read_bigger_than_traced_is_caught(tiny_rexnet):
     model, x, _, tensors = tiny_rexnet
-    skeleton = width_agnostic(model, x, check=False)
+    skeleton = width_agnostic(model, x, check=True)
     reader = skeleton.width_plan
     index, dim, _, _ = reader.steps[0]
     name = reader.names[index]

@@ -52,6 +52,7 @@ def test_zoo_model_cuts_to_half_width(name):
     model = randomize_(anywidth.create_model(name).to(dtype))
     x = _input(name, dtype)
     groups, sizes, keep, small, out = _half(model, x)
+    assert type(small) is type(model)  # the user's own class, not a GraphModule
     assert count_params(small) < count_params(model)
     if not full:
         return

@@ -5,7 +5,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from anywidth import create_model, list_models
 from anywidth.graph import PlanError, channel_groups
-from anywidth.graph.saving import save_cut_model
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning import (
     MagnitudeImportance,
@@ -13,7 +12,7 @@ from anywidth.pruning import (
     prune,
     recalibrate_bn,
 )
-from anywidth.train import load_model
+from anywidth.train import load_model, save_checkpoint
 
 
 def _data(shape=(1, 8, 8), n=32, classes=10):
@@ -123,20 +122,17 @@ def test_budget_below_smallest_model_is_a_clear_error(resnet20):
         prune(resnet20, X8, PruneConfig(target_macs=0.001))
 
 
-def test_pruned_checkpoint_reloads_with_its_widths(resnet20, tmp_path):
-    small, report = prune(resnet20, X8, PruneConfig(target_macs=0.5))
+def test_pruned_checkpoint_reloads_from_the_path_alone(tmp_path):
+    model = create_model("resnet20", num_classes=10, in_channels=1)
+    small, report = prune(model, X8, PruneConfig(target_macs=0.5))
     small = recalibrate_bn(small, _data())
-    sizes = {n: a for n, (_, a) in report.changed().items()}
-    path = save_cut_model(
-        tmp_path / "small.safetensors",
-        small,
-        model_name="resnet20",
-        model_kwargs={"num_classes": 10, "in_channels": 1},
-        sizes=sizes,
-        input_shape=X8.shape,
-    )
+    assert type(small) is type(model)
+    path = save_checkpoint(tmp_path / "small.safetensors", small)
     loaded, meta = load_model(path)
-    assert meta["extra"]["widths"]["sizes"] == sizes
+    assert type(loaded) is type(model)
+    step = meta["extra"]["steps"][-1]
+    assert step["method"] == "prune"
+    assert step["sizes"] == {n: a for n, (_, a) in report.changed().items()}
     assert count_params(loaded) == count_params(small)
     torch.testing.assert_close(loaded(X8), small.eval()(X8))
 
@@ -156,6 +152,7 @@ def test_every_zoo_model_prunes_to_half_the_macs(name):
     # Tiny test nets have a handful of coarse channels: 2% may be out of reach.
     tolerance = 0.15 if name.startswith("tiny_") else 0.02
     small, report = prune(model, x, PruneConfig(target_macs=0.5, tolerance=tolerance))
+    assert type(small) is type(model)
     assert abs(report.mac_ratio - 0.5) <= 0.5 * tolerance
     out = small(x)
     assert out.shape == (1, 10) and torch.isfinite(out).all()
