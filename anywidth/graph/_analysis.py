@@ -11,9 +11,9 @@ Each tensor-valued node gets an *info*:
   an element-wise op can bind one of its dimensions to a group;
 - a tuple of infos for ops returning several tensors; None for non-tensors.
 
-Op rules (`_rules_ops`, `_rules_layers`) raise `NotUnderstood` for a case they cannot
-follow; the node is then treated as unknown: the groups touching it are fixed, with a
-logged warning that names the node.
+Op rules (`_rules_ops`, the layer specs of `_layers_torch`) raise `NotUnderstood` for a case
+they cannot follow; the node is then treated as unknown: the groups touching it are fixed,
+with a logged warning that names the node.
 """
 
 from __future__ import annotations
@@ -27,13 +27,25 @@ from torch import fx, nn
 from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 
+from anywidth.graph._rewrites import Rewrite
 from anywidth.graph._slots import SlotTable
 from anywidth.graph._trace import as_inputs, trace
 from anywidth.graph._types import GraphError
 
 logger = logging.getLogger("anywidth.graph")
 
-__all__ = ["Tracked", "UNTRACKED", "ParamRef", "NotUnderstood", "Call", "Analyzer", "analyze"]
+__all__ = [
+    "Tracked",
+    "UNTRACKED",
+    "ParamRef",
+    "NotUnderstood",
+    "Call",
+    "Channels",
+    "LayerIO",
+    "LayerCost",
+    "Analyzer",
+    "analyze",
+]
 
 
 @dataclass(frozen=True)
@@ -84,12 +96,34 @@ class Call:
         return [(n, v) for n, v in pairs if isinstance(v, torch.Tensor)]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Channels:
+    """The channels a layer reads or writes: those of ``slot``, each owning ``block``
+    consecutive entries of the dimension (``block > 1`` after a flatten)."""
+
+    slot: int | None
+    block: int = 1
+
+
+@dataclass(frozen=True)
+class LayerIO:
+    """The channels one layer module reads and writes, recorded for `cut` to resize it.
+
+    A layer with one value per channel (a norm) has ``inputs == outputs``; ``position`` is
+    the entry of a LayerNorm's ``normalized_shape`` that holds the channels.
+    """
+
+    inputs: Channels
+    outputs: Channels
+    position: int = 0
+
+
+@dataclass(frozen=True)
 class LayerCost:
-    """MACs of one conv/linear call: ``coef * prod(new sizes of factors) // divisor``."""
+    """MACs of one layer call: ``coef * prod(new lengths of factors) // divisor``."""
 
     coef: int
-    factors: list[tuple[int, int]]  # (slot, block)
+    factors: tuple[Channels, ...]
     divisor: int = 1
 
 
@@ -101,8 +135,8 @@ class Analyzer:
     table: SlotTable = field(default_factory=SlotTable)
     infos: dict[fx.Node, Any] = field(default_factory=dict)
     bindings: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    module_io: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rewrites: list[tuple] = field(default_factory=list)
+    module_io: dict[str, LayerIO] = field(default_factory=dict)
+    rewrites: list[Rewrite] = field(default_factory=list)
     layers: list[LayerCost] = field(default_factory=list)
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     quiet: bool = False  # log fixes at debug level (the caller has seen them already)

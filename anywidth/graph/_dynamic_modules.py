@@ -1,6 +1,6 @@
-"""Layers whose forward reads its channel counts from its tensors, for `width_agnostic`.
+"""Any-width forms of layers whose forward would freeze a channel count, for `width_agnostic`.
 
-Most layers already do: ``F.conv2d``, ``F.linear``, ``F.batch_norm``, ``F.group_norm`` and
+Most layers need none: ``F.conv2d``, ``F.linear``, ``F.batch_norm``, ``F.group_norm`` and
 ``F.prelu`` take every channel count from the weight and input shapes, and the attributes
 `cut` updates on them (``in_channels``, ``num_features``...) are not read by ``forward``.
 Three are replaced, each by a small module holding the very same parameters and buffers
@@ -17,22 +17,24 @@ GroupNorm its ``num_groups``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from anywidth.graph._affine import FormOf
 from anywidth.graph._analysis import Analyzer
-from anywidth.graph._dynamic_plan import Form
 from anywidth.graph._types import GraphError, PlanError
 
-__all__ = ["DepthwiseConv", "DynamicLayerNorm", "DynamicInstanceNorm", "make_modules_dynamic"]
+__all__ = [
+    "DepthwiseConv",
+    "DynamicLayerNorm",
+    "DynamicInstanceNorm",
+    "OwnForward",
+    "make_modules_dynamic",
+    "stock_or_error",
+]
 
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 
 class _Adopting(nn.Module):
@@ -118,28 +120,19 @@ class DynamicInstanceNorm(_Adopting):
         return y.squeeze(0) if unbatched else y
 
 
-def _stock(module: nn.Module, bases: tuple[type, ...]) -> bool:
-    """Whether the module runs the forward of a torch.nn class (not its own)."""
-    return any(type(module).forward is base.forward for base in bases)
+class OwnForward(Exception):
+    """A layer needs its any-width form, but its class overrides the stock forward."""
 
 
-def _replacement(
-    module: nn.Module, io: dict[str, Any], form: Callable[..., Form]
-) -> tuple[type, tuple[type, ...]] | None:
-    """(dynamic class, stock classes it stands for) when the module needs one, else None."""
-    if isinstance(module, _CONVS) and 1 < module.groups == module.in_channels:
-        kind, bases, slot = DepthwiseConv, _CONVS, io["in"]
-    elif isinstance(module, nn.LayerNorm):
-        kind, bases, slot = DynamicLayerNorm, (nn.LayerNorm,), io["shape"][1:]
-    elif isinstance(module, _INSTANCE_NORMS):
-        kind, bases, slot = DynamicInstanceNorm, _INSTANCE_NORMS, io["features"]
-    else:
-        return None
-    return (kind, bases) if form(*slot).coefs else None
+def stock_or_error(module: nn.Module, bases: tuple[type, ...]) -> nn.Module:
+    """``module`` itself when it runs the forward of a torch.nn class, else `OwnForward`."""
+    if not any(type(module).forward is base.forward for base in bases):
+        raise OwnForward
+    return module
 
 
-def make_modules_dynamic(gm: fx.GraphModule, ax: Analyzer, form: Callable[..., Form]) -> list[str]:
-    """Replace every layer that would freeze a channel count of a free group.
+def make_modules_dynamic(gm: fx.GraphModule, ax: Analyzer, form: FormOf) -> list[str]:
+    """Swap in its any-width form (`LayerSpec.dynamic`) for every layer that needs one.
 
     Returns:
         The names of the replaced modules.
@@ -147,20 +140,25 @@ def make_modules_dynamic(gm: fx.GraphModule, ax: Analyzer, form: Callable[..., F
     Raises:
         GraphError: such a layer is a subclass with its own ``forward``.
     """
+    from anywidth.graph.layers import spec_for  # the layer specs import this module
+
     replaced = []
     for name, io in ax.module_io.items():
         module = gm.get_submodule(name)
-        found = _replacement(module, io, form)
-        if found is None:
+        spec = spec_for(module)
+        if spec is None or spec.dynamic is None:
             continue
-        kind, bases = found
-        if not _stock(module, bases):
+        try:
+            new = spec.dynamic(module, io, lambda c: form(c.slot, c.block))
+        except OwnForward:
             raise GraphError(
                 f"module '{name}' ({type(module).__name__}) has its own forward, so "
                 "width_agnostic cannot make its channel count dynamic; keep the channel "
                 "group it reads whole (pass channel_groups(..., fixed=[...]) as groups)"
-            )
+            ) from None
+        if new is None:
+            continue
         owner, _, attr = name.rpartition(".")
-        setattr(gm.get_submodule(owner) if owner else gm, attr, kind(module))
+        setattr(gm.get_submodule(owner) if owner else gm, attr, new)
         replaced.append(name)
     return replaced

@@ -11,59 +11,16 @@ the graph constants (slice bounds, split and view sizes) as linear forms of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
 from torch import nn
 
-from anywidth.graph._analysis import Analyzer
+from anywidth.graph._affine import Form
 from anywidth.graph._types import ChannelGroup, GraphError, PlanError
 
-__all__ = ["Form", "PlanReader", "form_maker", "build_reader"]
-
-
-@dataclass(frozen=True)
-class Form:
-    """``const + sum(coef * sizes[group])`` over free groups, by index."""
-
-    const: int
-    coefs: tuple[tuple[int, int], ...] = ()  # (group index, coefficient), sorted
-
-    def __add__(self, other: Form) -> Form:
-        merged = dict(self.coefs)
-        for group, coef in other.coefs:
-            merged[group] = merged.get(group, 0) + coef
-        return Form(self.const + other.const, tuple(sorted(merged.items())))
-
-    def value(self, sizes: Sequence[int]) -> int:
-        total = self.const
-        for group, coef in self.coefs:
-            total += coef * sizes[group]
-        return total
-
-
-def form_maker(
-    ax: Analyzer, name_of_root: Mapping[int, str], index: Mapping[str, int]
-) -> Callable[[int | None, int], Form]:
-    """``form(slot, block)``: the length of a slot as a `Form` of the free groups in ``index``.
-
-    Mirrors `Sizer`: a leaf of a free group contributes that group's size; any other leaf
-    (a fixed group, or channels without parameters) keeps its traced size.
-    """
-    table = ax.table
-
-    def form(slot: int | None, block: int = 1) -> Form:
-        const, coefs = 0, {}
-        for leaf in table.leaves(slot):
-            group = index.get(name_of_root.get(table.find(leaf), ""))
-            if group is None:
-                const += table.size[leaf] * block
-            else:
-                coefs[group] = coefs.get(group, 0) + block
-        return Form(const, tuple(sorted(coefs.items())))
-
-    return form
+__all__ = ["PlanReader", "build_reader"]
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
-from anywidth.graph._analysis import Analyzer
+from anywidth.graph._affine import form_maker
+from anywidth.graph._analysis import Analyzer, Channels
 from anywidth.graph._types import ChannelGroup, PlanError
+from anywidth.graph.layers import spec_for
 
 __all__ = [
     "Sizer",
@@ -26,18 +27,26 @@ __all__ = [
 
 
 class Sizer:
-    """New sizes of slots once some groups keep fewer channels."""
+    """New lengths of slots once some groups keep fewer channels.
 
-    def __init__(self, ax: Analyzer, name_of_root: Mapping[int, str], sizes: Mapping[str, int]):
-        self._ax, self._names, self._sizes = ax, name_of_root, sizes
+    ``sizer(slot, block)`` (or ``sizer.form(slot, block).value(sizer.sizes)``) is the
+    slot's length after the cut: the affine `Form` of `anywidth.graph._affine` evaluated at
+    the new group sizes.
+    """
+
+    def __init__(
+        self, ax: Analyzer, groups: Sequence[ChannelGroup], name_of_root: Mapping[int, str],
+        sizes: Mapping[str, int],
+    ) -> None:  # fmt: skip
+        index = {g.name: i for i, g in enumerate(groups)}
+        self.form = form_maker(ax.table, name_of_root, index)
+        self.sizes = [sizes.get(g.name, g.size) for g in groups]
 
     def __call__(self, slot: int | None, block: int = 1) -> int:
-        table = self._ax.table
-        total = 0
-        for leaf in table.leaves(slot):
-            name = self._names.get(table.find(leaf))
-            total += self._sizes.get(name, table.size[leaf]) if name else table.size[leaf]
-        return total * block
+        return self.form(slot, block).value(self.sizes)
+
+    def channels(self, channels: Channels) -> int:
+        return self(channels.slot, channels.block)
 
 
 def cut_tensors(
@@ -164,102 +173,18 @@ def clone_other_tensors(module: nn.Module, done: Collection[str]) -> None:
                 table[attr] = clones[id(tensor)]
 
 
-Resizer = Callable[[nn.Module, dict[str, Any], Sizer], None]
-_RESIZERS: dict[type, Resizer] = {}
-
-
-def _resizer(*types: type) -> Callable[[Resizer], Resizer]:
-    def register(fn: Resizer) -> Resizer:
-        for t in types:
-            _RESIZERS[t] = fn
-        return fn
-
-    return register
-
-
-@_resizer(
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d
-)
-def _conv(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    new_in, new_out = size(*io["in"]), size(*io["out"])
-    if m.groups == m.in_channels and m.groups > 1:  # depthwise: one group per channel
-        m.groups = new_in
-    m.in_channels, m.out_channels = new_in, new_out
-
-
-@_resizer(nn.Linear)
-def _linear(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    m.in_features, m.out_features = size(*io["in"]), size(*io["out"])
-
-
-@_resizer(
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-)
-def _norm(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    m.num_features = size(*io["features"])
-
-
-@_resizer(nn.GroupNorm)
-def _group_norm(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    m.num_channels = size(*io["features"])
-
-
-@_resizer(nn.PReLU)
-def _prelu(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    m.num_parameters = size(*io["features"])
-
-
-@_resizer(nn.LayerNorm)
-def _layer_norm(m: nn.Module, io: dict[str, Any], size: Sizer) -> None:
-    pos, slot, block = io["shape"]
-    shape = list(m.normalized_shape)
-    shape[pos] = size(slot, block)
-    m.normalized_shape = tuple(shape)
-
-
 def resize_modules(root: nn.Module, ax: Analyzer, size: Sizer) -> None:
-    """Update in/out channel attributes of every layer the analysis recorded."""
+    """Update the channel attributes of every layer the analysis recorded (`LayerSpec.resize`)."""
     for name, io in ax.module_io.items():
         module = root.get_submodule(name)
-        for cls in type(module).__mro__:
-            if cls in _RESIZERS:
-                _RESIZERS[cls](module, io, size)
-                break
+        spec = spec_for(module)
+        if spec is not None and spec.resize is not None:
+            spec.resize(module, io, size.channels)
 
 
 def rewrite_graph(graph: fx.Graph, ax: Analyzer, size: Sizer) -> None:
     """Recompute graph constants that hold channel counts (slices, split sizes, shapes)."""
     nodes = {n.name: n for n in graph.nodes}
-    for kind, name, *data in ax.rewrites:
-        node = nodes[name]
-        if kind == "slice":
-            pos, before, inside, block = data
-            start = size(before, block)
-            new = slice(start, start + size(inside, block))
-            index = node.args[1]
-            if pos != -1:
-                new = tuple(new if i == pos else item for i, item in enumerate(index))
-            node.args = (node.args[0], new)
-        elif kind == "split":
-            slots, block, dim = data
-            source = node.args[0] if node.args else next(iter(node.kwargs.values()))
-            node.op, node.target = "call_function", torch.split
-            node.args = (source, [size(s, block) for s in slots])
-            node.kwargs = {"dim": dim}
-        elif kind == "reshape":
-            _rewrite_shape(node, *data, size=size)
-
-
-def _rewrite_shape(node: fx.Node, dim: int, slot: int, block: int, size: Sizer) -> None:
-    rest = list(node.args[1:])
-    packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
-    shape = list(rest[0]) if packed else rest
-    if dim < len(shape) and isinstance(shape[dim], int) and shape[dim] != -1:
-        shape[dim] = size(slot, block)
-    node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
+    for rewrite in ax.rewrites:
+        forms = rewrite.forms(size.form)
+        rewrite.apply(nodes[rewrite.node], [f.value(size.sizes) for f in forms])

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
+import anywidth.graph._layers_torch  # noqa: F401  registers the torch.nn layer specs
 from anywidth.graph import _rules_ops as ops
 from anywidth.graph._analysis import Analyzer, Call
-from anywidth.graph._rules_layers import MODULE_RULES
+from anywidth.graph.layers import LayerSpec, spec_for
 
 __all__ = ["rule_for", "FUNCTION_RULES", "METHOD_RULES"]
 
@@ -117,18 +118,28 @@ METHOD_RULES.update(
 )
 
 
-def _call_module_rule(rule, module, ax: Analyzer, call: Call) -> Any:
-    return rule(ax, call, module)
+def _layer_rule(spec: LayerSpec, module, ax: Analyzer, call: Call) -> Any:
+    """A layer's `LayerSpec`: couple its channels, then record its cost."""
+    info = spec.couple(ax, call, module)
+    io = ax.module_io.get(call.node.target)
+    if spec.cost is not None and io is not None:
+        cost = spec.cost(module, call, io)
+        if cost is not None:
+            ax.layers.append(cost)
+    return info
 
 
 def rule_for(node: fx.Node, gm: fx.GraphModule) -> tuple[Rule | None, str]:
     """The rule for a call node, or (None, why it is unknown)."""
     if node.op == "call_module":
         module = gm.get_submodule(node.target)
-        for cls in type(module).__mro__:
-            if cls in MODULE_RULES:
-                return functools.partial(_call_module_rule, MODULE_RULES[cls], module), ""
-        return None, f"no channel rule for {type(module).__name__} modules"
+        spec = spec_for(module)
+        if spec is not None:
+            return functools.partial(_layer_rule, spec, module), ""
+        return None, (
+            f"no channel rule for {type(module).__name__} modules (make it resizable with "
+            "anywidth.graph.register_layer)"
+        )
     if node.op == "call_method":
         return METHOD_RULES.get(node.target), "no channel rule for this tensor method"
     try:

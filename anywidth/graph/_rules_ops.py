@@ -15,6 +15,7 @@ import torch
 from torch import fx
 
 from anywidth.graph._analysis import UNTRACKED, Analyzer, Call, NotUnderstood, ParamRef, Tracked
+from anywidth.graph._rewrites import ReshapeRewrite, SliceRewrite, SplitRewrite
 
 __all__ = [
     "elementwise",
@@ -145,7 +146,7 @@ def split(ax: Analyzer, call: Call) -> Any:
         slots.append(ax.table.slice(info.slot, pos // block, (pos + size) // block)[1])
         pos += size
     if not _computed(call.pick(1, "split_size_or_sections")[0]):
-        ax.rewrites.append(("split", call.node.name, slots, block, dim))
+        ax.rewrites.append(SplitRewrite(call.node.name, tuple(slots), block, dim))
     return tuple(Tracked(dim, s, block) for s in slots)
 
 
@@ -214,7 +215,7 @@ def _slice_channels(ax, call, info: Tracked, x, item, pos, out_dim: int) -> Trac
     before, inside = ax.table.slice(info.slot, start // block, stop // block)
     written = call.node.args[1] if pos == -1 else call.node.args[1][pos]
     if not _computed((written.start, written.stop)):
-        ax.rewrites.append(("slice", call.node.name, pos, before, inside, block))
+        ax.rewrites.append(SliceRewrite(call.node.name, pos, before, inside, block))
     return Tracked(out_dim, inside, block)
 
 
@@ -244,7 +245,7 @@ def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
         raise NotUnderstood("the reshape splits the channel dimension or mixes it with another")
     dim, block = mapped
     if rewrite:
-        ax.rewrites.append(("reshape", call.node.name, dim, info.slot, block))
+        ax.rewrites.append(ReshapeRewrite(call.node.name, dim, info.slot, block))
     return Tracked(dim, info.slot, block)
 
 

@@ -18,7 +18,13 @@ _HOW_TO_FIX = (
 
 
 class _NamingTracer(fx.Tracer):
-    """A tracer that remembers the innermost module whose forward raised."""
+    """A tracer that remembers the innermost module whose forward raised, and keeps layers
+    registered as leaves (`anywidth.graph.register_layer`) as single nodes."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        from anywidth.graph.layers import is_registered_leaf  # layers import the analysis
+
+        return is_registered_leaf(m) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
         try:

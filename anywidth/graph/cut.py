@@ -210,7 +210,7 @@ class Cutter:
         install_tensors(root, tensors)
         clone_other_tensors(root, set(tensors))
         sizes = {name: len(kept) for name, kept in plan.items()}
-        sizer = Sizer(self._ax, self._collected.name_of_root, sizes)
+        sizer = Sizer(self._ax, self._collected.groups, self._collected.name_of_root, sizes)
         resize_modules(root, self._ax, sizer)
         return root, sizer
 

@@ -27,9 +27,10 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import fx, nn
 
+from anywidth.graph._affine import FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
-from anywidth.graph._dynamic_plan import Form, build_reader, form_maker
+from anywidth.graph._dynamic_plan import build_reader
 from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, channel_groups, check_sizes
@@ -95,7 +96,7 @@ def width_agnostic(
     """
     ax, collected, by_name = analyze_groups(model, example_input, groups)
     free = [g for g in by_name.values() if not g.fixed]
-    form = form_maker(ax, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
+    form = form_maker(ax.table, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
     skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
     make_modules_dynamic(skeleton, ax, form)
     _make_constants_dynamic(skeleton, ax, form, free, check)
@@ -160,66 +161,21 @@ def _named_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _make_constants_dynamic(
-    gm: fx.GraphModule, ax: Analyzer, form, free: list[ChannelGroup], check: bool
+    gm: fx.GraphModule, ax: Analyzer, form: FormOf, free: list[ChannelGroup], check: bool
 ) -> None:
     """Compute the channel counts `cut` rewrites (slices, splits, views) from tensor shapes."""
-    edits: list[tuple[str, str, tuple]] = []
-    for kind, name, *data in ax.rewrites:
-        if kind == "slice":
-            pos, before, inside, block = data
-            start = form(before, block)
-            edits.append((kind, name, (pos, start, start + form(inside, block))))
-        elif kind == "split":
-            slots, block, dim = data
-            edits.append((kind, name, ([form(s, block) for s in slots], dim)))
-        elif kind == "reshape":
-            dim, slot, block = data
-            edits.append((kind, name, (dim, form(slot, block))))
-    forms = list(dict.fromkeys(f for _, _, d in edits for f in _forms_in(d) if f.coefs))
+    needed = [(rewrite, rewrite.forms(form)) for rewrite in ax.rewrites]
+    forms = list(dict.fromkeys(f for _, fs in needed for f in fs if f.coefs))
     if not forms and not check:
         return
     tensors = {n: tuple(t.shape) for n, t in _named_tensors(gm).items()}
     reader = build_reader(tensors, free, forms, check)
     values = _insert_reader(gm, reader)
     nodes = {n.name: n for n in gm.graph.nodes}
-
-    def value(f: Form) -> int | fx.Node:
-        return values[forms.index(f)] if f.coefs else f.const
-
-    for kind, name, data in edits:
-        node = nodes[name]
-        if kind == "slice":
-            pos, start, stop = data
-            new = slice(value(start), value(stop))
-            index = node.args[1]
-            if pos != -1:
-                new = tuple(new if i == pos else item for i, item in enumerate(index))
-            node.args = (node.args[0], new)
-        elif kind == "split":
-            sizes, dim = data
-            source = node.args[0] if node.args else next(iter(node.kwargs.values()))
-            node.op, node.target = "call_function", torch.split
-            node.args = (source, [value(f) for f in sizes])
-            node.kwargs = {"dim": dim}
-        else:
-            dim, length = data
-            rest = list(node.args[1:])
-            packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
-            shape = list(rest[0]) if packed else rest
-            if dim < len(shape) and isinstance(shape[dim], int) and shape[dim] != -1:
-                shape[dim] = value(length)
-            node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
+    for rewrite, fs in needed:
+        new = [values[forms.index(f)] if f.coefs else f.const for f in fs]
+        rewrite.apply(nodes[rewrite.node], new)
     gm.recompile()
-
-
-def _forms_in(data: tuple) -> list[Form]:
-    out: list[Form] = []
-    for item in data:
-        if isinstance(item, Form):
-            out.append(item)
-        elif isinstance(item, list):
-            out.extend(item)
-    return out
 
 
 def _insert_reader(gm: fx.GraphModule, reader: nn.Module) -> list[fx.Node]:

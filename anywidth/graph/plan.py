@@ -15,15 +15,13 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
+from anywidth.graph._affine import Form, FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._types import ChannelGroup
 from anywidth.graph.groups import analyze_groups, check_sizes
 from anywidth.measure import count_macs
 
 __all__ = ["WidthCost", "plan_macs", "plan_params"]
-
-# A size of one tensor dimension as an affine form of group sizes: (constant, ((group, k),)).
-_Form = tuple[int, tuple[tuple[int, int], ...]]
 
 
 class WidthCost:
@@ -55,20 +53,10 @@ class WidthCost:
         index = {g.name: i for i, g in enumerate(collected.groups)}
         self._full = [g.size for g in collected.groups]
         self._index = index
-        group_of_root = {root: index[name] for root, name in collected.name_of_root.items()}
-
-        def form(slot: int, block: int) -> _Form:
-            const, coef = 0, {}
-            for leaf in ax.table.leaves(slot):
-                gi = group_of_root.get(ax.table.find(leaf))
-                if gi is None:
-                    const += ax.table.size[leaf] * block
-                else:
-                    coef[gi] = coef.get(gi, 0) + block
-            return const, tuple(coef.items())
-
+        form = form_maker(ax.table, collected.name_of_root, index)
         self._mac_terms = [
-            (layer.coef, layer.divisor, [form(*f) for f in layer.factors]) for layer in ax.layers
+            (layer.coef, layer.divisor, [form(f.slot, f.block) for f in layer.factors])
+            for layer in ax.layers
         ]
         self._param_terms = _param_terms(ax, form)
         full = self._vector({})
@@ -99,7 +87,7 @@ def _full_macs(ax: Analyzer, example_input) -> int:
             m.training = mode
 
 
-def _param_terms(ax: Analyzer, form) -> list[tuple[int, int, list[_Form]]]:
+def _param_terms(ax: Analyzer, form: FormOf) -> list[tuple[int, int, list[Form]]]:
     """One term per distinct parameter: constant dimensions times affine forms."""
     terms = []
     for name, param in ax.gm.named_parameters():
@@ -118,8 +106,8 @@ def _sum_terms(terms, sizes: list[int]) -> int:
     total = 0
     for coef, divisor, forms in terms:
         product = coef
-        for const, parts in forms:
-            product *= const + sum(k * sizes[gi] for gi, k in parts)
+        for form in forms:
+            product *= form.value(sizes)
         total += product // divisor
     return total
 

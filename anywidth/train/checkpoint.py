@@ -151,7 +151,9 @@ def save_checkpoint(
         path: the file to write; parent folders are created.
         model: its ``state_dict()`` is stored under ``model.``.
         model_name: the zoo name `load_model` rebuilds it with; by default the one in the
-            model's record (needed for a model not built by ``create_model``).
+            model's record. A model not built by ``create_model`` needs it for `load_model`
+            (without it the file is written, with a logged warning, and only its tensors
+            can be read back: `read_checkpoint`).
         model_kwargs: the kwargs of ``create_model(model_name, **model_kwargs)``; by
             default those in the model's record.
         metrics: e.g. ``{"val_accuracy": 0.97}``.
@@ -166,24 +168,22 @@ def save_checkpoint(
     Returns:
         The path written.
 
-    Raises:
-        ValueError: no ``model_name`` and the model has no record of one.
-
     Example:
         >>> small, _ = prune(anywidth.create_model("resnet20"), x, PruneConfig(0.5))
         >>> save_checkpoint("runs/small.safetensors", small, metrics={"val_accuracy": 0.9})
     """
     path = Path(path)
     record = get_record(model)
-    if model_name is None:
-        if record is None or record.model_name is None:
-            raise ValueError(
-                f"save_checkpoint: the {type(model).__name__} was not built by "
-                "anywidth.create_model, so its zoo name is unknown; pass model_name= (and "
-                "model_kwargs=) naming a registered model that load_model can rebuild"
-            )
+    if model_name is None and record is not None:
         model_name = record.model_name
         model_kwargs = dict(record.model_kwargs) if model_kwargs is None else model_kwargs
+    if model_name is None:
+        logger.warning(
+            "save_checkpoint(%s): the %s was not built by anywidth.create_model and no "
+            "model_name= was given, so load_model cannot rebuild it from this file alone",
+            path,
+            type(model).__name__,
+        )
     extra = dict(extra or {})
     if record is not None and record.steps:
         extra.setdefault("steps", [dict(step) for step in record.steps])
@@ -321,6 +321,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 def _build_model(meta: dict[str, Any], path: Path) -> nn.Module:
     name, kwargs = meta["model"].get("name"), meta["model"].get("kwargs") or {}
+    if name is None:
+        raise CheckpointError(
+            f"{path}: the checkpoint records no zoo model name (the model was not built by "
+            "anywidth.create_model and was saved without model_name=); build the model "
+            "yourself and load read_checkpoint(path).model_state() into it"
+        )
     try:
         return create_model(name, **kwargs)
     except KeyError as error:
