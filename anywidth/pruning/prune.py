@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from anywidth._config import config_from_dict, config_to_dict
 from anywidth.graph import WidthCost, channel_groups, cut
 from anywidth.graph.budget import Budget, plan_for_budget
 from anywidth.measure import count_macs, count_params
@@ -71,13 +73,13 @@ class PruneConfig:
         return Budget(macs=self.target_macs, params=self.target_params, tolerance=self.tolerance)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["fixed"] = list(self.fixed)
-        return data
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PruneConfig:
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> PruneConfig:
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
 
 
 @dataclass
