@@ -10,11 +10,13 @@ import statistics
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from anywidth._config import check_keys
 
 __all__ = [
     "Report",
@@ -172,6 +174,8 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:
+        """Rebuild from `to_dict` output; an unknown key raises ``ValueError`` naming it."""
+        check_keys("Report", data, [f.name for f in fields(cls)])
         return cls(**data)
 
 

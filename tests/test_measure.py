@@ -70,12 +70,20 @@ def test_evaluate_empty_loader_is_an_error():
 
 
 def test_profile_is_one_comparable_record():
-    model = _net()
+    torch.manual_seed(0)
+    model = _net().eval()
     x = torch.randn(4, 3, 8, 8)
-    data = DataLoader(TensorDataset(x, torch.tensor([0, 1, 2, 3])), batch_size=2)
+    with torch.no_grad():
+        logits = model(x)  # (4, 4)
+    # labels: the model's own prediction for the first three samples, a wrong one for the last
+    labels = logits.argmax(dim=1)
+    labels[3] = (labels[3] + 1) % 4
+    data = DataLoader(TensorDataset(x, labels), batch_size=2)
     report = profile(model, x, loader=data, name="net", repeats=2)
-    assert report.macs == count_macs(model, x[:1])
+    assert report.macs == count_macs(model, x[:1]) == 8 * 3 * 9 * 8 * 8 + 8 * 4
     assert report.params == count_params(model)
     assert report.batch_size == 4
-    assert 0.0 <= report.accuracy <= 1.0
+    assert report.accuracy == 0.75
+    expected_loss = nn.functional.cross_entropy(logits, labels).item()
+    assert report.loss == pytest.approx(expected_loss, rel=1e-6)
     assert Report.from_dict(report.to_dict()) == report

@@ -93,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
         image_size=args.image_size,
     )
     kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
+    torch.manual_seed(args.seed)  # --seed fixes the initial weights too
     model = create_model(args.model, **kwargs)
     config = TrainConfig(
         epochs=args.epochs,

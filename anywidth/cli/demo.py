@@ -14,6 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
+
 from anywidth.cli._plot import plot_accuracy_vs_macs
 from anywidth.cli._table import format_table, human
 from anywidth.data import make_loaders
@@ -106,6 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     loaders = make_loaders("digits", batch_size=64, seed=args.seed)
     kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
+    torch.manual_seed(args.seed)  # the initial weights too: one --seed, one run
     model = create_model("resnet20", **kwargs)
     config = TrainConfig(epochs=args.epochs, lr=0.1, weight_decay=5e-4, seed=args.seed)
     print(f"training resnet20 on digits for {args.epochs} epochs ...", flush=True)

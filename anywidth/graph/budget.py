@@ -7,6 +7,7 @@ model meets the budget within the stated tolerance — in one call, no manual lo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,7 +16,27 @@ import torch
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.plan import WidthCost
 
-__all__ = ["Budget", "plan_for_budget"]
+__all__ = ["Budget", "check_target", "plan_for_budget"]
+
+
+def check_target(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is a usable budget: a finite number above 0.
+
+    Args:
+        name: how the caller calls the budget (``"macs"``, ``"PruneConfig.target_macs"``).
+        value: the budget as given.
+
+    Example:
+        >>> check_target("PruneConfig.target_macs", float("inf"))
+        Traceback (most recent call last):
+        ValueError: PruneConfig.target_macs=inf is not a finite number above 0; ...
+    """
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{name}={value!r} is not a finite number above 0; give a fraction of the "
+            "original model in (0, 1] (0.5 keeps half) or an absolute count above 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -39,9 +60,7 @@ class Budget:
     def __post_init__(self) -> None:
         if (self.macs is None) == (self.params is None):
             raise ValueError("Budget needs exactly one of macs= or params=")
-        value = self.macs if self.macs is not None else self.params
-        if not value > 0:
-            raise ValueError(f"Budget {self.metric}={value} must be positive")
+        check_target(f"Budget {self.metric}", self.macs if self.macs is not None else self.params)
         if not 0 < self.tolerance < 1:
             raise ValueError(f"Budget tolerance={self.tolerance} must be in (0, 1)")
 
@@ -53,6 +72,9 @@ class Budget:
         """The target as a count, given the original model's count ``full``."""
         value = float(self.macs if self.macs is not None else self.params)
         return value * full if value <= 1.0 else value
+
+
+_UNITS = {"macs": "MACs", "params": "parameters"}
 
 
 def _round(size: int, full: int, round_to: int, floor: int) -> int:
@@ -145,6 +167,25 @@ def _closest_step_over(planner, counts, sizes, achieved, target):
     return best[1], best[2]
 
 
+def _below_smallest(budget, target, smallest, full, min_channels, round_to) -> PlanError:
+    """The error for a target under the smallest allowed model; says when it was absolute."""
+    value = budget.macs if budget.macs is not None else budget.params
+    settings = f"min_channels={min_channels}, round_to={round_to}"
+    if value > 1.0:  # likely meant as a fraction
+        unit = _UNITS[budget.metric]
+        return PlanError(
+            f"{budget.metric} target {value!r} is read as an absolute count of {value!r} {unit} "
+            f"(values above 1 are absolute counts; fractions of the original are in (0, 1]), "
+            f"below the smallest model's {smallest:,} {unit} (full model: {full:,}; {settings});"
+            f" give a fraction such as 0.5 or a count of at least {smallest:,}"
+        )
+    return PlanError(
+        f"{budget.metric} target {target:,.0f} is below the smallest model these groups "
+        f"allow ({smallest:,} with {settings}); raise the target, lower "
+        "min_channels/round_to, or unfix groups"
+    )
+
+
 def plan_for_budget(
     cost: WidthCost,
     priority: Mapping[str, torch.Tensor],
@@ -191,11 +232,7 @@ def plan_for_budget(
     if target >= full:
         return {}
     if target < smallest * (1 - budget.tolerance):
-        raise PlanError(
-            f"{budget.metric} target {target:,.0f} is below the smallest model these groups "
-            f"allow ({smallest:,} with min_channels={min_channels}, round_to={round_to}); "
-            "raise the target, lower min_channels/round_to, or unfix groups"
-        )
+        raise _below_smallest(budget, target, smallest, full, min_channels, round_to)
     prefix = _largest_prefix(planner, target)
     counts = _fill(planner, planner.counts(prefix), prefix, target)
     sizes = planner.sizes(counts)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from anywidth._config import config_from_dict, config_to_dict
 from anywidth.integral.quadrature import QUADRATURE_RULES
 
 __all__ = ["IntegralConfig", "PARTITIONS", "NODE_INITS"]
@@ -75,23 +76,18 @@ class IntegralConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict; `from_dict` rebuilds the same config."""
-        data = asdict(self)
-        data["fixed"] = list(self.fixed)
-        return data
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IntegralConfig:
-        """The config a `to_dict` result describes.
+        """The config a `to_dict` result describes (a missing ``"version"`` reads as 1).
 
         Raises:
-            ValueError: unknown keys (with the valid ones) or invalid values.
+            ValueError: an unknown key (named, with the valid ones), a record version newer
+                than this anywidth reads, or an invalid value.
         """
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown IntegralConfig field(s) {unknown}; valid: {sorted(known)}")
-        return cls(**dict(data))
+        return config_from_dict(cls, data)
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from anywidth._config import config_from_dict, config_to_dict
 from anywidth.data import Loaders
 from anywidth.integral.model import IntegralModel
 from anywidth.measure import evaluate
@@ -65,11 +66,13 @@ class WidthTrainConfig:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> WidthTrainConfig:
-        return cls(**data)
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
 
 
 def smallest_plan(inn: IntegralModel, min_ratio: float) -> dict[str, int]:

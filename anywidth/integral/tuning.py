@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import nn
 
+from anywidth._config import config_from_dict, config_to_dict
 from anywidth.integral.grid import UniformGrid, make_grid
 from anywidth.integral.model import IntegralModel
 from anywidth.train.tune import tune_
@@ -46,11 +47,13 @@ class TuneConfig:
             raise ValueError("TuneConfig needs steps >= 1, lr > 0 and temperature > 0")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TuneConfig:
-        return cls(**data)
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
 
 
 def _trainable_grids_(inn: IntegralModel) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from anywidth._config import config_from_dict, config_to_dict
 from anywidth.graph import Budget, Cutter, WidthCost, channel_groups, plan_for_budget
+from anywidth.graph.budget import check_target
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning.importance import Importance, make_importance
 
@@ -23,7 +26,8 @@ class PruneConfig:
     """How to prune: the criterion, the ranking and the budget.
 
     Args:
-        target_macs: fraction of the original MACs to keep (0 < f <= 1) or an absolute count.
+        target_macs: fraction of the original MACs to keep (0 < f <= 1) or, above 1, an
+            absolute count (``2.0`` means 2 MACs, not twice the model); finite.
         target_params: the same for parameters; give exactly one of the two.
         importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``) or ``"random"``.
         ranking: ``"global"`` compares channels across groups (scores divided by their
@@ -53,6 +57,9 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.target_macs is None and self.target_params is None:
             raise ValueError("PruneConfig needs target_macs= or target_params=")
+        for name in ("target_macs", "target_params"):
+            if getattr(self, name) is not None:
+                check_target(f"PruneConfig.{name}", getattr(self, name))
         if self.importance not in _IMPORTANCES:
             raise ValueError(
                 f"PruneConfig.importance={self.importance!r}; use one of {list(_IMPORTANCES)}"
@@ -70,13 +77,13 @@ class PruneConfig:
         return Budget(macs=self.target_macs, params=self.target_params, tolerance=self.tolerance)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["fixed"] = list(self.fixed)
-        return data
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PruneConfig:
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> PruneConfig:
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
 
 
 @dataclass

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from anywidth._config import config_from_dict, config_to_dict
 
 __all__ = ["TrainConfig"]
 
@@ -84,27 +86,27 @@ class TrainConfig:
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-friendly dict.
+        """All fields as a JSON-friendly dict, plus the record ``"version"``.
 
         Example:
             >>> TrainConfig(epochs=2).to_dict()["epochs"]
             2
         """
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from `to_dict` output; unknown keys raise ``ValueError``.
+        """Rebuild from `to_dict` output (a missing ``"version"`` reads as 1).
+
+        Raises:
+            ValueError: an unknown key (named, with the valid ones), a record version newer
+                than this anywidth reads, or an invalid value.
 
         Example:
             >>> TrainConfig.from_dict({"epochs": 5, "optimizer": "adamw"}).optimizer
             'adamw'
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from anywidth.measure import eval_mode
+
 __all__ = ["recalibrate_bn", "recalibrate_bn_"]
 
 
@@ -40,27 +42,24 @@ def recalibrate_bn_(model: nn.Module, data: Iterable, batches: int = 20) -> None
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not norms:
         return
-    modes = {m: m.training for m in model.modules()}
     momenta = {bn: bn.momentum for bn in norms}
     device = next(iter(model.parameters()), torch.empty(0)).device
-    try:
-        model.eval()
-        for bn in norms:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative moving average over the batches seen
-            bn.train()
-        seen = 0
-        for batch in itertools.islice(data, batches):
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(images.to(device))
-            seen += 1
-        if seen == 0:
-            raise ValueError("recalibrate_bn got no data; pass a non-empty loader")
-    finally:
-        for bn, momentum in momenta.items():
-            bn.momentum = momentum
-        for module, mode in modes.items():
-            module.training = mode
+    with eval_mode(model):
+        try:
+            for bn in norms:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative moving average over the batches seen
+                bn.train()
+            seen = 0
+            for batch in itertools.islice(data, batches):
+                images = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(images.to(device))
+                seen += 1
+            if seen == 0:
+                raise ValueError("recalibrate_bn got no data; pass a non-empty loader")
+        finally:
+            for bn, momentum in momenta.items():
+                bn.momentum = momentum
 
 
 def recalibrate_bn(model: nn.Module, data: Iterable, batches: int = 20) -> nn.Module:

@@ -7,6 +7,7 @@ them compares what is tuned, not how hard.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Sequence
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from anywidth._progress import progress
+from anywidth.measure import eval_mode
 
 __all__ = ["tune_", "distillation_loss"]
 
@@ -61,6 +63,7 @@ def tune_(
     dropout is off; the data loader is cycled if it has fewer batches than ``steps``.
     Parameters not in ``params`` get no gradient and are left unchanged, and so are the
     BatchNorm running statistics (recalibrate them afterwards for the new weights).
+    Every module of ``model`` and ``teacher`` gets its own training flag back afterwards.
 
     Args:
         model: the model to tune (its ``params`` change in place).
@@ -88,30 +91,28 @@ def tune_(
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
-    was_training = model.training
-    if teacher is not None:
-        teacher.eval()
     losses = []
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    try:
-        _batch_norm_train_rest_eval(model)
-        batches = itertools.islice(itertools.cycle(data), steps)
-        for images, labels in progress(batches, desc="tuning", total=steps):
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
-            if teacher is not None:
-                with torch.no_grad():
-                    target = teacher(images)
-                loss = loss + distillation_loss(logits, target, temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    finally:
-        with torch.no_grad():
-            for name, value in model.named_buffers():
-                value.copy_(buffers[name])
-        for p in model.parameters():
-            p.requires_grad_(saved.get(id(p), True))
-        model.train(was_training)
+    teacher_mode = eval_mode(teacher) if teacher is not None else contextlib.nullcontext()
+    with eval_mode(model), teacher_mode:
+        try:
+            _batch_norm_train_rest_eval(model)
+            batches = itertools.islice(itertools.cycle(data), steps)
+            for images, labels in progress(batches, desc="tuning", total=steps):
+                logits = model(images)
+                loss = nn.functional.cross_entropy(logits, labels)
+                if teacher is not None:
+                    with torch.no_grad():
+                        target = teacher(images)
+                    loss = loss + distillation_loss(logits, target, temperature)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+        finally:
+            with torch.no_grad():
+                for name, value in model.named_buffers():
+                    value.copy_(buffers[name])
+            for p in model.parameters():
+                p.requires_grad_(saved.get(id(p), True))
     return losses

@@ -1,17 +1,27 @@
 import pytest
 
 from anywidth.cli.main import main
+from anywidth.data import make_loaders
 from anywidth.integral import load_integral
+from anywidth.measure import evaluate
+from anywidth.train import load_model
 from anywidth.train.checkpoint import read_checkpoint
 
 # Large batches keep these tests quick: fewer steps, recalibration and evaluation batches.
 FAST = ["--batch-size", "256"]
 
 
+# One epoch at batch size 16 (68 steps, ~2 s): 79.7% test accuracy with the default --seed
+# (chance is 10%), enough for the accuracy levels below to tell a working pipeline from a
+# broken one.
+SOURCE_ACCURACY = 0.797
+
+
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
-    assert main(["train", "--model", "tiny_resnet", "--epochs", "1", "--out", str(out)]) == 0
+    args = ["train", "--model", "tiny_resnet", "--epochs", "1", "--batch-size", "16"]
+    assert main([*args, "--out", str(out)]) == 0
     return out / "last.safetensors"
 
 
@@ -22,22 +32,40 @@ def inn_file(trained_checkpoint, tmp_path_factory):
     return out
 
 
+def _cell(table: str, row: str, column: str) -> str:
+    """The ``column`` cell of ``row`` in a printed table."""
+    lines = table.splitlines()
+    header = next(line for line in lines if column in line).split("|")
+    line = next(line for line in lines if line.startswith(f"| {row} "))
+    return line.split("|")[[c.strip() for c in header].index(column)].strip()
+
+
 def _macs(table: str, row: str) -> float:
     """The MACs cell of ``row`` in a printed table, as a number."""
-    lines = table.splitlines()
-    header = next(line for line in lines if "MACs" in line).split("|")
-    line = next(line for line in lines if line.startswith(f"| {row} "))
-    cell = line.split("|")[[c.strip() for c in header].index("MACs")].strip()
+    cell = _cell(table, row, "MACs")
     scale = {"k": 1e3, "M": 1e6, "G": 1e9}.get(cell[-1], 1)
     return float(cell.rstrip("kMG")) * scale
 
 
-def test_integrate_reports_widths_and_records_data(inn_file, capsys):
+def _accuracy(table: str, row: str) -> float:
+    """The ``test acc %`` cell of ``row`` as a fraction."""
+    return float(_cell(table, row, "test acc %")) / 100
+
+
+def test_integrate_reports_widths_and_records_data(inn_file, trained_checkpoint):
     meta = read_checkpoint(inn_file).meta
     assert meta["model"]["name"] == "tiny_resnet"
     assert meta["metrics"]["data"]["name"] == "digits"
-    assert 0 <= meta["metrics"]["test_accuracy"] <= 1
     assert load_integral(inn_file).model_name == "tiny_resnet"
+    # Conversion is exact: the INN at full width scores what the trained model scores
+    # (to one test image of 359), and narrower widths score less but well above chance.
+    source = load_model(trained_checkpoint)[0]
+    expected = evaluate(source, make_loaders("digits", batch_size=256).test)["accuracy"]
+    assert expected == pytest.approx(SOURCE_ACCURACY, abs=0.1)
+    metrics = meta["metrics"]
+    assert metrics["test_accuracy"] == pytest.approx(expected, abs=1.01 / 359)
+    assert metrics["test_accuracy_75pct_macs"] > 0.4  # measured 57.4%
+    assert metrics["test_accuracy_50pct_macs"] > 0.25  # measured 40.4%
 
 
 def test_integrate_with_training_and_partition_tuning(trained_checkpoint, tmp_path, capsys):
@@ -49,6 +77,8 @@ def test_integrate_with_training_and_partition_tuning(trained_checkpoint, tmp_pa
     for row in ("full", "75% MACs", "50% MACs", "25% MACs"):
         assert f"| {row} " in table
     assert _macs(table, "50% MACs") == pytest.approx(0.5 * _macs(table, "full"), rel=0.15)
+    assert _accuracy(table, "full") > 0.6  # measured 75.2% (chance: 10%)
+    assert _accuracy(table, "50% MACs") > 0.35  # measured 53.8%
     # the tuned partitions are trainable grids; the file must read back with them
     inn = load_integral(out)
     assert inn.config.partition == "trainable"
@@ -60,10 +90,14 @@ def test_resample_to_checkpoint_then_eval(inn_file, tmp_path, capsys):
     assert main(args) == 0
     table = capsys.readouterr().out
     assert _macs(table, "after") == pytest.approx(0.5 * _macs(table, "before"), rel=0.15)
+    assert _accuracy(table, "before") == pytest.approx(SOURCE_ACCURACY, abs=0.1)
+    assert _accuracy(table, "after") > 0.25  # measured 40.4% (chance: 10%)
     assert main(["eval", str(small), *FAST]) == 0
     evaluated = capsys.readouterr().out
     assert "tiny_resnet" in evaluated and "digits" in evaluated
     assert _macs(evaluated, "tiny_resnet") == pytest.approx(_macs(table, "after"), rel=0.01)
+    # the saved small model scores what resample measured before writing it
+    assert _accuracy(evaluated, "tiny_resnet") == _accuracy(table, "after")
 
 
 def test_resample_to_onnx(inn_file, tmp_path, capsys):

@@ -42,8 +42,20 @@ def test_config_validation_and_round_trip():
         PruneConfig(target_macs=0.5, ranking="everywhere")
     with pytest.raises(ValueError, match="exactly one"):
         PruneConfig(target_macs=0.5, target_params=0.5)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"PruneConfig.target_macs=-1 is not a finite number"):
         PruneConfig(target_macs=-1)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=str)
+@pytest.mark.parametrize("name", ["target_macs", "target_params"])
+def test_non_finite_budget_is_an_error_not_the_unpruned_model(name, value):
+    message = (
+        f"PruneConfig.{name}={value!r} is not a finite number above 0; give a fraction of the "
+        "original model in (0, 1] (0.5 keeps half) or an absolute count above 1"
+    )
+    with pytest.raises(ValueError) as error:
+        PruneConfig(**{name: value})
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize(
@@ -120,6 +132,18 @@ def test_taylor_needs_data(resnet20):
 def test_budget_below_smallest_model_is_a_clear_error(resnet20):
     with pytest.raises(PlanError, match="below the smallest model"):
         prune(resnet20, X8, PruneConfig(target_macs=0.001))
+
+
+def test_absolute_budget_of_2_macs_says_values_above_1_are_counts(resnet20):
+    # resnet20 on 8x8 inputs: 2,532,992 MACs; every group at 1 channel: 5,142.
+    with pytest.raises(PlanError) as error:
+        prune(resnet20, X8, PruneConfig(target_macs=2.0))
+    assert str(error.value) == (
+        "macs target 2.0 is read as an absolute count of 2.0 MACs (values above 1 are absolute "
+        "counts; fractions of the original are in (0, 1]), below the smallest model's 5,142 MACs "
+        "(full model: 2,532,992; min_channels=1, round_to=1); give a fraction such as 0.5 or a "
+        "count of at least 5,142"
+    )
 
 
 def test_pruned_checkpoint_reloads_from_the_path_alone(tmp_path):

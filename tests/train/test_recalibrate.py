@@ -34,6 +34,14 @@ def test_modes_and_momentum_restored():
     assert model[1].momentum == 0.1
 
 
+def test_each_submodule_flag_is_restored():
+    model = _model().train()
+    model[2].eval()  # dropout switched off by hand in a training model stays off
+    recalibrate_bn_(model, _batches(), batches=2)
+    assert [m.training for m in model] == [True, True, False, True]
+    assert model.training
+
+
 def test_copy_leaves_caller_model_alone():
     model = _model()
     before = model[1].running_mean.clone()

@@ -37,6 +37,16 @@ def test_loss_goes_down_and_mode_is_restored():
     assert not model.training
 
 
+def test_each_submodule_flag_is_restored_in_model_and_teacher():
+    model = _model().train()
+    model[1].eval()  # a frozen BatchNorm inside a training model stays frozen
+    teacher = _model().train()
+    teacher[3].eval()
+    tune_(model, list(model[3].parameters()), _data(), steps=2, teacher=teacher)
+    assert [m.training for m in model] == [True, False, True, True]
+    assert [m.training for m in teacher] == [True, True, True, False]
+
+
 def test_distillation_pulls_the_student_towards_the_teacher():
     def net(seed):
         torch.manual_seed(seed)
