@@ -18,14 +18,22 @@ from anywidth.graph.cut import Cutter, cut
 from anywidth.graph.dynamic import plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
 from anywidth.graph.groups import channel_groups, check_sizes, group_sizes, keep_first, lookup
+from anywidth.graph.layers import Channels, LayerCost, LayerIO, LayerSpec, register_layer
 from anywidth.graph.permute import permute_channels
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
+
+# The specs of the torch.nn layers (conv, linear, norms...), registered like a user's own.
+import anywidth.graph._layers_torch  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "Budget",
     "ChannelGroup",
+    "Channels",
     "Cutter",
     "GraphError",
+    "LayerCost",
+    "LayerIO",
+    "LayerSpec",
     "Member",
     "PlanError",
     "WidthCost",
@@ -41,5 +49,6 @@ __all__ = [
     "plan_macs",
     "plan_params",
     "plan_shapes",
+    "register_layer",
     "width_agnostic",
 ]
