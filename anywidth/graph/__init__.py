@@ -17,7 +17,15 @@ from anywidth.graph.budget import Budget, plan_for_budget
 from anywidth.graph.cut import Cutter, cut
 from anywidth.graph.dynamic import plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
-from anywidth.graph.groups import channel_groups, check_sizes, group_sizes, keep_first, lookup
+from anywidth.graph.groups import (
+    Analysis,
+    analyze_channels,
+    channel_groups,
+    check_sizes,
+    group_sizes,
+    keep_first,
+    lookup,
+)
 from anywidth.graph.layers import Channels, LayerCost, LayerIO, LayerSpec, register_layer
 from anywidth.graph.permute import permute_channels
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
@@ -26,6 +34,7 @@ from anywidth.graph.plan import WidthCost, plan_macs, plan_params
 import anywidth.graph._layers_torch  # noqa: E402, F401  isort: skip
 
 __all__ = [
+    "Analysis",
     "Budget",
     "ChannelGroup",
     "Channels",
@@ -37,6 +46,7 @@ __all__ = [
     "Member",
     "PlanError",
     "WidthCost",
+    "analyze_channels",
     "channel_groups",
     "check_sizes",
     "cut",

@@ -77,7 +77,8 @@ def cut(
         example_input: a tensor (or tuple) of the shape the model expects.
         keep: ``{group name: kept channel indices}``; groups not listed stay whole.
         groups: the result of `channel_groups` for this model and input, e.g. with extra
-            ``fixed`` groups; computed when omitted.
+            ``fixed`` groups, or its `Analysis` (`analyze_channels`: no new trace);
+            computed when omitted.
         replace: ``{parameter or buffer name: tensor}`` to use instead of the sliced tensor
             (INN resampling supplies these); each must have the shape after the cut.
 
@@ -109,8 +110,8 @@ class Cutter:
     Args:
         model: the network to cut.
         example_input: a tensor (or tuple) of the shape the model expects.
-        groups: the result of `channel_groups` for this model and input; computed when
-            omitted.
+        groups: the result of `channel_groups` for this model and input, or its
+            `Analysis` (`analyze_channels`: no new trace); computed when omitted.
 
     Raises:
         GraphError: the model cannot be traced.

@@ -68,7 +68,8 @@ def width_agnostic(
         model: the network (not changed).
         example_input: a tensor (or tuple) of the shape the model expects.
         groups: the result of `channel_groups` for this model and input, e.g. with extra
-            ``fixed`` groups (those must then keep their size); computed when omitted.
+            ``fixed`` groups (those must then keep their size), or its `Analysis`
+            (`analyze_channels`: no new trace); computed when omitted.
         check: at every call, check that all parameters and buffers have the shapes of one
             width plan, raising `PlanError` naming the tensor that does not fit. Costs a
             Python loop over the tensors' shapes per call; without it, tensors of wrong

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -36,10 +36,12 @@ from anywidth.graph._analysis import Analyzer, analyze
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
 
 __all__ = [
+    "Analysis",
     "ChannelGroup",
     "Member",
     "GraphError",
     "PlanError",
+    "analyze_channels",
     "channel_groups",
     "group_sizes",
     "keep_first",
@@ -77,7 +79,55 @@ def channel_groups(
         >>> [(g.name, g.size, g.fixed) for g in groups][:3]
         [('input:x', 3, True), ('conv1:out', 16, False), ('layer1.0.conv1:out', 16, False)]
     """
-    return collect(analyze(model, example_input), fixed).groups
+    return analyze_channels(model, example_input, fixed).groups
+
+
+@dataclass
+class Analysis:
+    """One trace and channel analysis of a model, reusable by everything that needs it.
+
+    `channel_groups` returns only the groups; pass an `Analysis` as ``groups=`` to `cut`,
+    `Cutter`, `WidthCost` and `width_agnostic` to skip their own trace of the same model.
+
+    Attributes:
+        groups: the channel groups, as `channel_groups` returns them.
+
+    Example:
+        >>> analysis = analyze_channels(model, x, fixed=["fc:out"])
+        >>> cost = WidthCost(model, x, analysis)
+        >>> small = cut(model, x, keep, groups=analysis)
+    """
+
+    model: nn.Module
+    input_shapes: list[tuple[int, ...]]
+    groups: list[ChannelGroup]
+    ax: Analyzer
+    collected: Collected
+
+    def __iter__(self) -> Iterator[ChannelGroup]:
+        """An analysis stands for its groups wherever a list of groups is expected."""
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def analyze_channels(
+    model: nn.Module, example_input: torch.Tensor | tuple, fixed: Iterable[str] = ()
+) -> Analysis:
+    """Trace ``model`` once and find its channel groups: `channel_groups`, keeping the work.
+
+    Args and raises as in `channel_groups`.
+    """
+    ax = analyze(model, example_input)
+    collected = collect(ax)
+    groups = _apply_fixed(collected.groups, fixed)
+    return Analysis(model, _input_shapes(example_input), groups, ax, collected)
+
+
+def _input_shapes(example_input) -> list[tuple[int, ...]]:
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    return [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
 
 
 @dataclass
@@ -194,13 +244,21 @@ def keep_first(groups: Iterable[ChannelGroup], sizes: Mapping[str, int]) -> dict
 def analyze_groups(
     model: nn.Module,
     example_input: torch.Tensor | tuple,
-    groups: Iterable[ChannelGroup] | None = None,
+    groups: Iterable[ChannelGroup] | Analysis | None = None,
 ) -> tuple[Analyzer, Collected, dict[str, ChannelGroup]]:
     """Trace and analyse ``model``: the analysis, its named groups, and the groups by name.
 
     The groups by name are the caller's ``groups`` (checked against the analysis) when given,
-    else the fresh ones; unknown-op warnings are then quiet, the caller has seen them.
+    else the fresh ones; unknown-op warnings are then quiet, the caller has seen them. An
+    `Analysis` of this model and input shape is used as it is, without tracing again.
     """
+    if isinstance(groups, Analysis):
+        if groups.model is not model or groups.input_shapes != _input_shapes(example_input):
+            raise PlanError(
+                "the Analysis passed as groups was made for another model or input shape; "
+                "call analyze_channels(model, example_input) for this one"
+            )
+        return groups.ax, groups.collected, {g.name: g for g in groups.groups}
     ax = analyze(model, example_input, quiet=groups is not None)
     collected = collect(ax)
     return ax, collected, resolve_groups(collected, groups)

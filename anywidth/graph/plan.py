@@ -33,8 +33,9 @@ class WidthCost:
     Args:
         model: the network (not changed).
         example_input: the input to count MACs for.
-        groups: the model's `channel_groups` (e.g. with extra fixed groups); computed when
-            omitted. Sizes are validated against them.
+        groups: the model's `channel_groups` (e.g. with extra fixed groups), or its
+            `Analysis` (`analyze_channels`: no new trace); computed when omitted. Sizes are
+            validated against them.
 
     Example:
         >>> cost = WidthCost(model, torch.randn(1, 3, 32, 32))

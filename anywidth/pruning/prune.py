@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.graph import Budget, Cutter, WidthCost, channel_groups, plan_for_budget
+from anywidth.graph import Budget, Cutter, WidthCost, analyze_channels, plan_for_budget
 from anywidth.graph.budget import check_target
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning.importance import Importance, make_importance
@@ -165,7 +165,7 @@ def prune(
         >>> small = recalibrate_bn(small, loaders.train)
     """
     start = time.perf_counter()
-    groups = channel_groups(model, example_input, fixed=config.fixed)
+    groups = analyze_channels(model, example_input, fixed=config.fixed)  # traced once
     resizable = [g for g in groups if not g.fixed]
     crit = importance or make_importance(
         config.importance, taylor_batches=config.taylor_batches, seed=config.seed

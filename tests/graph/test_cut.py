@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import anywidth
-from anywidth.graph import PlanError, channel_groups, cut, keep_first
+from anywidth.graph import PlanError, analyze_channels, channel_groups, cut, keep_first
 from anywidth.graph.cut import Cutter
 from anywidth.measure import count_params
 from anywidth.record import get_record
@@ -366,3 +366,11 @@ def test_the_cut_model_records_its_origin_and_steps():
     assert record.steps[0]["sizes"] == {name: 1}
     assert record.steps[0]["inputs"] == [{"shape": [1, 3, 8, 8], "dtype": "float32"}]
     assert get_record(model).steps == ()  # the caller's model is untouched
+
+
+def test_an_analysis_of_another_model_is_rejected():
+    analysis = analyze_channels(_model(M.Projection), X)
+    with pytest.raises(PlanError, match="made for another model or input shape"):
+        Cutter(_model(M.Projection), X, groups=analysis)
+    with pytest.raises(PlanError, match="made for another model or input shape"):
+        Cutter(analysis.model, X[:1], groups=analysis)

@@ -180,3 +180,18 @@ def test_every_zoo_model_prunes_to_half_the_macs(name):
     assert abs(report.mac_ratio - 0.5) <= 0.5 * tolerance
     out = small(x)
     assert out.shape == (1, 10) and torch.isfinite(out).all()
+
+
+def test_prune_traces_the_model_once(resnet20, monkeypatch):
+    import anywidth.graph.groups as groups_module
+
+    calls = []
+    real = groups_module.analyze
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(groups_module, "analyze", counting)
+    prune(resnet20, X8, PruneConfig(target_macs=0.5))
+    assert len(calls) == 1  # channel groups, WidthCost and the cut share one analysis
