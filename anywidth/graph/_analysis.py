@@ -31,6 +31,7 @@ from anywidth.graph._rewrites import Rewrite
 from anywidth.graph._slots import SlotTable
 from anywidth.graph._trace import as_inputs, trace
 from anywidth.graph._types import GraphError
+from anywidth.measure import eval_mode
 
 logger = logging.getLogger("anywidth.graph")
 
@@ -324,12 +325,6 @@ def analyze(model: nn.Module, example_input: torch.Tensor | tuple, quiet: bool =
         t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
     )
     analyzer = Analyzer(gm, quiet=quiet)
-    modes = {m: m.training for m in gm.modules()}
-    gm.eval()
-    try:
-        with torch.no_grad():
-            _Propagator(gm, analyzer).run(*inputs)
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
+    with torch.no_grad(), eval_mode(gm):
+        _Propagator(gm, analyzer).run(*inputs)
     return analyzer

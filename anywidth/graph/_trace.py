@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import fx, nn
 
 from anywidth.graph._types import GraphError
+from anywidth.measure import eval_mode
 
-__all__ = ["trace", "graph_module", "as_inputs"]
+__all__ = ["trace", "graph_module", "as_inputs", "run_once", "output_shapes", "check_runs"]
 
 _HOW_TO_FIX = (
     "anywidth follows channels through a torch.fx trace, so forward() must be traceable: "
@@ -44,11 +47,10 @@ def trace(model: nn.Module) -> fx.GraphModule:
     Raises:
         GraphError: torch.fx cannot trace the model; the message names the module.
     """
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     tracer = _NamingTracer()
     try:
-        graph = tracer.trace(model)
+        with eval_mode(model):
+            graph = tracer.trace(model)
     except Exception as exc:
         path, kind = getattr(exc, "_anywidth_module", ("", type(model).__name__))
         where = f"module '{path}' ({kind})" if path else f"the top-level forward ({kind})"
@@ -56,9 +58,6 @@ def trace(model: nn.Module) -> fx.GraphModule:
         raise GraphError(
             f"cannot trace {type(model).__name__}: {where} failed: {reason}. {_HOW_TO_FIX}"
         ) from exc
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     for node in graph.nodes:
         # `from __future__ import annotations` leaves annotations as strings, which fx
         # would emit as a global that breaks pickling the GraphModule.
@@ -91,3 +90,44 @@ def as_inputs(example_input: torch.Tensor | tuple) -> tuple:
     raise GraphError(
         f"example_input must be a tensor or a tuple of tensors, got {type(example_input).__name__}"
     )
+
+
+def run_once(module: nn.Module, example_input: torch.Tensor | tuple) -> Any:
+    """``module`` on a copy of the example input, in eval mode, without gradients."""
+    inputs = tuple(
+        t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
+    )
+    with torch.no_grad(), eval_mode(module):
+        return module(*inputs)
+
+
+def output_shapes(out: Any) -> list[tuple[int, ...]]:
+    """The shapes of every tensor in a (nested) output, in order."""
+    shapes: list[tuple[int, ...]] = []
+    fx.node.map_aggregate(
+        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
+    )
+    return shapes
+
+
+def check_runs(
+    module: nn.Module, example_input: torch.Tensor | tuple, expected: list, what: str
+) -> Any:
+    """Run a model anywidth built once: its outputs must have the ``expected`` shapes.
+
+    Returns:
+        Its output.
+
+    Raises:
+        RuntimeError: an internal error, naming ``what`` was built ("the cut model").
+    """
+    try:
+        out = run_once(module, example_input)
+    except Exception as exc:
+        raise RuntimeError(f"anywidth internal error: {what} does not run: {exc}") from exc
+    shapes = output_shapes(out)
+    if shapes != expected:
+        raise RuntimeError(
+            f"anywidth internal error: {what} changed the output shapes {expected} to {shapes}"
+        )
+    return out

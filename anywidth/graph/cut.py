@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from anywidth.graph._analysis import Analyzer
 from anywidth.graph._resize import (
     Sizer,
     check_replacements,
@@ -25,15 +24,15 @@ from anywidth.graph._resize import (
     resize_modules,
     rewrite_graph,
 )
-from anywidth.graph._trace import as_inputs, graph_module
+from anywidth.graph._trace import as_inputs, check_runs, graph_module, output_shapes, run_once
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, lookup
-from anywidth.measure import eval_mode
 from anywidth.record import ModelRecord, get_record, input_spec, set_record_
 
 __all__ = ["Cutter", "cut"]
 
 logger = logging.getLogger("anywidth.graph")
+_WHAT = "the cut model"
 
 
 def cut(
@@ -148,7 +147,7 @@ class Cutter:
         graph = copy.deepcopy(self._ax.gm.graph)
         rewrite_graph(graph, self._ax, sizer)
         traced = graph_module(root, graph)  # runs root's own (resized) submodules
-        expected = _check_runs(traced, self.example_input, self._ax)
+        expected = check_runs(traced, self.example_input, self._ax.output_shapes, _WHAT)
         small: nn.Module = root
         why = _differs(root, self.example_input, expected)
         if why:
@@ -192,7 +191,7 @@ class Cutter:
             return None
         root, _ = self._resized_copy(keep, replace)
         try:
-            _check_runs(root, self.example_input, self._ax)
+            check_runs(root, self.example_input, self._ax.output_shapes, _WHAT)
         except RuntimeError:
             return None  # the forward relies on something the analysis does not resize
         return root
@@ -251,51 +250,17 @@ def _check_keep(
     return plan
 
 
-def _run(module: nn.Module, example_input) -> Any:
-    inputs = tuple(
-        t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
-    )
-    with torch.no_grad(), eval_mode(module):
-        return module(*inputs)
-
-
-def _check_runs(gm: nn.Module, example_input, ax: Analyzer) -> Any:
-    """Run the cut model once in eval mode: its outputs must have the original shapes.
-
-    Returns:
-        Its output.
-    """
-    try:
-        out = _run(gm, example_input)
-    except Exception as exc:
-        raise RuntimeError(f"anywidth internal error: the cut model does not run: {exc}") from exc
-    shapes = _shapes(out)
-    if shapes != ax.output_shapes:
-        raise RuntimeError(
-            f"anywidth internal error: cut changed the output shapes {ax.output_shapes} to {shapes}"
-        )
-    return out
-
-
-def _shapes(out: Any) -> list[tuple[int, ...]]:
-    shapes: list[tuple[int, ...]] = []
-    fx.node.map_aggregate(
-        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
-    )
-    return shapes
-
-
 def _differs(module: nn.Module, example_input, expected: Any) -> str:
     """Why ``module`` does not reproduce ``expected`` on the example input ('' if it does)."""
     try:
-        out = _run(module, example_input)
+        out = run_once(module, example_input)
     except Exception as exc:  # its forward relies on a channel count the cut changed
         return f"its forward fails: {str(exc).splitlines()[0] if str(exc) else exc!r}"
     got, want = [], []
     fx.node.map_aggregate(out, lambda v: got.append(v) if isinstance(v, torch.Tensor) else v)
     fx.node.map_aggregate(expected, lambda v: want.append(v) if isinstance(v, torch.Tensor) else v)
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
-        return f"its outputs have shapes {_shapes(out)}, not {_shapes(expected)}"
+        return f"its outputs have shapes {output_shapes(out)}, not {output_shapes(expected)}"
     for g, w in zip(got, want, strict=True):
         if not torch.allclose(g, w, rtol=1e-4, atol=1e-5, equal_nan=True):
             return f"its outputs differ by up to {(g - w).abs().max().item():.3g}"

@@ -31,7 +31,7 @@ from anywidth.graph._affine import FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
 from anywidth.graph._dynamic_plan import build_reader
-from anywidth.graph._trace import as_inputs, graph_module
+from anywidth.graph._trace import check_runs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, channel_groups, check_sizes
 
@@ -101,7 +101,7 @@ def width_agnostic(
     skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
     make_modules_dynamic(skeleton, ax, form)
     _make_constants_dynamic(skeleton, ax, form, free, check)
-    _check_runs(skeleton, example_input, ax)
+    check_runs(skeleton, example_input, ax.output_shapes, "the skeleton")
     skeleton.training = model.training
     return skeleton
 
@@ -191,29 +191,3 @@ def _insert_reader(gm: fx.GraphModule, reader: nn.Module) -> list[fx.Node]:
         args = tuple(graph.get_attr(t) for t in reader.names)
         plan = graph.call_module(name, args)
         return [graph.call_function(operator.getitem, (plan, i)) for i in range(len(reader.forms))]
-
-
-@torch.no_grad()
-def _check_runs(gm: fx.GraphModule, example_input, ax: Analyzer) -> None:
-    """Run the skeleton once at full width: its outputs must have the traced shapes."""
-    modes = {m: m.training for m in gm.modules()}
-    gm.eval()
-    try:
-        inputs = tuple(
-            t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
-        )
-        out = gm(*inputs)
-    except Exception as exc:
-        raise RuntimeError(f"anywidth internal error: the skeleton does not run: {exc}") from exc
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-    shapes: list[tuple[int, ...]] = []
-    fx.node.map_aggregate(
-        out, lambda v: shapes.append(tuple(v.shape)) if isinstance(v, torch.Tensor) else None
-    )
-    if shapes != ax.output_shapes:
-        raise RuntimeError(
-            f"anywidth internal error: the skeleton changed the output shapes "
-            f"{ax.output_shapes} to {shapes}"
-        )

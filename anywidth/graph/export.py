@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from anywidth.graph._trace import as_inputs
+from anywidth.measure import eval_mode
 
 __all__ = ["export_onnx"]
 
@@ -67,18 +68,13 @@ def export_onnx(
     path = Path(path)
     inputs = as_inputs(example_input)
     names = [f"input_{i}" for i in range(len(inputs))]
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
+    with eval_mode(model):
         expected = model(*inputs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
             torch.onnx.export(
                 model, inputs, str(path), dynamo=False, opset_version=opset, input_names=names
             )
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     if check:
         onnx.checker.check_model(str(path))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -79,13 +79,8 @@ class WidthCost:
 
 
 def _full_macs(ax: Analyzer, example_input) -> int:
-    """MACs of the traced model; its modules are the caller's, so their modes are restored."""
-    modes = {m: m.training for m in ax.gm.modules()}
-    try:
-        return count_macs(ax.gm, example_input)
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
+    """MACs of the traced model (`count_macs` restores every module's mode)."""
+    return count_macs(ax.gm, example_input)
 
 
 def _param_terms(ax: Analyzer, form: FormOf) -> list[tuple[int, int, list[Form]]]:
