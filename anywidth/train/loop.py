@@ -16,6 +16,7 @@ from torch import nn
 from anywidth._progress import progress
 from anywidth.data import Loaders
 from anywidth.measure import evaluate
+from anywidth.record import get_record
 from anywidth.train._state import (
     CheckpointError,
     load_model_state,
@@ -255,8 +256,14 @@ def _make_run(
         raise ValueError("the train loader must have a length (a DataLoader or a list)") from None
     if steps == 0:
         raise ValueError("the train loader is empty; check the data split and batch size")
+    record = get_record(model)
+    if model_name is None and record is not None and record.model_name is not None:
+        model_name, model_kwargs = record.model_name, dict(record.model_kwargs)
     if checkpoint_dir is not None and model_name is None:
-        raise ValueError("checkpoint_dir needs model_name (the zoo name load_model rebuilds)")
+        raise ValueError(
+            f"checkpoint_dir needs model_name (the zoo name load_model rebuilds): this "
+            f"{type(model).__name__} was not built by anywidth.create_model"
+        )
     device = torch.device(config.device)
     model.to(device)
     torch.manual_seed(config.seed)
@@ -311,9 +318,12 @@ def train_(
             or a train loader: a sized iterable of ``(images, labels)`` batches.
         config: the run's settings.
         val_loader: evaluated after every epoch.
-        checkpoint_dir: where to write checkpoints; needs ``model_name``.
-        model_name: the zoo name recorded in checkpoints, for `load_model`.
-        model_kwargs: the ``create_model`` kwargs recorded in checkpoints.
+        checkpoint_dir: where to write checkpoints; needs a zoo name, from the model's
+            record (``create_model`` writes it) or ``model_name``.
+        model_name: the zoo name recorded in checkpoints, for `load_model`; by default the
+            one in the model's record.
+        model_kwargs: the ``create_model`` kwargs recorded in checkpoints; by default the
+            ones in the model's record.
         checkpoint_extra: the ``extra`` record of every checkpoint (e.g. pruned widths, so
             that `load_model` can rebuild a reshaped model).
         resume: continue from ``checkpoint_dir/last.safetensors``.
@@ -328,8 +338,7 @@ def train_(
     Example:
         >>> loaders = make_loaders("digits")
         >>> model = create_model("resnet20", num_classes=10, in_channels=1)
-        >>> result = train_(model, loaders, TrainConfig(epochs=5), checkpoint_dir="runs/d",
-        ...                 model_name="resnet20", model_kwargs={"in_channels": 1})
+        >>> result = train_(model, loaders, TrainConfig(epochs=5), checkpoint_dir="runs/d")
         >>> result.best["val_accuracy"]
         0.97
     """

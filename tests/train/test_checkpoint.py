@@ -212,3 +212,36 @@ def test_failing_structure_hook_is_reported(tmp_path):
     )  # fmt: skip
     with pytest.raises(CheckpointError, match="b.safetensors.*'_test_broken' failed: widths"):
         load_model(path)
+
+
+def test_a_zoo_model_saves_and_loads_without_naming_itself(tmp_path):
+    model = create_model(MODEL_NAME, width=4)
+    path = save_checkpoint(tmp_path / "m.safetensors", model)
+    loaded, meta = load_model(path)
+    assert meta["model"] == {"name": MODEL_NAME, "kwargs": {"width": 4}}
+    assert "steps" not in meta["extra"]  # nothing was done to it
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_a_model_without_a_zoo_name_warns_on_save_and_fails_clearly_on_load(tmp_path, caplog):
+    model = nn.Sequential(nn.Linear(3, 2))
+    with caplog.at_level("WARNING", logger="anywidth.train.checkpoint"):
+        path = save_checkpoint(tmp_path / "plain.safetensors", model)
+    assert "Sequential was not built by anywidth.create_model" in caplog.text
+    with pytest.raises(CheckpointError, match="records no zoo model name.*model_state"):
+        load_model(path)
+
+
+def test_a_cut_model_reloads_by_replaying_every_step(tmp_path):
+    from anywidth.graph import Cutter, channel_groups, keep_first
+
+    model = create_model(MODEL_NAME, width=4)
+    x = torch.randn(1, 1, 8, 8)
+    first = channel_groups(model, x)[1].name
+    once = Cutter(model, x)(keep_first(channel_groups(model, x), {first: 3}))
+    twice = Cutter(once, x)(keep_first(channel_groups(once, x), {first: 2}), method="again")
+    loaded, meta = load_model(save_checkpoint(tmp_path / "twice.safetensors", twice))
+    assert [s["method"] for s in meta["extra"]["steps"]] == ["cut", "again"]
+    assert loaded[0].out_channels == 2
+    torch.testing.assert_close(loaded(x), twice.eval()(x))

@@ -185,9 +185,20 @@ def test_checkpoint_extra_is_recorded(digits, tmp_path):
 
 
 def test_bad_arguments(digits, tmp_path):
-    with pytest.raises(ValueError, match="model_name"):
-        train_(_model(), digits, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         train_(_model(), digits, TrainConfig(epochs=1), resume=True)
     with pytest.raises(ValueError, match="empty"):
         train_(_model(), [], TrainConfig(epochs=1))
+
+
+def test_checkpoints_of_a_zoo_model_need_no_model_name(digits, tmp_path):
+    model = _model()
+    train_(model, digits, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
+    loaded, meta = load_model(tmp_path / "last.safetensors")
+    assert meta["model"]["name"] == MODEL_NAME and type(loaded) is type(model)
+
+
+def test_checkpoints_of_a_model_from_elsewhere_need_a_model_name(digits, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(ValueError, match="Sequential was not built by anywidth.create_model"):
+        train_(model, digits, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
