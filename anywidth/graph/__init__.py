@@ -14,7 +14,7 @@ Example:
 
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
 from anywidth.graph.cut import cut
-from anywidth.graph.dynamic import plan_shapes, width_agnostic
+from anywidth.graph.dynamic import fix_unreadable, plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
 from anywidth.graph.groups import channel_groups, group_sizes, keep_first
 from anywidth.graph.permute import permute_channels
@@ -29,6 +29,7 @@ __all__ = [
     "channel_groups",
     "cut",
     "export_onnx",
+    "fix_unreadable",
     "group_sizes",
     "keep_first",
     "permute_channels",

@@ -21,20 +21,24 @@ Everything in the cut model that encodes a channel count is read from the tensor
 from __future__ import annotations
 
 import copy
+import logging
 import operator
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import fx, nn
 
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
-from anywidth.graph._dynamic_plan import Form, build_reader, form_maker
+from anywidth.graph._dynamic_plan import Form, build_reader, form_maker, unread_groups
 from anywidth.graph._trace import as_inputs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import analyze_groups, channel_groups, check_sizes
+from anywidth.graph.groups import Collected, analyze_groups, channel_groups, check_sizes
 
-__all__ = ["width_agnostic", "plan_shapes"]
+__all__ = ["width_agnostic", "fix_unreadable", "plan_shapes"]
+
+logger = logging.getLogger("anywidth.graph")
 
 
 def width_agnostic(
@@ -61,7 +65,8 @@ def width_agnostic(
     holds channel counts (slice bounds, split sizes, view shapes), or with ``check``, a
     ``width_plan`` submodule (no tensors of its own) reads the group sizes from the tensors
     at every call. A plain conv net (e.g. resnet20) with ``check=False`` is just the traced
-    copy of the model.
+    copy of the model. A group whose size the graph needs but no tensor shape determines
+    is kept whole, with a logged warning (see `fix_unreadable`).
 
     Args:
         model: the network (not changed).
@@ -78,9 +83,8 @@ def width_agnostic(
         The skeleton, a ``torch.fx.GraphModule`` in ``model``'s train/eval mode.
 
     Raises:
-        GraphError: the model cannot be traced; a layer that needs a dynamic channel count
-            has a custom ``forward``; or the graph needs the size of a group that no tensor
-            shape determines (the message says which groups to fix).
+        GraphError: the model cannot be traced, or a layer that needs a dynamic channel
+            count has a custom ``forward``.
         PlanError: ``groups`` do not belong to this model and input.
 
     Example:
@@ -94,7 +98,7 @@ def width_agnostic(
         ...     assert torch.allclose(y, small(x))
     """
     ax, collected, by_name = analyze_groups(model, example_input, groups)
-    free = [g for g in by_name.values() if not g.fixed]
+    free = _fix_unreadable(model, ax, collected, by_name)
     form = form_maker(ax, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
     skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
     make_modules_dynamic(skeleton, ax, form)
@@ -102,6 +106,69 @@ def width_agnostic(
     _check_runs(skeleton, example_input, ax)
     skeleton.training = model.training
     return skeleton
+
+
+def fix_unreadable(
+    model: nn.Module, example_input: torch.Tensor | tuple, groups: Iterable[ChannelGroup]
+) -> list[ChannelGroup]:
+    """``groups`` with those `width_agnostic` cannot resize marked fixed, with a warning.
+
+    A skeleton reads a group's size from a tensor dimension in which it is the only group
+    of unknown size. When the graph holds a channel count (a slice bound, split or view
+    size) that depends on groups no tensor shape determines that way (they only ever
+    appear together), they are kept whole one at a time, the smallest first, until the
+    others can be read. A logged warning (logger ``anywidth.graph``) names the groups
+    fixed; every other group stays as it is. Call it on the groups of a model that will be
+    resampled through a skeleton, so that no plan resizes a group the skeleton cannot read.
+
+    Args:
+        model: the network (not changed).
+        example_input: a tensor (or tuple) of the shape the model expects.
+        groups: the result of `channel_groups` for this model and input.
+
+    Returns:
+        The groups, in the same order, some of them now fixed.
+
+    Raises:
+        PlanError: ``groups`` do not belong to this model and input.
+
+    Example:
+        >>> groups = fix_unreadable(model, x, channel_groups(model, x))
+        >>> skeleton = width_agnostic(model, x, groups)  # fixes (and warns about) nothing more
+    """
+    groups = list(groups)
+    ax, collected, by_name = analyze_groups(model, example_input, groups)
+    _fix_unreadable(model, ax, collected, by_name)
+    return [by_name[g.name] for g in groups]
+
+
+def _fix_unreadable(
+    model: nn.Module, ax: Analyzer, collected: Collected, by_name: dict[str, ChannelGroup]
+) -> list[ChannelGroup]:
+    """Fix, in ``by_name``, groups the graph needs but no shape gives; return the free ones.
+
+    One at a time, the smallest first: fixing a group turns its size into a constant, which
+    can make the groups it appeared with readable.
+    """
+    shapes = {n: tuple(t.shape) for n, t in _named_tensors(model).items()}
+    fixed = []
+    while True:
+        free = [g for g in by_name.values() if not g.fixed]
+        form = form_maker(ax, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
+        missing = unread_groups(shapes, free, _forms(_edits(ax, form)))
+        if not missing:
+            break
+        group = min((free[i] for i in missing), key=lambda g: g.size)
+        by_name[group.name] = replace(group, fixed=True)
+        fixed.append(group.name)
+    if fixed:
+        logger.warning(
+            "fixing channel group(s) %s, which will not be resized: the graph needs their "
+            "size (a slice bound, split or view size), but no parameter or buffer shape "
+            "determines it (they only appear together with other groups)",
+            ", ".join(repr(name) for name in fixed),
+        )
+    return free
 
 
 def plan_shapes(
@@ -163,19 +230,8 @@ def _make_constants_dynamic(
     gm: fx.GraphModule, ax: Analyzer, form, free: list[ChannelGroup], check: bool
 ) -> None:
     """Compute the channel counts `cut` rewrites (slices, splits, views) from tensor shapes."""
-    edits: list[tuple[str, str, tuple]] = []
-    for kind, name, *data in ax.rewrites:
-        if kind == "slice":
-            pos, before, inside, block = data
-            start = form(before, block)
-            edits.append((kind, name, (pos, start, start + form(inside, block))))
-        elif kind == "split":
-            slots, block, dim = data
-            edits.append((kind, name, ([form(s, block) for s in slots], dim)))
-        elif kind == "reshape":
-            dim, slot, block = data
-            edits.append((kind, name, (dim, form(slot, block))))
-    forms = list(dict.fromkeys(f for _, _, d in edits for f in _forms_in(d) if f.coefs))
+    edits = _edits(ax, form)
+    forms = _forms(edits)
     if not forms and not check:
         return
     tensors = {n: tuple(t.shape) for n, t in _named_tensors(gm).items()}
@@ -210,6 +266,28 @@ def _make_constants_dynamic(
                 shape[dim] = value(length)
             node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
     gm.recompile()
+
+
+def _edits(ax: Analyzer, form) -> list[tuple[str, str, tuple]]:
+    """The channel counts `cut` rewrites, as forms of the plan: ``(kind, node, data)``."""
+    edits: list[tuple[str, str, tuple]] = []
+    for kind, name, *data in ax.rewrites:
+        if kind == "slice":
+            pos, before, inside, block = data
+            start = form(before, block)
+            edits.append((kind, name, (pos, start, start + form(inside, block))))
+        elif kind == "split":
+            slots, block, dim = data
+            edits.append((kind, name, ([form(s, block) for s in slots], dim)))
+        elif kind == "reshape":
+            dim, slot, block = data
+            edits.append((kind, name, (dim, form(slot, block))))
+    return edits
+
+
+def _forms(edits: list[tuple[str, str, tuple]]) -> list[Form]:
+    """The distinct forms of ``edits`` that depend on the plan."""
+    return list(dict.fromkeys(f for _, _, d in edits for f in _forms_in(d) if f.coefs))
 
 
 def _forms_in(data: tuple) -> list[Form]:
