@@ -22,6 +22,7 @@ from anywidth.graph import (
     width_agnostic,
 )
 from anywidth.graph._dynamic_modules import DepthwiseConv, DynamicInstanceNorm, DynamicLayerNorm
+from tests._hypothesis import n_examples
 from tests.graph import _models as M
 from tests.graph._helpers import randomize_, rel_err
 from tests.graph._random_nets import RandomNet, architectures
@@ -135,7 +136,7 @@ def test_handwritten_skeleton_matches_cut_models(factory, caplog):
     ),
     seed=0,
 )
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=n_examples(ci=12))
 @given(arch=architectures(), seed=st.integers(0, 2**16))
 def test_random_architectures(arch, seed):
     stem, blocks, head = arch
