@@ -127,7 +127,8 @@ def test_handwritten_skeleton_matches_cut_models(factory, caplog):
         _assert_runs_every_cut(model, x, plans=4)
 
 
-# A grouped conv's two tied channels, re-split by chunk: no shape reads either alone.
+# Groups no shape reads alone, whose size a split or a slice needs: a grouped conv's two
+# tied channels re-split by chunk; a partial residual's slice of a grouped conv's input.
 @example(
     arch=(
         2,
@@ -136,6 +137,7 @@ def test_handwritten_skeleton_matches_cut_models(factory, caplog):
     ),
     seed=0,
 )
+@example(arch=(5, [("partial", 1), ("grouped", 2, 2), ("partial", 1)], "nn_flatten"), seed=0)
 @settings(max_examples=n_examples(ci=12))
 @given(arch=architectures(), seed=st.integers(0, 2**16))
 def test_random_architectures(arch, seed):
