@@ -1,13 +1,15 @@
 # Two entry points for a fresh machine: `make demo` runs the main job, `make test` the tests.
 # Each creates .venv on first use. torch==2.13.0 (CPU build, on this machine's disk) is
 # installed before anything else so that pip never resolves a multi-GB CUDA build.
+# `make test` runs every property test on a fixed, derandomized set of examples; `make fuzz`
+# runs them on FUZZ_EXAMPLES (default 500) random examples each, failures kept in .hypothesis/.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,14 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+PROPERTY_TESTS := tests/graph/test_property.py \
+	tests/graph/test_dynamic.py::test_random_architectures \
+	tests/integral/test_quadrature.py::test_any_partition_integrates_what_it_should \
+	tests/integral/test_partition.py::test_any_delta_gives_a_valid_partition
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest --hypothesis-show-statistics $(PROPERTY_TESTS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -15,7 +15,7 @@ Example:
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
 from anywidth.graph.budget import Budget, plan_for_budget
 from anywidth.graph.cut import Cutter, cut
-from anywidth.graph.dynamic import plan_shapes, width_agnostic
+from anywidth.graph.dynamic import fix_unreadable, plan_shapes, width_agnostic
 from anywidth.graph.export import export_onnx
 from anywidth.graph.groups import (
     Analysis,
@@ -51,6 +51,7 @@ __all__ = [
     "check_sizes",
     "cut",
     "export_onnx",
+    "fix_unreadable",
     "group_sizes",
     "keep_first",
     "lookup",

@@ -20,7 +20,7 @@ from torch import nn
 from anywidth.graph._affine import Form
 from anywidth.graph._types import ChannelGroup, GraphError, PlanError
 
-__all__ = ["PlanReader", "build_reader"]
+__all__ = ["PlanReader", "build_reader", "unread_groups"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,19 @@ def _solve_order(equations: Iterable[_Equation]) -> list[tuple[_Equation, int]]:
     return steps
 
 
+def unread_groups(
+    shapes: Mapping[str, Sequence[int]], free: list[ChannelGroup], forms: list[Form]
+) -> list[int]:
+    """The free groups (by index) that ``forms`` need but no tensor shape determines.
+
+    A group is read from a dimension in which it is the only group whose size is still
+    unknown; one that only ever appears together with other unread groups stays unknown.
+    """
+    equations = _equations(shapes, free)
+    read = {group for _, group in _solve_order(eq for eqs in equations.values() for eq in eqs)}
+    return sorted({g for form in forms for g, _ in form.coefs} - read)
+
+
 def build_reader(
     shapes: Mapping[str, Sequence[int]],
     free: list[ChannelGroup],
@@ -181,26 +194,14 @@ def build_reader(
 
     Args:
         shapes: every parameter and buffer name of the skeleton, with its full shape.
-        free: the groups that may change size; `Form` group indices point into it.
+        free: the groups that may change size; `Form` group indices point into it. Every
+            group the forms need must be readable (see `unread_groups`).
         forms: the values the graph needs.
         check: verify every dimension of every tensor, not only those the forms need.
-
-    Raises:
-        GraphError: a form needs a group whose size no tensor shape determines.
     """
     equations = _equations(shapes, free)
     steps = _solve_order(eq for eqs in equations.values() for eq in eqs)
     read = {group for _, group in steps}
-    missing = sorted({g for form in forms for g, _ in form.coefs} - read)
-    if missing:
-        names = ", ".join(repr(free[g].name) for g in missing)
-        patterns = ", ".join(repr(free[g].name) for g in missing)
-        raise GraphError(
-            f"the size of channel group(s) {names} cannot be read from the shape of any "
-            "parameter or buffer (they only ever appear together with other groups), but the "
-            "graph needs it; keep them whole: pass channel_groups(model, example_input, "
-            f"fixed=[{patterns}]) as groups"
-        )
     if check:
         checks = {
             name: eqs

@@ -21,21 +21,25 @@ Everything in the cut model that encodes a channel count is read from the tensor
 from __future__ import annotations
 
 import copy
+import logging
 import operator
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import fx, nn
 
-from anywidth.graph._affine import FormOf, form_maker
+from anywidth.graph._affine import Form, FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
-from anywidth.graph._dynamic_plan import build_reader
+from anywidth.graph._dynamic_plan import build_reader, unread_groups
 from anywidth.graph._trace import check_runs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import analyze_groups, channel_groups, check_sizes
+from anywidth.graph.groups import Collected, analyze_groups, channel_groups, check_sizes
 
-__all__ = ["width_agnostic", "plan_shapes"]
+__all__ = ["width_agnostic", "fix_unreadable", "plan_shapes"]
+
+logger = logging.getLogger("anywidth.graph")
 
 
 def width_agnostic(
@@ -62,7 +66,8 @@ def width_agnostic(
     holds channel counts (slice bounds, split sizes, view shapes), or with ``check``, a
     ``width_plan`` submodule (no tensors of its own) reads the group sizes from the tensors
     at every call. A plain conv net (e.g. resnet20) with ``check=False`` is just the traced
-    copy of the model.
+    copy of the model. A group whose size the graph needs but no tensor shape determines
+    is kept whole, with a logged warning (see `fix_unreadable`).
 
     Args:
         model: the network (not changed).
@@ -80,9 +85,8 @@ def width_agnostic(
         The skeleton, a ``torch.fx.GraphModule`` in ``model``'s train/eval mode.
 
     Raises:
-        GraphError: the model cannot be traced; a layer that needs a dynamic channel count
-            has a custom ``forward``; or the graph needs the size of a group that no tensor
-            shape determines (the message says which groups to fix).
+        GraphError: the model cannot be traced, or a layer that needs a dynamic channel
+            count has a custom ``forward``.
         PlanError: ``groups`` do not belong to this model and input.
 
     Example:
@@ -96,7 +100,7 @@ def width_agnostic(
         ...     assert torch.allclose(y, small(x))
     """
     ax, collected, by_name = analyze_groups(model, example_input, groups)
-    free = [g for g in by_name.values() if not g.fixed]
+    free = _fix_unreadable(model, ax, collected, by_name)
     form = form_maker(ax.table, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
     skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
     make_modules_dynamic(skeleton, ax, form)
@@ -104,6 +108,70 @@ def width_agnostic(
     check_runs(skeleton, example_input, ax.output_shapes, "the skeleton")
     skeleton.training = model.training
     return skeleton
+
+
+def fix_unreadable(
+    model: nn.Module, example_input: torch.Tensor | tuple, groups: Iterable[ChannelGroup]
+) -> list[ChannelGroup]:
+    """``groups`` with those `width_agnostic` cannot resize marked fixed, with a warning.
+
+    A skeleton reads a group's size from a tensor dimension in which it is the only group
+    of unknown size. When the graph holds a channel count (a slice bound, split or view
+    size) that depends on groups no tensor shape determines that way (they only ever
+    appear together), they are kept whole one at a time, the smallest first, until the
+    others can be read. A logged warning (logger ``anywidth.graph``) names the groups
+    fixed; every other group stays as it is. Call it on the groups of a model that will be
+    resampled through a skeleton, so that no plan resizes a group the skeleton cannot read.
+
+    Args:
+        model: the network (not changed).
+        example_input: a tensor (or tuple) of the shape the model expects.
+        groups: the result of `channel_groups` for this model and input.
+
+    Returns:
+        The groups, in the same order, some of them now fixed.
+
+    Raises:
+        PlanError: ``groups`` do not belong to this model and input.
+
+    Example:
+        >>> groups = fix_unreadable(model, x, channel_groups(model, x))
+        >>> skeleton = width_agnostic(model, x, groups)  # fixes (and warns about) nothing more
+    """
+    groups = list(groups)
+    ax, collected, by_name = analyze_groups(model, example_input, groups)
+    _fix_unreadable(model, ax, collected, by_name)
+    return [by_name[g.name] for g in groups]
+
+
+def _fix_unreadable(
+    model: nn.Module, ax: Analyzer, collected: Collected, by_name: dict[str, ChannelGroup]
+) -> list[ChannelGroup]:
+    """Fix, in ``by_name``, groups the graph needs but no shape gives; return the free ones.
+
+    One at a time, the smallest first: fixing a group turns its size into a constant, which
+    can make the groups it appeared with readable.
+    """
+    shapes = {n: tuple(t.shape) for n, t in _named_tensors(model).items()}
+    fixed = []
+    while True:
+        free = [g for g in by_name.values() if not g.fixed]
+        form = form_maker(ax.table, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
+        forms = _plan_forms(rewrite.forms(form) for rewrite in ax.rewrites)
+        missing = unread_groups(shapes, free, forms)
+        if not missing:
+            break
+        group = min((free[i] for i in missing), key=lambda g: g.size)
+        by_name[group.name] = replace(group, fixed=True)
+        fixed.append(group.name)
+    if fixed:
+        logger.warning(
+            "fixing channel group(s) %s, which will not be resized: the graph needs their "
+            "size (a slice bound, split or view size), but no parameter or buffer shape "
+            "determines it (they only appear together with other groups)",
+            ", ".join(repr(name) for name in fixed),
+        )
+    return free
 
 
 def plan_shapes(
@@ -166,7 +234,7 @@ def _make_constants_dynamic(
 ) -> None:
     """Compute the channel counts `cut` rewrites (slices, splits, views) from tensor shapes."""
     needed = [(rewrite, rewrite.forms(form)) for rewrite in ax.rewrites]
-    forms = list(dict.fromkeys(f for _, fs in needed for f in fs if f.coefs))
+    forms = _plan_forms(fs for _, fs in needed)
     if not forms and not check:
         return
     tensors = {n: tuple(t.shape) for n, t in _named_tensors(gm).items()}
@@ -177,6 +245,11 @@ def _make_constants_dynamic(
         new = [values[forms.index(f)] if f.coefs else f.const for f in fs]
         rewrite.apply(nodes[rewrite.node], new)
     gm.recompile()
+
+
+def _plan_forms(form_lists: Iterable[list[Form]]) -> list[Form]:
+    """The distinct forms that depend on the plan, in first-seen order."""
+    return list(dict.fromkeys(f for fs in form_lists for f in fs if f.coefs))
 
 
 def _insert_reader(gm: fx.GraphModule, reader: nn.Module) -> list[fx.Node]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import channel_groups
+from anywidth.graph import channel_groups, fix_unreadable
 from anywidth.graph.permute import permute_channels
 from anywidth.integral._order import order_groups
 from anywidth.integral._plans import resolve_nodes
@@ -33,7 +33,8 @@ def to_integral(
     """Turn every resizable channel group of ``model`` into a continuous coordinate on [0, 1].
 
     1. Channel groups are found by tracing (`anywidth.graph.channel_groups`); groups
-       matching ``config.fixed`` stay discrete.
+       matching ``config.fixed`` stay discrete, and so do those whose size the skeleton
+       cannot read from tensor shapes (`anywidth.graph.fix_unreadable`, with a warning).
     2. With ``config.reorder``, each group's channels are sorted along a short open path
        through their weights (every member slice, normalised per member; see
        `anywidth.integral.ordering.channel_order`) and applied to every member with
@@ -68,6 +69,7 @@ def to_integral(
     """
     config = config or IntegralConfig()
     groups = channel_groups(model, example_input, fixed=config.fixed)
+    groups = fix_unreadable(model, example_input, groups)
     nodes = resolve_nodes(groups, config.nodes)
     perms = {}
     if config.reorder:

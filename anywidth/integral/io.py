@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import channel_groups
+from anywidth.graph import channel_groups, fix_unreadable
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.model import IntegralModel
 from anywidth.models import create_model
@@ -147,6 +147,7 @@ def _rebuild(
     example = torch.zeros(record["input_shape"], dtype=getattr(torch, record["input_dtype"]))
     model = model.to(dtype).eval()
     groups = channel_groups(model, example, fixed=config.fixed)
+    groups = fix_unreadable(model, example, groups)
     found = [{"name": g.name, "size": g.size, "fixed": g.fixed} for g in groups]
     if found != record["groups"]:
         raise CheckpointError(

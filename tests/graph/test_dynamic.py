@@ -7,21 +7,22 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
 import anywidth
 from anywidth.graph import (
-    GraphError,
     PlanError,
     channel_groups,
     cut,
+    fix_unreadable,
     plan_shapes,
     width_agnostic,
 )
 from anywidth.graph._dynamic_modules import DepthwiseConv, DynamicInstanceNorm, DynamicLayerNorm
+from tests._hypothesis import n_examples
 from tests.graph import _models as M
 from tests.graph._helpers import randomize_, rel_err
 from tests.graph._random_nets import RandomNet, architectures
@@ -98,7 +99,7 @@ def _random_keep(groups, gen: torch.Generator) -> dict[str, list[int]]:
 
 def _assert_runs_every_cut(model, x, plans: int = 3, seed: int = 0) -> None:
     """One skeleton, several random plans: same outputs as the cut models, same shapes."""
-    groups = channel_groups(model, x)
+    groups = fix_unreadable(model, x, channel_groups(model, x))
     skeleton = width_agnostic(model, x, groups)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(plans):
@@ -126,7 +127,18 @@ def test_handwritten_skeleton_matches_cut_models(factory, caplog):
         _assert_runs_every_cut(model, x, plans=4)
 
 
-@settings(max_examples=12, deadline=None)
+# Groups no shape reads alone, whose size a split or a slice needs: a grouped conv's two
+# tied channels re-split by chunk; a partial residual's slice of a grouped conv's input.
+@example(
+    arch=(
+        2,
+        [("concat", 1, 5), ("grouped", 6, 3), ("split", 3, 1, 1, "chunk")],
+        "pool_flatten_method",
+    ),
+    seed=0,
+)
+@example(arch=(5, [("partial", 1), ("grouped", 2, 2), ("partial", 1)], "nn_flatten"), seed=0)
+@settings(max_examples=n_examples(ci=12))
 @given(arch=architectures(), seed=st.integers(0, 2**16))
 def test_random_architectures(arch, seed):
     stem, blocks, head = arch
@@ -236,13 +248,47 @@ def test_wrong_shapes_without_the_check_fail_in_the_layer(tiny_rexnet):
         functional_call(width_agnostic(model, x, check=False), bad, (x,))
 
 
-def test_groups_no_shape_determines_must_be_fixed():
+def test_groups_no_shape_determines_are_fixed_with_a_warning(caplog):
     model, x = randomize_(Ambiguous()), torch.randn(2, 3, 4, 4)
-    with pytest.raises(GraphError, match=r"stem:out\[0:3\].*fixed=\['stem:out\[0:3\]'"):
-        width_agnostic(model, x)
-    groups = channel_groups(model, x, fixed=["stem:out[0:3]"])
+    groups = channel_groups(model, x)
+    with caplog.at_level(logging.WARNING, logger="anywidth.graph"):
+        checked = fix_unreadable(model, x, groups)
+        skeleton = width_agnostic(model, x, checked)  # nothing left to fix: no second warning
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "'stem:out[0:3]'" in caplog.records[0].message
+    assert "'stem:out[3:8]'" not in caplog.records[0].message
+    assert [(g.name, g.fixed) for g in groups] == [
+        ("input:x", True),
+        ("stem:out[0:3]", False),
+        ("stem:out[3:8]", False),
+        ("head:out", True),
+    ]
+    assert [g.fixed for g in checked] == [True, True, False, True]
+    assert [(g.name, g.members) for g in checked] == [(g.name, g.members) for g in groups]
+    small = cut(model, x, {"stem:out[3:8]": [1, 4]}, groups=checked)
+    assert rel_err(functional_call(skeleton, dict(small.state_dict()), (x,)), small(x)) <= 1e-6
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="anywidth.graph"):
+        skeleton = width_agnostic(model, x, groups)  # fixes the same group itself
+    assert len(caplog.records) == 1 and "'stem:out[0:3]'" in caplog.records[0].message
+    assert rel_err(functional_call(skeleton, dict(small.state_dict()), (x,)), small(x)) <= 1e-6
+
+
+def test_tied_channels_read_only_in_sums_are_fixed(caplog):
+    """A grouped conv's tied channels, re-split by chunk (as in the @example above)."""
+    blocks = [("concat", 1, 5), ("grouped", 12, 3), ("split", 6, 3, 3, "chunk")]
+    model = randomize_(RandomNet(2, blocks, "pool_flatten_method").double())
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    with caplog.at_level(logging.WARNING, logger="anywidth.graph"):
+        groups = fix_unreadable(model, x, channel_groups(model, x))
+    assert len(caplog.records) == 1
+    assert "'blocks.1.a.0:out[0:2]'" in caplog.records[0].message
+    assert "'blocks.1.a.0:out[2:4]'" not in caplog.records[0].message
+    assert [g.name for g in groups if g.fixed] == ["input:x", "blocks.1.a.0:out[0:2]", "fc:out"]
     skeleton = width_agnostic(model, x, groups)
-    small = cut(model, x, {"stem:out[3:8]": [1, 4]}, groups=groups)
+    keep = {"stem.0:out": [1], "blocks.1.a.0:out[2:4]": [1], "blocks.2.a.0:out": [0, 2]}
+    small = cut(model, x, keep, groups=groups)
+    assert small.blocks[1].a[0].weight.shape == (9, 2, 1, 1)  # 3 conv groups of 2 + 1
     assert rel_err(functional_call(skeleton, dict(small.state_dict()), (x,)), small(x)) <= 1e-6
 
 

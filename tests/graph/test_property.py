@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from anywidth.graph import WidthCost, channel_groups, cut
 from anywidth.measure import count_macs, count_params
+from tests._hypothesis import n_examples
 from tests.graph._helpers import masked_forward, randomize_, rel_err
 from tests.graph._random_nets import RandomNet, architectures
 
@@ -19,7 +20,7 @@ def _build(arch) -> RandomNet:
     return randomize_(RandomNet(stem, blocks, head).double())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=n_examples(ci=30))
 @given(arch=architectures(), data=st.data())
 def test_cut_matches_masked_original_and_plan(arch, data):
     model = _build(arch)
@@ -38,7 +39,7 @@ def test_cut_matches_masked_original_and_plan(arch, data):
     assert count_macs(small, X) == cost.macs(sizes)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=n_examples(ci=15))
 @given(arch=architectures())
 def test_keeping_every_channel_is_the_identity(arch):
     model = _build(arch)
@@ -47,7 +48,7 @@ def test_keeping_every_channel_is_the_identity(arch):
     assert torch.equal(small(X), model(X))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=n_examples(ci=30))
 @given(arch=architectures())
 def test_members_tile_every_tensor_dimension_exactly_once(arch):
     model = _build(arch)

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from anywidth.integral.partition import TrainablePartition, uniform_points
 from anywidth.integral.quadrature import quadrature_weights
+from tests._hypothesis import n_examples
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 257])
@@ -107,7 +108,7 @@ def test_size_must_be_positive(n):
         TrainablePartition(n)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=n_examples(ci=50))
 @given(st.lists(st.floats(-1e3, 1e3).filter(lambda v: abs(v) > 1e-3), min_size=1, max_size=40))
 def test_any_delta_gives_a_valid_partition(delta):
     part = TrainablePartition(len(delta) + 1)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anywidth.integral.quadrature import QUADRATURE_RULES, quadrature_weights
+from tests._hypothesis import n_examples
 
 # Highest polynomial degree each rule integrates exactly on a uniform grid.
 EXACT_UNIFORM = {"rectangle": 1, "trapezoid": 1, "simpson": 3}
@@ -130,7 +131,7 @@ def test_bad_input(points, rule, message):
         quadrature_weights(points, rule)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=n_examples(ci=60))
 @given(
     gaps=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=30),
     rule=st.sampled_from(QUADRATURE_RULES),
