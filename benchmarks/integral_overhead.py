@@ -132,7 +132,7 @@ def resample_rows(name: str, inn: IntegralModel, repeats: int) -> list[list]:
 
     def first() -> object:
         inn.clear_cache()
-        inn._aux.cutters.clear()  # as on a freshly converted or loaded INN
+        inn._export.cutters.clear()  # as on a freshly converted or loaded INN
         return inn.resample(0.5)
 
     fns = {"ratio": cold(plan=0.5), "macs": cold(target_macs=0.5), "first": first}

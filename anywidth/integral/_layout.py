@@ -17,8 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from anywidth.graph import ChannelGroup, GraphError
+from anywidth.integral.grid import Grid, UniformGrid
 from anywidth.integral.interpolation import interpolation_matrix, sample
 from anywidth.integral.partition import uniform_points
+from anywidth.integral.quadrature import quadrature_weights
 
 __all__ = [
     "DENSE_MAX_NODES",
@@ -28,6 +30,7 @@ __all__ = [
     "TensorLayout",
     "build_layouts",
     "fit_lam",
+    "group_samplers",
     "sample_tensor",
 ]
 
@@ -191,6 +194,32 @@ class GroupSampler:
             return sample(c, {dim: points})
         matrix = self.matrix.detach() if detach else self.matrix  # (m, nodes)
         return (c.movedim(dim, -1) @ matrix.T).movedim(-1, dim)
+
+
+def group_samplers(
+    grids: Mapping[str, Grid],
+    plan: Mapping[str, int],
+    nodes: Mapping[str, int],
+    rule: str,
+    like: Tensor,
+) -> dict[str, GroupSampler]:
+    """Per resizable group: its points at the planned width, interpolation and quadrature.
+
+    Args:
+        grids: ``{group: Grid}`` for every resizable group.
+        plan: ``{group: size}`` for the same groups.
+        nodes: ``{group: number of λ nodes}``.
+        rule: the quadrature rule.
+        like: a tensor of the dtype and device to sample in.
+    """
+    out = {}
+    for name, grid in grids.items():
+        size = plan[name]
+        points = grid.points(size, dtype=like.dtype, device=like.device)  # (size,)
+        weights = quadrature_weights(points, rule)  # (size,)
+        exact = isinstance(grid, UniformGrid) and size == nodes[name]
+        out[name] = GroupSampler.build(points, nodes[name], weights, exact)
+    return out
 
 
 def sample_tensor(

@@ -1,9 +1,22 @@
-"""`LamStore`: λ tensors held under their source names (``lam.layer1.0.conv1.weight``)."""
+"""`LamStore`: the λ tensors of an IntegralModel, and the maps between λ and discrete tensors.
+
+λ is held under the source's names (``lam.layer1.0.conv1.weight``): parameters of the
+source become ``nn.Parameter``\\ s, buffers stay buffers, so ``state_dict`` keys read like
+the source's and optimizers see only real parameters. The store knows each tensor's
+`TensorLayout`, so it fits λ to discrete tensors (`LamStore.fit`, `LamStore.refit_`) and
+samples discrete tensors from λ (`LamStore.sample`) at the `GroupSampler`\\ s of a plan.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
+
+from anywidth.integral._layout import GroupSampler, TensorLayout, fit_lam, sample_tensor
+from anywidth.integral.partition import uniform_points
+from anywidth.integral.quadrature import quadrature_weights
 
 __all__ = ["LamStore"]
 
@@ -11,13 +24,44 @@ __all__ = ["LamStore"]
 class LamStore(nn.Module):
     """A module tree mirroring the source's names, holding one λ per source tensor.
 
-    Parameters of the source become ``nn.Parameter``\\ s, buffers stay buffers, so
-    ``state_dict`` keys read like the source's and optimizers see only real parameters.
+    Args:
+        layouts: ``{source tensor name: layout}``; `add` stores the tensors.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layouts: Mapping[str, TensorLayout]) -> None:
         super().__init__()
+        self.layouts = dict(layouts)
         self._slots: list[tuple[str, nn.Module, str, bool]] = []
+
+    @classmethod
+    def fit(
+        cls,
+        tensors: Mapping[str, Tensor],
+        layouts: Mapping[str, TensorLayout],
+        samplers: Mapping[str, GroupSampler],
+        method: str,
+        *,
+        init: bool = True,
+    ) -> LamStore:
+        """The store whose λ reproduce ``tensors`` at the full-width ``samplers``.
+
+        Args:
+            tensors: ``{name: source tensor}`` for every layout.
+            layouts: their layouts.
+            samplers: every resizable group at full width.
+            method: how groups with fewer nodes than channels are fitted (`fit_lam`).
+            init: False: zeros of λ's shape, to be loaded.
+        """
+        store = cls(layouts)
+        for name, layout in layouts.items():
+            tensor = tensors[name]
+            if init:
+                value = fit_lam(tensor, layout, samplers, method)
+            else:
+                value = tensor.new_zeros(layout.lam_shape())
+            requires_grad = tensor.requires_grad and layout.is_param
+            store.add(name, value.clone(), is_param=layout.is_param, requires_grad=requires_grad)
+        return store
 
     def add(self, name: str, value: Tensor, *, is_param: bool, requires_grad: bool) -> None:
         """Store ``value`` (not copied) under the dotted source name ``name``."""
@@ -46,6 +90,69 @@ class LamStore(nn.Module):
             if value.is_floating_point():
                 return value
         return torch.empty(0)
+
+    def sample(self, samplers: Mapping[str, GroupSampler]) -> dict[str, Tensor]:
+        """The discrete tensors at ``samplers``: ``{source name: tensor}``.
+
+        Differentiable with respect to λ and the samplers' points. Buffers are always fresh
+        tensors: a training-mode BatchNorm updates them in place.
+        """
+        lams = self.tensors()
+        out = {}
+        for name, layout in self.layouts.items():
+            lam = lams[name]
+            value = sample_tensor(lam, layout, samplers) if layout.dims else lam
+            out[name] = value.clone() if value is lam and not layout.is_param else value
+        return out
+
+    @torch.no_grad()
+    def scales(self, rule: str) -> dict[str, Tensor]:
+        """``{λ name: tensor broadcastable to λ}``: the node quadrature weights of ``rule``.
+
+        One entry for every λ parameter with an integrated dimension: how much smaller its
+        entries' weights are at full width (see `IntegralModel.lam_scales`).
+        """
+        out = {}
+        like = self.float_like()
+        options = {"dtype": like.dtype, "device": like.device}
+        for name, layout in self.layouts.items():
+            if not layout.is_param or not any(d.integrated for d in layout.dims):
+                continue
+            scale = torch.ones((), **options)
+            for d in layout.dims:
+                if not d.integrated:
+                    continue
+                parts = []
+                for seg in d.segments:
+                    if seg.group is None:
+                        parts.append(torch.ones(seg.length, **options))
+                        continue
+                    q = quadrature_weights(uniform_points(seg.nodes, **options), rule)  # (nodes,)
+                    parts.append(q.repeat_interleave(seg.block))
+                shape = [1] * len(layout.shape)
+                shape[d.dim] = -1
+                scale = scale * torch.cat(parts).reshape(shape)
+            out[name] = scale
+        return out
+
+    @torch.no_grad()
+    def refit_buffers_(
+        self, buffers: Mapping[str, Tensor], samplers: Mapping[str, GroupSampler]
+    ) -> None:
+        """Refit the λ of buffers so that sampling at ``samplers`` gives ``buffers``; in place.
+
+        Raises:
+            KeyError: a name that is not a buffer of the source.
+        """
+        lams = self.tensors()
+        for name, value in buffers.items():
+            layout = self.layouts.get(name)
+            if layout is None or layout.is_param:
+                raise KeyError(f"{name!r} is not a buffer of the source model")
+            value = value.to(device=lams[name].device, dtype=lams[name].dtype)
+            if layout.dims:
+                value = fit_lam(value, layout, samplers, "lstsq", refit_points=True)
+            lams[name].copy_(value)
 
     def __repr__(self) -> str:
         params = sum(1 for _ in self.parameters())

@@ -99,8 +99,8 @@ def test_eval_cache_discretizes_once_per_plan(monkeypatch):
     model, x = random_model("tiny_resnet"), input_for("tiny_resnet")
     inn = to_integral(model, x[:1]).eval()
     calls = []
-    original = inn.discretize
-    monkeypatch.setattr(inn, "discretize", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = inn._discretize
+    monkeypatch.setattr(inn, "_discretize", lambda *a, **k: calls.append(1) or original(*a, **k))
     with torch.no_grad():
         first, second = inn(x), inn(x)
         assert len(calls) == 1 and torch.equal(first, second)
@@ -138,7 +138,7 @@ def test_eval_runs_the_sources_own_forward_where_it_can(name, eager):
         out = inn(x)
         expected = inn.resample(0.5).eval()(x)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    runners = list(inn._aux.runners.values())  # tiny_rexnet slices channels in its forward
+    runners = [e.runner for e in inn._cache.entries.values()]  # tiny_rexnet slices channels
     assert len(runners) == 1 and (type(runners[0]) is type(model)) == eager
 
 
