@@ -2,7 +2,9 @@
 
 λ is held under the source's names (``lam.layer1.0.conv1.weight``): parameters of the
 source become ``nn.Parameter``\\ s, buffers stay buffers, so ``state_dict`` keys read like
-the source's and optimizers see only real parameters. The store knows each tensor's
+the source's and optimizers see only real parameters. A tensor the source holds under
+several names (tied weights) has one λ, under its first name; its other names (aliases)
+sample to the same tensor, so every use of it trains that one λ. The store knows each tensor's
 `TensorLayout`, so it fits λ to discrete tensors (`LamStore.fit`, `LamStore.refit_`) and
 samples discrete tensors from λ (`LamStore.sample`) at the `GroupSampler`\\ s of a plan.
 """
@@ -25,12 +27,16 @@ class LamStore(nn.Module):
     """A module tree mirroring the source's names, holding one λ per source tensor.
 
     Args:
-        layouts: ``{source tensor name: layout}``; `add` stores the tensors.
+        layouts: ``{source tensor name: layout}``, aliases included; `add` stores the tensors.
+        aliases: ``{alias: first name}`` of tied tensors (see `tied_aliases`).
     """
 
-    def __init__(self, layouts: Mapping[str, TensorLayout]) -> None:
+    def __init__(
+        self, layouts: Mapping[str, TensorLayout], aliases: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.layouts = dict(layouts)
+        self.aliases = dict(aliases or {})
         self._slots: list[tuple[str, nn.Module, str, bool]] = []
 
     @classmethod
@@ -41,6 +47,7 @@ class LamStore(nn.Module):
         samplers: Mapping[str, GroupSampler],
         method: str,
         *,
+        aliases: Mapping[str, str] | None = None,
         init: bool = True,
     ) -> LamStore:
         """The store whose λ reproduce ``tensors`` at the full-width ``samplers``.
@@ -50,10 +57,11 @@ class LamStore(nn.Module):
             layouts: their layouts.
             samplers: every resizable group at full width.
             method: how groups with fewer nodes than channels are fitted (`fit_lam`).
+            aliases: ``{alias: first name}`` of tied tensors.
             init: False: zeros of λ's shape, to be loaded.
         """
-        store = cls(layouts)
-        for name, layout in layouts.items():
+        store = cls(layouts, aliases)
+        for name, layout in store.own_layouts().items():
             tensor = tensors[name]
             if init:
                 value = fit_lam(tensor, layout, samplers, method)
@@ -77,6 +85,10 @@ class LamStore(nn.Module):
             owner.register_buffer(attr, value)
         self._slots.append((name, owner, attr, is_param))
 
+    def own_layouts(self) -> dict[str, TensorLayout]:
+        """The layouts of the names that hold a λ (every name but the aliases)."""
+        return {n: layout for n, layout in self.layouts.items() if n not in self.aliases}
+
     def tensors(self) -> dict[str, Tensor]:
         """``{source name: λ}`` in insertion order (current objects, after ``.to()`` too)."""
         return {
@@ -92,17 +104,20 @@ class LamStore(nn.Module):
         return torch.empty(0)
 
     def sample(self, samplers: Mapping[str, GroupSampler]) -> dict[str, Tensor]:
-        """The discrete tensors at ``samplers``: ``{source name: tensor}``.
+        """The discrete tensors at ``samplers``: ``{source name: tensor}``, aliases included
+        (the same tensor as their first name's).
 
         Differentiable with respect to λ and the samplers' points. Buffers are always fresh
         tensors: a training-mode BatchNorm updates them in place.
         """
         lams = self.tensors()
         out = {}
-        for name, layout in self.layouts.items():
+        for name, layout in self.own_layouts().items():
             lam = lams[name]
             value = sample_tensor(lam, layout, samplers) if layout.dims else lam
             out[name] = value.clone() if value is lam and not layout.is_param else value
+        for alias, name in self.aliases.items():
+            out[alias] = out[name]
         return out
 
     @torch.no_grad()
@@ -115,7 +130,7 @@ class LamStore(nn.Module):
         out = {}
         like = self.float_like()
         options = {"dtype": like.dtype, "device": like.device}
-        for name, layout in self.layouts.items():
+        for name, layout in self.own_layouts().items():
             if not layout.is_param or not any(d.integrated for d in layout.dims):
                 continue
             scale = torch.ones((), **options)
@@ -146,6 +161,7 @@ class LamStore(nn.Module):
         """
         lams = self.tensors()
         for name, value in buffers.items():
+            name = self.aliases.get(name, name)
             layout = self.layouts.get(name)
             if layout is None or layout.is_param:
                 raise KeyError(f"{name!r} is not a buffer of the source model")

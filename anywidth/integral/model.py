@@ -46,7 +46,7 @@ from anywidth.graph.groups import lookup
 from anywidth.integral import _plans
 from anywidth.integral._cache import EvalCache
 from anywidth.integral._export import Exporter, float_dtype
-from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers
+from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
 from anywidth.integral._plans import Planner, PlanSpec
 from anywidth.integral._skeleton import Skeletons
 from anywidth.integral._store import LamStore
@@ -78,7 +78,8 @@ class IntegralModel(nn.Module):
         config, groups, nodes, permutation, model_name, model_kwargs: as given (``groups``
             as a tuple, fixed ones included, in graph order; new channel ``i`` of a group
             is the caller's channel ``permutation[group][i]``).
-        lam: `LamStore` of λ tensors, named like the source's parameters and buffers.
+        lam: `LamStore` of λ tensors, named like the source's parameters and buffers (a
+            tied tensor once, under its first name).
         grids: one `Grid` per resizable group.
 
     Example:
@@ -122,11 +123,14 @@ class IntegralModel(nn.Module):
         )  # fmt: skip
         params, buffers = self._skeletons.names()
         layouts = build_layouts(source, params + buffers, groups, self.nodes)
-        tensors = dict(source.named_parameters())
-        tensors.update(source.named_buffers())
+        aliases = tied_aliases(source, groups, self.nodes)
+        tensors = dict(source.named_parameters(remove_duplicate=False))
+        tensors.update(source.named_buffers(remove_duplicate=False))
         like = next((t for t in tensors.values() if t.is_floating_point()), torch.empty(0))
         samplers = self._samplers(self._planner.full(), like)
-        self.lam = LamStore.fit(tensors, layouts, samplers, config.nodes_init, init=init)
+        self.lam = LamStore.fit(
+            tensors, layouts, samplers, config.nodes_init, aliases=aliases, init=init
+        )
         self.register_load_state_dict_post_hook(lambda module, _keys: module.clear_cache())
 
     # -- groups, grids and λ -------------------------------------------------------------
@@ -154,7 +158,8 @@ class IntegralModel(nn.Module):
         return self.lam.parameters()
 
     def named_lams(self) -> Iterator[tuple[str, Tensor]]:
-        """``(source tensor name, λ)`` for every parameter and buffer of the source."""
+        """``(source tensor name, λ)`` for every parameter and buffer of the source (a tied
+        tensor once, under its first name)."""
         return iter(self.lam.tensors().items())
 
     def source_modules(self) -> Iterator[tuple[str, nn.Module]]:
