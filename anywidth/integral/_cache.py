@@ -44,6 +44,7 @@ class EvalCache:
         self.size = size
         self.entries: dict[tuple, Entry] = {}
         self.tracked: list[Tensor] | None = None
+        self.params: list[Tensor] | None = None
 
     def __deepcopy__(self, memo: dict) -> EvalCache:
         """An empty cache: entries hold the original's tensors and runners."""
@@ -57,9 +58,14 @@ class EvalCache:
             self.tracked = tensors()
         return self.tracked
 
-    def frozen(self, tensors: Callable[[], list[Tensor]]) -> bool:
-        """True when no gradient can reach the tracked tensors from this call."""
-        return not torch.is_grad_enabled() or not any(map(_REQUIRES_GRAD, self.track(tensors)))
+    def frozen(self, params: Callable[[], list[Tensor]]) -> bool:
+        """True when no gradient can reach the model's parameters (listed once by
+        ``params`` until `clear`) from this call."""
+        if not torch.is_grad_enabled():
+            return True
+        if self.params is None:
+            self.params = params()
+        return not any(map(_REQUIRES_GRAD, self.params))
 
     def get(
         self,
@@ -84,6 +90,6 @@ class EvalCache:
         return entry
 
     def clear(self) -> None:
-        """Forget every entry and the tracked tensor list."""
+        """Forget every entry and the tensor lists."""
         self.entries.clear()
-        self.tracked = None
+        self.tracked = self.params = None

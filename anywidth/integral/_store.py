@@ -2,18 +2,28 @@
 
 λ is held under the source's names (``lam.layer1.0.conv1.weight``): parameters of the
 source become ``nn.Parameter``\\ s, buffers stay buffers, so ``state_dict`` keys read like
-the source's and optimizers see only real parameters. A tensor the source holds under
-several names (tied weights) has one λ, under its first name; its other names (aliases)
-sample to the same tensor, so every use of it trains that one λ. The store knows each tensor's
-`TensorLayout`, so it fits λ to discrete tensors (`LamStore.fit`, `LamStore.refit_`) and
-samples discrete tensors from λ (`LamStore.sample`) at the `GroupSampler`\\ s of a plan.
+the source's and optimizers see only real parameters. The store knows each tensor's
+`TensorLayout`, so it fits λ to discrete tensors (`LamStore.fit`,
+`LamStore.refit_buffers_`) and samples discrete tensors from λ (`LamStore.sample`) at the
+`GroupSampler`\\ s of a plan. A tensor the source holds under several names (tied
+weights) has one λ, under its first name; its other names (aliases) sample to the same
+tensor, so every use of it trains that one λ.
+
+The λ of one dtype and device are views of one flat tensor, so they share one in-place
+version counter: `LamStore.version_tensors` lets the eval cache check a few counters per
+call instead of one per λ (reading every λ's counter on every call touches every λ object,
+which slows the forward that follows by more than the reads cost). Whatever may put other
+tensor objects in place or break the sharing (``.to()``, copies, pickles, loading with
+``assign=True`` or with swapped tensors, `LamStore.unshare`) falls back to every λ.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 
 import torch
+import torch.__future__
 from torch import Tensor, nn
 
 from anywidth.integral._layout import GroupSampler, TensorLayout, fit_lam, sample_tensor
@@ -38,6 +48,8 @@ class LamStore(nn.Module):
         self.layouts = dict(layouts)
         self.aliases = dict(aliases or {})
         self._slots: list[tuple[str, nn.Module, str, bool]] = []
+        self._shared = _Shared()
+        self.register_load_state_dict_pre_hook(_unshare_if_swapping)
 
     @classmethod
     def fit(
@@ -69,6 +81,7 @@ class LamStore(nn.Module):
                 value = tensor.new_zeros(layout.lam_shape())
             requires_grad = tensor.requires_grad and layout.is_param
             store.add(name, value.clone(), is_param=layout.is_param, requires_grad=requires_grad)
+        store.share_()
         return store
 
     def add(self, name: str, value: Tensor, *, is_param: bool, requires_grad: bool) -> None:
@@ -95,6 +108,49 @@ class LamStore(nn.Module):
             name: (owner._parameters if is_param else owner._buffers)[attr]
             for name, owner, attr, is_param in self._slots
         }
+
+    @torch.no_grad()
+    def share_(self) -> None:
+        """Make the λ of each dtype and device views of one flat tensor (new objects, same
+        values): do it before anything holds the λ, as `fit` does."""
+        slots: dict[tuple, list] = {}
+        for slot, value in zip(self._slots, self.tensors().values(), strict=True):
+            slots.setdefault((value.dtype, value.device), []).append((slot, value))
+        bases = []
+        for (dtype, device), members in slots.items():
+            flat = torch.empty(sum(v.numel() for _, v in members), dtype=dtype, device=device)
+            offset = 0
+            for (_, owner, attr, is_param), value in members:
+                view = flat[offset : offset + value.numel()].view(value.shape)
+                view.copy_(value)
+                offset += value.numel()
+                if is_param:
+                    owner._parameters[attr] = nn.Parameter(view, value.requires_grad)
+                else:
+                    owner._buffers[attr] = view
+            bases.append(flat)
+        self._shared = _Shared(bases, list(self.tensors().values()))
+
+    def unshare(self) -> None:
+        """Stop relying on shared version counters (`version_tensors` lists every λ)."""
+        self._shared = _Shared()
+
+    def version_tensors(self) -> list[Tensor]:
+        """Tensors whose in-place version counters move whenever any λ changes in place.
+
+        The flat tensors of `share_` while every λ is still the view made there, else
+        every λ.
+        """
+        tensors = list(self.tensors().values())
+        shared = self._shared
+        if shared.bases and len(tensors) == len(shared.members):
+            if all(map(operator.is_, tensors, shared.members)):
+                return list(shared.bases)
+        return tensors
+
+    def _apply(self, fn, recurse: bool = True):
+        self.unshare()  # .to(), .double()...: new tensors, or swapped ones
+        return super()._apply(fn, recurse)
 
     def float_like(self) -> Tensor:
         """A floating λ, for the dtype and device of grids and quadrature weights."""
@@ -174,3 +230,25 @@ class LamStore(nn.Module):
         params = sum(1 for _ in self.parameters())
         buffers = sum(1 for _ in self.buffers())
         return f"LamStore({params} parameters, {buffers} buffers)"
+
+
+class _Shared:
+    """The flat tensors of `LamStore.share_` and the λ objects viewing them (or nothing).
+
+    Copies and pickles come back empty: their tensors no longer share version counters.
+    """
+
+    def __init__(self, bases: list[Tensor] | None = None, members: list[Tensor] | None = None):
+        self.bases, self.members = bases or [], members or []
+
+    def __deepcopy__(self, memo: dict) -> _Shared:
+        return _Shared()
+
+    def __reduce__(self):
+        return (_Shared, ())
+
+
+def _unshare_if_swapping(module: LamStore, *_args) -> None:
+    """Loading with ``torch.__future__`` tensor swapping replaces version counters."""
+    if torch.__future__.get_swap_module_params_on_conversion():
+        module.unshare()

@@ -131,7 +131,7 @@ class IntegralModel(nn.Module):
         self.lam = LamStore.fit(
             tensors, layouts, samplers, config.nodes_init, aliases=aliases, init=init
         )
-        self.register_load_state_dict_post_hook(lambda module, _keys: module.clear_cache())
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._clear())
 
     # -- groups, grids and λ -------------------------------------------------------------
     @property
@@ -332,8 +332,13 @@ class IntegralModel(nn.Module):
         return self.lam.sample(self._samplers(plan, self.lam.float_like()))
 
     def _tracked(self) -> list[Tensor]:
-        """Every λ and grid tensor: what the eval cache's entries depend on."""
-        return list(self.lam.tensors().values()) + list(self.grids.parameters())
+        """Tensors whose version counters cover every λ and grid tensor: what the eval
+        cache's entries depend on (see `LamStore.version_tensors`)."""
+        return self.lam.version_tensors() + list(self.grids.parameters())
+
+    def _trainable(self) -> list[Tensor]:
+        """Every λ and grid parameter (trainable or not)."""
+        return [*self.lam.parameters(), *self.grids.parameters()]
 
     def _frozen_tensors(self, plan: Mapping[str, int], key: tuple) -> dict[str, Tensor]:
         """The plan's discretized tensors without autograd history, kept while valid."""
@@ -348,28 +353,32 @@ class IntegralModel(nn.Module):
 
         Needed only after changes the module cannot see: through ``.data``, or by putting
         new tensor or grid objects in place by hand. ``.to()``, ``load_state_dict``,
-        ``train()`` and ``eval()`` call it.
+        ``train()`` and ``eval()`` empty the cache themselves.
         """
+        self.lam.unshare()  # new objects by hand may not share version counters
+        self._clear()
+
+    def _clear(self) -> None:
         self._cache.clear()
         self._skeletons.installed = None
 
     def _apply(self, fn, recurse: bool = True):
-        self.clear_cache()  # .to(), .double()...: new tensor objects
+        self._clear()  # .to(), .double()...: new tensor objects
         return super()._apply(fn, recurse)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         finally:
-            self.clear_cache()
+            self._clear()
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """The source model's forward pass at the current sizes (see `at`, `set_sizes_`)."""
         plan, training, batch_stats = self._sizes, self.training, self._batch_stats
         skeleton = self._skeletons.get(plan, training=training, batch_stats=batch_stats)
-        if training or batch_stats or not self._cache.frozen(self._tracked):
+        if training or batch_stats or not self._cache.frozen(self._trainable):
             if training:
-                self.clear_cache()
+                self._clear()
             # Fresh tensors: BatchNorm's running-statistics updates land on these copies.
             return functional_call(skeleton, self._discretize(plan), inputs)
         entry = self._cache.get(
@@ -390,7 +399,7 @@ class IntegralModel(nn.Module):
         return skeleton if eager is None else eager
 
     def train(self, mode: bool = True) -> IntegralModel:
-        self.clear_cache()
+        self._clear()
         self._batch_stats = False
         return super().train(mode)
 

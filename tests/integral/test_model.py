@@ -119,6 +119,28 @@ def test_eval_cache_discretizes_once_per_plan(monkeypatch):
         assert len(calls) == 4
 
 
+def test_eval_cache_sees_in_place_changes_of_every_lam():
+    model, x = random_model("tiny_resnet"), input_for("tiny_resnet")
+    inn = to_integral(model, x[:1]).eval()
+    with torch.no_grad():
+        before = inn(x)
+        assert len(inn._cache.tracked) == 2  # the shared counters of float and int64 λ
+        inn.lam.get_buffer("stem.1.running_var").mul_(4.0)  # a buffer, in place
+        changed = inn(x)
+        assert not torch.equal(changed, before)
+    optimizer = torch.optim.SGD(inn.weight_parameters(), lr=0.1)
+    inn(x).square().mean().backward()  # gradients enabled: not cached
+    optimizer.step()
+    with torch.no_grad():
+        assert not torch.equal(inn(x), changed)
+        inn.double()  # new tensor objects: the cache checks every λ
+        x = x.double()
+        before = inn(x)
+        assert len(inn._cache.tracked) == len(dict(inn.named_lams()))
+        inn.lam.get_parameter("fc.weight").mul_(2.0)
+        assert not torch.equal(inn(x), before)
+
+
 def test_eval_cache_matches_an_uncached_forward():
     model, x = random_model("tiny_depthwise_se"), input_for("tiny_depthwise_se")
     inn = to_integral(model, x[:1]).eval()
