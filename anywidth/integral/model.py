@@ -18,8 +18,9 @@ tensors of a plan are computed once and run by a copy of the source's own module
 to the plan (`anywidth.graph.cut.Cutter.eager`, used when it reproduces the skeleton's
 outputs; else the skeleton holding the tensors), so inference costs what the plain model
 costs. They are reused while the stored tensors are unchanged: every call compares the sum
-of their in-place version counters, so optimizer steps and in-place edits invalidate
-them, and ``load_state_dict`` and ``.to()`` empty the cache. Changes made through
+of their in-place version counters (λ of one dtype share one counter, see `LamStore`), so
+optimizer steps and in-place edits invalidate them, and ``load_state_dict`` and ``.to()``
+empty the cache. Changes made through
 ``.data`` bypass version counters: call `IntegralModel.clear_cache` after those. With
 gradients enabled and trainable tensors (training, or tuning a partition in eval mode)
 every forward discretizes anew; ``train()``/``eval()`` and every training-mode forward
@@ -44,7 +45,7 @@ from torch.func import functional_call
 from anywidth.graph import ChannelGroup
 from anywidth.graph.groups import lookup
 from anywidth.integral import _plans
-from anywidth.integral._cache import EvalCache
+from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype
 from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
 from anywidth.integral._plans import Planner, PlanSpec
@@ -340,9 +341,10 @@ class IntegralModel(nn.Module):
         """Every λ and grid parameter (trainable or not)."""
         return [*self.lam.parameters(), *self.grids.parameters()]
 
-    def _frozen_tensors(self, plan: Mapping[str, int], key: tuple) -> dict[str, Tensor]:
-        """The plan's discretized tensors without autograd history, kept while valid."""
-        return self._cache.get(key, self._tracked, lambda: self._discretize_frozen(plan)).tensors
+    def _entry(self, plan: Mapping[str, int], key: tuple) -> Entry:
+        """The eval cache's entry of a plan: its discretized tensors without autograd
+        history (and its runner), kept while valid."""
+        return self._cache.get(key, self._tracked, lambda: self._discretize_frozen(plan))
 
     def _discretize_frozen(self, plan: Mapping[str, int]) -> dict[str, Tensor]:
         with torch.no_grad():
@@ -353,7 +355,9 @@ class IntegralModel(nn.Module):
 
         Needed only after changes the module cannot see: through ``.data``, or by putting
         new tensor or grid objects in place by hand. ``.to()``, ``load_state_dict``,
-        ``train()`` and ``eval()`` empty the cache themselves.
+        ``train()`` and ``eval()`` empty the cache themselves. From then on the cache
+        checks the version counter of every λ, not the few the λ share (see `LamStore`):
+        objects put in place by hand may not share them.
         """
         self.lam.unshare()  # new objects by hand may not share version counters
         self._clear()
@@ -381,9 +385,7 @@ class IntegralModel(nn.Module):
                 self._clear()
             # Fresh tensors: BatchNorm's running-statistics updates land on these copies.
             return functional_call(skeleton, self._discretize(plan), inputs)
-        entry = self._cache.get(
-            self._plan_key, self._tracked, lambda: self._discretize_frozen(plan)
-        )
+        entry = self._entry(plan, self._plan_key)
         runner = entry.runner
         if runner is None:
             runner = entry.runner = self._eval_runner(plan, entry)
@@ -391,7 +393,7 @@ class IntegralModel(nn.Module):
             self._skeletons.install(entry.tensors, entry)
         return runner(*inputs)
 
-    def _eval_runner(self, plan: Mapping[str, int], entry) -> nn.Module:
+    def _eval_runner(self, plan: Mapping[str, int], entry: Entry) -> nn.Module:
         """What eval-mode calls at ``plan`` run: the source's own class, resized, if it can
         (see `Exporter.eager`); else the skeleton, with the entry's tensors installed."""
         skeleton = self._skeletons.install(entry.tensors, entry)
@@ -450,7 +452,7 @@ class IntegralModel(nn.Module):
             tolerance=tolerance,
             round_to=round_to,
         )
-        tensors = self._frozen_tensors(sizes, _plan_key(sizes))
+        tensors = self._entry(sizes, _plan_key(sizes)).tensors
         small = self._export.resample(sizes, tensors, self.lam.float_like())
         return small.train(self.training)
 
