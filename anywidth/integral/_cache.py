@@ -3,10 +3,12 @@
 An `Entry` holds one plan's discretized tensors (no autograd history) and, once built,
 the module eval-mode calls at that plan run. It is valid while every λ and grid tensor is
 unchanged. The check runs on every call, so it is kept to one C-level pass over the
-tensors: the sum of their in-place version counters. A counter only grows, so the sum
-changes exactly when one of them does (optimizer steps, in-place edits under
-``no_grad``). Changes through ``.data`` and new tensor objects are not seen: the model
-calls `EvalCache.clear` where it replaces tensors (``.to()``, ``load_state_dict``).
+tracked tensors (few: the model passes the counters its λ share, see
+`anywidth.integral._store.LamStore.version_tensors`): the sum of their in-place version
+counters. A counter only grows, so the sum changes exactly when one of them does
+(optimizer steps, in-place edits under ``no_grad``). Changes through ``.data`` and new
+tensor objects are not seen: the model calls `EvalCache.clear` where it replaces tensors
+(``.to()``, ``load_state_dict``).
 """
 
 from __future__ import annotations
