@@ -46,6 +46,10 @@ def to_integral(
     With the default config (nodes = widths, uniform grids) the result reproduces the
     source's outputs at full width up to float rounding. The caller's model is not changed.
 
+    Tied tensors (one parameter under several names, e.g. ``self.c.weight =
+    self.b.weight``) get one weight function, resampled once, when every name sees the same
+    channel groups; otherwise conversion stops with an error naming both.
+
     Args:
         model: the trained network.
         example_input: an input of the shape the model expects (batch 1 is enough); MAC
@@ -56,10 +60,6 @@ def to_integral(
 
     Returns:
         The `IntegralModel`, at full width, in ``model``'s train/eval mode.
-
-    Tied tensors (one parameter under several names, e.g. ``self.c.weight =
-    self.b.weight``) get one weight function, resampled once, when every name sees the same
-    channel groups; otherwise conversion stops with an error naming both.
 
     Raises:
         GraphError: the model cannot be traced, or it has a tied tensor whose names lie in
