@@ -132,7 +132,7 @@ def resample_rows(name: str, inn: IntegralModel, repeats: int) -> list[list]:
 
     def first() -> object:
         inn.clear_cache()
-        inn._aux.cutters.clear()  # as on a freshly converted or loaded INN
+        inn._export.cutters.clear()  # as on a freshly converted or loaded INN
         return inn.resample(0.5)
 
     fns = {"ratio": cold(plan=0.5), "macs": cold(target_macs=0.5), "first": first}
@@ -172,15 +172,15 @@ shared (load average before the run, 1/5/15 min: {load}), so single numbers are 
   2.2–2.4×); (c) `width_random_loss(inn, WidthTrainConfig())`: full + smallest (30%) + one
   random width per step; "per pass" divides (c) by its {PASSES} forward/backward passes, an
   optimistic per-pass figure since the narrower passes are cheaper than the full one.
-- Eval forward: `torch.no_grad()`, eval mode (the INN installs its cached discretized
-  tensors), batch 64 and batch 1 digits images, {args.forward_repeats} repeats after 5
-  warm-up calls. The "reference" rows time the plain fx.GraphModule `inn.resample(None)`
-  (a plain fx graph, no INN dispatch) against the eager source model, to separate
-  fx/graph cost from the INN's own per-call cost.
+- Eval forward: `torch.no_grad()`, eval mode (the INN runs its cached discretized tensors
+  in a resized copy of the source's own modules and checks the shared version counters
+  of its λ on every call), batch 64 and batch 1 digits images, {args.forward_repeats}
+  repeats after 5 warm-up calls. The "reference" rows time the exported
+  `inn.resample(None)` (whatever `Cutter` returns) against the plain source model.
   The 50% rows compare `with inn.at(0.5): inn(x)` with `inn.resample(0.5)`, timed apart
   from the full-width rows (steady state at one width: no re-install between calls).
   Largest |output difference| INN vs plain over these checks: {diff:.2e}.
-- Resample: `inn.resample(...)` returns a plain fx.GraphModule (discretize + `Cutter`);
+- Resample: `inn.resample(...)` = discretize + `Cutter`;
   `clear_cache()` before every call, {args.repeats} repeats after one warm-up. The INN
   traces and analyses its source once, on its first resample (the "first resample" row
   repeats that cost); later resamples reuse it.

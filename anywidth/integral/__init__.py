@@ -1,5 +1,10 @@
 """Integral Neural Networks: weight functions, quadratures, partitions, conversion, resampling.
 
+The workflow: `to_integral` converts a trained model; `train_integral_` trains it with random
+widths (`WidthTrainConfig`); `tune_partition` tunes the sampling points for one plan
+(`TuneConfig`); `IntegralModel.resample` exports a plain smaller model; `save_integral` and
+`load_integral` keep it.
+
 Example:
     >>> from anywidth.integral import IntegralConfig, to_integral
     >>> inn = to_integral(model, torch.randn(1, 3, 32, 32), IntegralConfig(rule="trapezoid"))
@@ -15,6 +20,14 @@ from anywidth.integral.model import IntegralModel
 from anywidth.integral.ordering import channel_order, distance_matrix, path_length
 from anywidth.integral.partition import TrainablePartition, uniform_points
 from anywidth.integral.quadrature import QUADRATURE_RULES, quadrature_weights
+from anywidth.integral.training import (
+    WidthTrainConfig,
+    random_plan,
+    recalibrate_integral_bn_,
+    train_integral_,
+    width_random_loss,
+)
+from anywidth.integral.tuning import TuneConfig, tune_partition
 
 __all__ = [
     "QUADRATURE_RULES",
@@ -23,7 +36,9 @@ __all__ = [
     "IntegralModel",
     "TrainableGrid",
     "TrainablePartition",
+    "TuneConfig",
     "UniformGrid",
+    "WidthTrainConfig",
     "channel_order",
     "cubic_kernel",
     "distance_matrix",
@@ -32,8 +47,13 @@ __all__ = [
     "make_grid",
     "path_length",
     "quadrature_weights",
+    "random_plan",
+    "recalibrate_integral_bn_",
     "sample",
     "save_integral",
     "to_integral",
+    "train_integral_",
+    "tune_partition",
     "uniform_points",
+    "width_random_loss",
 ]

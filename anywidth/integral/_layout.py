@@ -10,6 +10,8 @@ group segment holding ``nodes * block`` entries instead of ``size * block``.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -17,8 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from anywidth.graph import ChannelGroup, GraphError
+from anywidth.integral.grid import Grid, UniformGrid
 from anywidth.integral.interpolation import interpolation_matrix, sample
 from anywidth.integral.partition import uniform_points
+from anywidth.integral.quadrature import quadrature_weights
 
 __all__ = [
     "DENSE_MAX_NODES",
@@ -28,7 +32,9 @@ __all__ = [
     "TensorLayout",
     "build_layouts",
     "fit_lam",
+    "group_samplers",
     "sample_tensor",
+    "tied_aliases",
 ]
 
 DENSE_MAX_NODES = 256
@@ -114,8 +120,8 @@ def build_layouts(
         for m in g.members:
             seg = Segment(m.offset, g.size * m.block, g.name, m.block, nodes[g.name])
             runs.setdefault((m.name, m.dim), []).append(seg)
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
+    params = dict(model.named_parameters(remove_duplicate=False))  # tied ones too
+    buffers = dict(model.named_buffers(remove_duplicate=False))
     layouts = {}
     for name in names:
         tensor = params[name] if name in params else buffers[name]
@@ -127,6 +133,55 @@ def build_layouts(
         var_eps = _var_eps(model, name) if dims else None
         layouts[name] = TensorLayout(name, name in params, tuple(tensor.shape), dims, var_eps)
     return layouts
+
+
+def tied_aliases(
+    model: nn.Module, groups: Iterable[ChannelGroup], nodes: Mapping[str, int]
+) -> dict[str, str]:
+    """``{alias: first name}`` for every tensor of ``model`` held under several names.
+
+    A tied tensor is one tensor, so it gets one λ; that needs every one of its names to
+    have the same layout (the same resizable groups on the same dimensions, integrated
+    alike).
+
+    Raises:
+        GraphError: a tied tensor whose names lie in different channel groups; the message
+            names both and says what to do.
+    """
+    first: dict[int, str] = {}
+    aliases = {}
+    named = itertools.chain(
+        model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)
+    )
+    for name, tensor in named:
+        canonical = first.setdefault(id(tensor), name)
+        if canonical != name:
+            aliases[name] = canonical
+    if not aliases:
+        return aliases
+    groups = list(groups)
+    layouts = build_layouts(model, [*aliases, *set(aliases.values())], groups, nodes)
+    for alias, canonical in aliases.items():
+        if dataclasses.replace(layouts[alias], name=canonical) != layouts[canonical]:
+            mine, theirs = _groups_of(layouts[canonical]), _groups_of(layouts[alias])
+            if mine == theirs:
+                why = f"its layers integrate it along different dimensions (groups {mine})"
+            else:
+                why = (
+                    f"its channels belong to channel groups {mine} as {canonical!r} and "
+                    f"{theirs} as {alias!r}, which can take different widths"
+                )
+            raise GraphError(
+                f"{canonical!r} and {alias!r} are one tensor (tied weights), but {why}, so "
+                "one weight function cannot serve both. Untie them (give "
+                f"{alias!r} its own copy: nn.Parameter(t.detach().clone())) or keep these "
+                f"groups fixed: IntegralConfig(fixed={sorted({*mine, *theirs})})"
+            )
+    return aliases
+
+
+def _groups_of(layout: TensorLayout) -> list[str]:
+    return sorted({s.group for d in layout.dims for s in d.segments if s.group is not None})
 
 
 def _fill(segments: list[Segment], length: int, name: str) -> tuple[Segment, ...]:
@@ -191,6 +246,32 @@ class GroupSampler:
             return sample(c, {dim: points})
         matrix = self.matrix.detach() if detach else self.matrix  # (m, nodes)
         return (c.movedim(dim, -1) @ matrix.T).movedim(-1, dim)
+
+
+def group_samplers(
+    grids: Mapping[str, Grid],
+    plan: Mapping[str, int],
+    nodes: Mapping[str, int],
+    rule: str,
+    like: Tensor,
+) -> dict[str, GroupSampler]:
+    """Per resizable group: its points at the planned width, interpolation and quadrature.
+
+    Args:
+        grids: ``{group: Grid}`` for every resizable group.
+        plan: ``{group: size}`` for the same groups.
+        nodes: ``{group: number of λ nodes}``.
+        rule: the quadrature rule.
+        like: a tensor of the dtype and device to sample in.
+    """
+    out = {}
+    for name, grid in grids.items():
+        size = plan[name]
+        points = grid.points(size, dtype=like.dtype, device=like.device)  # (size,)
+        weights = quadrature_weights(points, rule)  # (size,)
+        exact = isinstance(grid, UniformGrid) and size == nodes[name]
+        out[name] = GroupSampler.build(points, nodes[name], weights, exact)
+    return out
 
 
 def sample_tensor(

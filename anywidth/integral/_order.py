@@ -28,8 +28,8 @@ logger = logging.getLogger("anywidth.integral")
 
 def group_features(model: nn.Module, group: ChannelGroup) -> Tensor:
     """Per-channel feature rows of a group, shape ``(size, d)``, each member normalised."""
-    tensors = dict(model.named_parameters())
-    tensors.update(model.named_buffers())
+    tensors = dict(model.named_parameters(remove_duplicate=False))  # tied ones too
+    tensors.update(model.named_buffers(remove_duplicate=False))
     rows = []
     for m in group.members:
         tensor = tensors[m.name].detach().double()

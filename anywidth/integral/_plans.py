@@ -1,5 +1,8 @@
 """Width plans for an IntegralModel: validation, ratios, and budgets through `plan_for_budget`.
 
+`Planner` resolves what a user asks for (a plan, a ratio, a MAC or parameter budget) into
+a full plan; the functions below it do each kind.
+
 The largest size a group may take is its original width: the weight functions are defined
 on the whole interval either way, but `cut` (and hence export) builds layers no wider than
 the source, and MAC/parameter budgets are fractions of the source. The number of nodes is
@@ -9,10 +12,12 @@ original one.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
+from torch import nn
 
 from anywidth.graph import ChannelGroup, PlanError, WidthCost
 from anywidth.graph.budget import Budget, plan_for_budget
@@ -20,6 +25,7 @@ from anywidth.graph.groups import check_sizes, lookup
 
 __all__ = [
     "ALLOCATIONS",
+    "Planner",
     "budget_sizes",
     "channel_importance",
     "check_plan",
@@ -29,6 +35,69 @@ __all__ = [
 ]
 
 ALLOCATIONS: tuple[str, ...] = ("uniform", "global")
+
+PlanSpec = Mapping[str, int] | float | None
+
+
+class Planner:
+    """Full, validated width plans for one source model; see `IntegralModel.width_plan`.
+
+    Args:
+        source: the (channel-permuted) source model; only its structure is used.
+        example_input: the input budgets are counted for.
+        groups: the source's channel groups, fixed ones included.
+    """
+
+    def __init__(self, source: nn.Module, example_input, groups: Iterable[ChannelGroup]) -> None:
+        self.source, self.example_input = source, example_input
+        self.groups = list(groups)
+        self._cost: WidthCost | None = None  # made on the first budget
+
+    def __deepcopy__(self, memo: dict) -> Planner:
+        """A copy without the `WidthCost`, which holds a raw fx graph (rebuilt on demand)."""
+        new = Planner.__new__(Planner)
+        memo[id(self)] = new
+        new.source = copy.deepcopy(self.source, memo)
+        new.example_input = copy.deepcopy(self.example_input, memo)
+        new.groups = copy.deepcopy(self.groups, memo)
+        new._cost = None
+        return new
+
+    def full(self) -> dict[str, int]:
+        """Every resizable group whole."""
+        return {g.name: g.size for g in self.groups if not g.fixed}
+
+    def resolve(
+        self,
+        plan: PlanSpec,
+        current: Mapping[str, int],
+        *,
+        target_macs: float | None,
+        target_params: float | None,
+        allocation: str,
+        tolerance: float,
+        round_to: int,
+        importance: Callable[[], dict[str, torch.Tensor]],
+    ) -> dict[str, int]:
+        """A plan, a ratio or a budget as ``{resizable group: size}``; None: ``current``.
+
+        ``importance`` gives the channel scores of ``allocation="global"``.
+        """
+        if sum(v is not None for v in (plan, target_macs, target_params)) > 1:
+            raise ValueError("give one of plan, target_macs= or target_params=")
+        if target_macs is not None or target_params is not None:
+            budget = Budget(macs=target_macs, params=target_params, tolerance=tolerance)
+            if allocation not in ALLOCATIONS:
+                raise ValueError(f"allocation={allocation!r}; use one of {list(ALLOCATIONS)}")
+            if self._cost is None:
+                self._cost = WidthCost(self.source, self.example_input, self.groups)
+            priority = uniform_priority(self.groups) if allocation == "uniform" else importance()
+            return budget_sizes(self._cost, self.groups, priority, budget, round_to)
+        if plan is None:
+            return dict(current)
+        if isinstance(plan, Mapping):
+            return check_plan(self.groups, plan)
+        return ratio_plan(self.groups, plan)
 
 
 def check_plan(groups: Iterable[ChannelGroup], plan: Mapping[str, int]) -> dict[str, int]:

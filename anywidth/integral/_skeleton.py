@@ -9,6 +9,7 @@ device); every parameter and buffer is supplied per call, through
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch
@@ -26,6 +27,10 @@ class Skeletons:
         source: the (channel-permuted) source model; only its structure is used.
         example_input: the input the groups were traced with.
         groups: the groups of ``source`` for that input.
+
+    Attributes:
+        installed: what `install` last put in the skeleton (compared by identity), None
+            when it holds no valid tensors.
     """
 
     def __init__(
@@ -33,19 +38,41 @@ class Skeletons:
     ) -> None:
         skeleton = width_agnostic(source, example_input, groups, check=False)
         self._skeleton = skeleton.to_empty(device="meta")
+        self._modes: tuple[bool, bool] | None = None
+        self.installed: object | None = None
+
+    def __deepcopy__(self, memo: dict) -> Skeletons:
+        """A copy that holds no valid tensors (what is installed belongs to the original)."""
+        new = Skeletons.__new__(Skeletons)
+        memo[id(self)] = new
+        new._skeleton = copy.deepcopy(self._skeleton, memo)
+        new._modes, new.installed = self._modes, None
+        return new
 
     def names(self) -> tuple[list[str], list[str]]:
         """(parameter names, buffer names) the skeleton expects, at any plan."""
         gm = self._skeleton
         return [n for n, _ in gm.named_parameters()], [n for n, _ in gm.named_buffers()]
 
-    def get(self, sizes: Mapping[str, int]) -> fx.GraphModule:
-        """The skeleton for a (validated) plan: the same module for every plan."""
-        return self._skeleton
+    def get(self, sizes: Mapping[str, int], *, training: bool, batch_stats: bool) -> fx.GraphModule:
+        """The skeleton for a (validated) plan, in train/eval mode (the same module for every
+        plan); ``batch_stats``: BatchNorm layers in training mode, whatever ``training``."""
+        gm = self._skeleton
+        if self._modes != (training, batch_stats):
+            gm.train(training)
+            if batch_stats:
+                for m in gm.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.train()
+            self._modes = (training, batch_stats)
+        return gm
 
-    def forget_installed(self) -> None:
-        """Mark the skeleton as holding no valid tensors (see `install`)."""
-        self._skeleton._anywidth_installed = None
+    def install(self, tensors: Mapping[str, torch.Tensor], token: object) -> fx.GraphModule:
+        """The skeleton holding ``tensors`` (see `install`), unless ``token`` is installed."""
+        if self.installed is not token:
+            install(self._skeleton, tensors)
+            self.installed = token
+        return self._skeleton
 
 
 def install(gm: fx.GraphModule, tensors: Mapping[str, torch.Tensor]) -> None:

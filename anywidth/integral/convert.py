@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import channel_groups, fix_unreadable
+from anywidth.graph import ChannelGroup, channel_groups, fix_unreadable
 from anywidth.graph.permute import permute_channels
+from anywidth.integral._layout import tied_aliases
 from anywidth.integral._order import order_groups
 from anywidth.integral._plans import resolve_nodes
 from anywidth.integral.config import IntegralConfig
@@ -46,6 +47,10 @@ def to_integral(
     With the default config (nodes = widths, uniform grids) the result reproduces the
     source's outputs at full width up to float rounding. The caller's model is not changed.
 
+    Tied tensors (one parameter under several names, e.g. ``self.c.weight =
+    self.b.weight``) get one weight function, resampled once, when every name sees the same
+    channel groups; otherwise conversion stops with an error naming both.
+
     Args:
         model: the trained network.
         example_input: an input of the shape the model expects (batch 1 is enough); MAC
@@ -58,7 +63,8 @@ def to_integral(
         The `IntegralModel`, at full width, in ``model``'s train/eval mode.
 
     Raises:
-        GraphError: the model cannot be traced.
+        GraphError: the model cannot be traced, or it has a tied tensor whose names lie in
+            different channel groups (untie it, or keep those groups fixed).
         PlanError: a ``fixed`` or ``nodes`` pattern matches no group, or more nodes than
             channels.
 
@@ -72,9 +78,10 @@ def to_integral(
     groups = fix_unreadable(model, example_input, groups)
     nodes = resolve_nodes(groups, config.nodes)
     perms = {}
+    aliases = tied_aliases(model, groups, nodes)  # before ordering: refuse early
     if config.reorder:
         perms = order_groups(model, groups, seed=config.seed, time_limit=config.order_time_limit)
-    source = permute_channels(model, groups, perms) if perms else copy.deepcopy(model)
+    source = _permuted(model, groups, perms, aliases) if perms else copy.deepcopy(model)
     inn = IntegralModel(
         source,
         _detached(example_input),
@@ -92,6 +99,44 @@ def to_integral(
         len(groups),
     )
     return inn.train(model.training)
+
+
+def _permuted(
+    model: nn.Module,
+    groups: list[ChannelGroup],
+    perms: Mapping[str, torch.Tensor],
+    aliases: Mapping[str, str],
+) -> nn.Module:
+    """`permute_channels` for models with tied tensors too.
+
+    Each alias gets its own copy while permuting (every name of a tied tensor has the same
+    groups, see `tied_aliases`, so the copies stay equal); the copy is tied again after.
+    """
+    if not aliases:
+        return permute_channels(model, groups, perms)
+    untied = copy.deepcopy(model)
+    for alias in aliases:
+        _set_tensor(untied, alias, _get_tensor(untied, alias).detach().clone())
+    permuted = permute_channels(untied, groups, perms)
+    for alias, name in aliases.items():
+        _set_tensor(permuted, alias, _get_tensor(permuted, name))
+    return permuted
+
+
+def _get_tensor(model: nn.Module, name: str) -> torch.Tensor:
+    owner, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(owner) if owner else model, attr)
+
+
+def _set_tensor(model: nn.Module, name: str, value: torch.Tensor) -> None:
+    owner_name, _, attr = name.rpartition(".")
+    owner = model.get_submodule(owner_name) if owner_name else model
+    if attr in owner._parameters:
+        if not isinstance(value, nn.Parameter):
+            value = nn.Parameter(value, requires_grad=owner._parameters[attr].requires_grad)
+        owner._parameters[attr] = value
+    else:
+        owner._buffers[attr] = value
 
 
 def _detached(example_input: torch.Tensor | tuple) -> torch.Tensor | tuple:

@@ -59,7 +59,7 @@ def save_integral(
         >>> inn = to_integral(model, x, model_name="resnet20")
         >>> save_integral(inn, "runs/resnet20.inn.safetensors")
     """
-    example = inn._aux.example_input
+    example = inn.example_input
     first = example if isinstance(example, torch.Tensor) else example[0]
     record = {
         "format": _FORMAT,

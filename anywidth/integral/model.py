@@ -8,17 +8,23 @@ forward pass runs those tensors through one width-agnostic skeleton of the sourc
 `IntegralModel.resample` builds the ordinary smaller model for a plan with
 `anywidth.graph.cut`.
 
+The module delegates each job to one private module: the λ tensors and the maps between
+λ and discrete tensors (`_store`), plans, ratios and budgets (`_plans`), the eval-mode
+cache (`_cache`), and export through `anywidth.graph.cut.Cutter` (`_export`).
+
 Eval-mode cache: when no gradient can reach the model (under ``torch.no_grad()`` or
 ``torch.inference_mode()``, or with every λ and grid parameter frozen), the discretized
 tensors of a plan are computed once and run by a copy of the source's own modules resized
 to the plan (`anywidth.graph.cut.Cutter.eager`, used when it reproduces the skeleton's
 outputs; else the skeleton holding the tensors), so inference costs what the plain model
-costs. They are reused while the stored tensors are unchanged: the key holds each tensor's
-in-place version counter, so optimizer steps invalidate it, and ``load_state_dict`` and
-``.to()`` empty the cache. Changes made through ``.data`` bypass version counters: call
-`IntegralModel.clear_cache` after those. With gradients
-enabled and trainable tensors (training, or tuning a partition in eval mode) every forward
-discretizes anew; ``train()``/``eval()`` and every training-mode forward empty the cache.
+costs. They are reused while the stored tensors are unchanged: every call compares the sum
+of their in-place version counters (λ of one dtype share one counter, see `LamStore`), so
+optimizer steps and in-place edits invalidate them, and ``load_state_dict`` and ``.to()``
+empty the cache. Changes made through
+``.data`` bypass version counters: call `IntegralModel.clear_cache` after those. With
+gradients enabled and trainable tensors (training, or tuning a partition in eval mode)
+every forward discretizes anew; ``train()``/``eval()`` and every training-mode forward
+empty the cache.
 
 BatchNorm stays a real layer: its γ, β and running statistics are sampled like any other
 tensor. In training mode it normalises with batch statistics; the running-statistics
@@ -30,76 +36,29 @@ statistics for a width, `IntegralModel.resample` it and run
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator, Mapping
 
 import torch
-from torch import Tensor, fx, nn
+from torch import Tensor, nn
 from torch.func import functional_call
 
-from anywidth.graph import ChannelGroup, WidthCost, keep_first
-from anywidth.graph.budget import Budget
-from anywidth.graph.cut import Cutter
+from anywidth.graph import ChannelGroup
 from anywidth.graph.groups import lookup
 from anywidth.integral import _plans
-from anywidth.integral._layout import (
-    GroupSampler,
-    TensorLayout,
-    build_layouts,
-    fit_lam,
-    sample_tensor,
-)
-from anywidth.integral._skeleton import Skeletons, install
+from anywidth.integral._cache import Entry, EvalCache
+from anywidth.integral._export import Exporter, float_dtype
+from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
+from anywidth.integral._plans import Planner, PlanSpec
+from anywidth.integral._skeleton import Skeletons
 from anywidth.integral._store import LamStore
 from anywidth.integral.config import IntegralConfig
-from anywidth.integral.grid import Grid, UniformGrid, make_grid
-from anywidth.integral.partition import uniform_points
-from anywidth.integral.quadrature import quadrature_weights
+from anywidth.integral.grid import Grid, make_grid
 
 __all__ = ["IntegralModel", "PlanSpec"]
-
-PlanSpec = Mapping[str, int] | float | None
-_CACHE_SIZE = 4
 
 
 def _grid_key(group: str) -> str:
     return group.replace(".", "/")
-
-
-class _Aux:
-    """What the module needs besides its own tensors (kept out of ``state_dict``)."""
-
-    def __init__(self, source: nn.Module, example_input, groups: list[ChannelGroup]) -> None:
-        self.source = source
-        self.example_input = example_input
-        self.skeletons = Skeletons(source, example_input, groups)
-        self.cost: WidthCost | None = None
-        self.cache: dict[tuple, dict[str, Tensor]] = {}
-        self.cutters: dict[torch.dtype, Cutter] = {}
-        self.batch_stats = False  # see IntegralModel.batch_norm_train_
-        self.tracked: list[Tensor] | None = None  # see IntegralModel._versions
-        self.runners: dict[tuple, nn.Module] = {}  # see IntegralModel._eval_runner
-
-    def __deepcopy__(self, memo: dict) -> _Aux:
-        """Copy what defines the module; caches and `Cutter`s are rebuilt on demand.
-
-        A Cutter holds a raw fx graph, whose linked nodes exhaust Python's recursion limit
-        under ``copy.deepcopy`` for deep networks (resnet56).
-        """
-        new = _Aux.__new__(_Aux)
-        memo[id(self)] = new
-        for key, value in vars(self).items():
-            if key not in ("cache", "cutters", "runners", "tracked"):
-                setattr(new, key, copy.deepcopy(value, memo))
-        new.cache, new.cutters, new.runners, new.tracked = {}, {}, {}, None
-        new.skeletons.forget_installed()
-        return new
-
-    def clear(self) -> None:
-        self.cache.clear()
-        self.runners.clear()
-        self.tracked = None
-        self.skeletons.forget_installed()
 
 
 class IntegralModel(nn.Module):
@@ -120,7 +79,8 @@ class IntegralModel(nn.Module):
         config, groups, nodes, permutation, model_name, model_kwargs: as given (``groups``
             as a tuple, fixed ones included, in graph order; new channel ``i`` of a group
             is the caller's channel ``permutation[group][i]``).
-        lam: `LamStore` of λ tensors, named like the source's parameters and buffers.
+        lam: `LamStore` of λ tensors, named like the source's parameters and buffers (a
+            tied tensor once, under its first name).
         grids: one `Grid` per resizable group.
 
     Example:
@@ -150,44 +110,40 @@ class IntegralModel(nn.Module):
         self.permutation = {k: [int(i) for i in v] for k, v in (permutation or {}).items()}
         self.model_name = model_name
         self.model_kwargs = dict(model_kwargs or {})
-        self._aux = _Aux(source.eval(), example_input, list(groups))
-        self._sizes = self._full_plan()
-        params, buffers = self._aux.skeletons.names()
-        self._layouts: dict[str, TensorLayout] = build_layouts(
-            source, params + buffers, groups, self.nodes
-        )
-        dtype = _float_dtype(source)
+        source = source.eval()
+        self._skeletons = Skeletons(source, example_input, list(groups))
+        self._planner = Planner(source, example_input, groups)
+        self._export = Exporter(source, example_input, list(groups))
+        self._cache = EvalCache()
+        self._batch_stats = False  # see batch_norm_train_
+        self._set_plan(self._planner.full())
+        dtype = float_dtype(source)
         self.grids = nn.ModuleDict(
             {_grid_key(g.name): make_grid(config.partition, g.size, dtype=dtype)
              for g in self.resizable}
         )  # fmt: skip
-        self.lam = self._build_lam(source, init)
-        self.register_load_state_dict_post_hook(lambda module, _keys: module.clear_cache())
-
-    def _build_lam(self, source: nn.Module, init: bool) -> LamStore:
-        tensors = dict(source.named_parameters())
-        tensors.update(source.named_buffers())
+        params, buffers = self._skeletons.names()
+        layouts = build_layouts(source, params + buffers, groups, self.nodes)
+        aliases = tied_aliases(source, groups, self.nodes)
+        tensors = dict(source.named_parameters(remove_duplicate=False))
+        tensors.update(source.named_buffers(remove_duplicate=False))
         like = next((t for t in tensors.values() if t.is_floating_point()), torch.empty(0))
-        samplers = self._samplers(self._full_plan(), like)
-        store = LamStore()
-        for name, layout in self._layouts.items():
-            tensor = tensors[name]
-            if init:
-                value = fit_lam(tensor, layout, samplers, self.config.nodes_init)
-            else:
-                value = tensor.new_zeros(layout.lam_shape())
-            requires_grad = tensor.requires_grad and layout.is_param
-            store.add(name, value.clone(), is_param=layout.is_param, requires_grad=requires_grad)
-        return store
+        samplers = self._samplers(self._planner.full(), like)
+        self.lam = LamStore.fit(
+            tensors, layouts, samplers, config.nodes_init, aliases=aliases, init=init
+        )
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._clear())
 
-    # -- groups, grids and plans ---------------------------------------------------------
+    # -- groups, grids and λ -------------------------------------------------------------
     @property
     def resizable(self) -> list[ChannelGroup]:
         """The groups that are continuous (not fixed), in graph order."""
         return [g for g in self.groups if not g.fixed]
 
-    def _full_plan(self) -> dict[str, int]:
-        return {g.name: g.size for g in self.resizable}
+    @property
+    def example_input(self) -> torch.Tensor | tuple:
+        """The input the channel groups were traced with (budgets are counted for it)."""
+        return self._export.example_input
 
     def grid(self, group: str) -> Grid:
         """The `Grid` of a resizable group."""
@@ -203,7 +159,8 @@ class IntegralModel(nn.Module):
         return self.lam.parameters()
 
     def named_lams(self) -> Iterator[tuple[str, Tensor]]:
-        """``(source tensor name, λ)`` for every parameter and buffer of the source."""
+        """``(source tensor name, λ)`` for every parameter and buffer of the source (a tied
+        tensor once, under its first name)."""
         return iter(self.lam.tensors().items())
 
     def source_modules(self) -> Iterator[tuple[str, nn.Module]]:
@@ -211,9 +168,8 @@ class IntegralModel(nn.Module):
 
         Its tensors are not the INN's; use it for structure (module types, ``eps``...).
         """
-        return self._aux.source.named_modules()
+        return self._export.source.named_modules()
 
-    @torch.no_grad()
     def lam_scales(self) -> dict[str, Tensor]:
         """How much smaller each λ entry's weight is at full width: the node quadrature weights.
 
@@ -226,35 +182,13 @@ class IntegralModel(nn.Module):
             ``{λ name: tensor broadcastable to λ}`` for every λ parameter with an integrated
             dimension (others need no rescaling).
         """
-        out = {}
-        like = self.lam.float_like()
-        for name, layout in self._layouts.items():
-            if not layout.is_param or not any(d.integrated for d in layout.dims):
-                continue
-            scale = torch.ones((), dtype=like.dtype, device=like.device)
-            for d in layout.dims:
-                if not d.integrated:
-                    continue
-                parts = []
-                for seg in d.segments:
-                    if seg.group is None:
-                        parts.append(torch.ones(seg.length, dtype=like.dtype, device=like.device))
-                        continue
-                    nodes = uniform_points(seg.nodes, dtype=like.dtype, device=like.device)
-                    q = quadrature_weights(nodes, self.config.rule)  # (nodes,)
-                    parts.append(q.repeat_interleave(seg.block))
-                shape = [1] * len(layout.shape)
-                shape[d.dim] = -1
-                scale = scale * torch.cat(parts).reshape(shape)
-            out[name] = scale
-        return out
+        return self.lam.scales(self.config.rule)
 
     @property
     def dtype(self) -> torch.dtype:
         """The floating dtype of λ."""
         return self.lam.float_like().dtype
 
-    @torch.no_grad()
     def load_running_stats_(self, buffers: Mapping[str, Tensor]) -> None:
         """Refit buffers' weight functions so the full-width INN has exactly these values.
 
@@ -272,17 +206,11 @@ class IntegralModel(nn.Module):
         Raises:
             KeyError: a name that is not a buffer of the source.
         """
-        lams, like = self.lam.tensors(), self.lam.float_like()
-        samplers = self._samplers(self._full_plan(), like)
-        for name, value in buffers.items():
-            layout = self._layouts.get(name)
-            if layout is None or layout.is_param:
-                raise KeyError(f"{name!r} is not a buffer of the source model")
-            value = value.to(device=lams[name].device, dtype=lams[name].dtype)
-            if layout.dims:
-                value = fit_lam(value, layout, samplers, "lstsq", refit_points=True)
-            lams[name].copy_(value)
+        with torch.no_grad():
+            samplers = self._samplers(self._planner.full(), self.lam.float_like())
+        self.lam.refit_buffers_(buffers, samplers)
 
+    # -- plans ---------------------------------------------------------------------------
     @property
     def sizes(self) -> dict[str, int]:
         """The current width plan: ``{resizable group: size}`` (default: every group whole)."""
@@ -327,27 +255,16 @@ class IntegralModel(nn.Module):
             8
             >>> plan = inn.width_plan(target_macs=0.5, allocation="global")
         """
-        if sum(v is not None for v in (plan, target_macs, target_params)) > 1:
-            raise ValueError("give one of plan, target_macs= or target_params=")
-        if target_macs is not None or target_params is not None:
-            budget = Budget(macs=target_macs, params=target_params, tolerance=tolerance)
-            return self._budget_plan(budget, allocation, round_to)
-        if plan is None:
-            return self.sizes
-        if isinstance(plan, Mapping):
-            return _plans.check_plan(self.groups, plan)
-        return _plans.ratio_plan(self.groups, plan)
-
-    def _budget_plan(self, budget: Budget, allocation: str, round_to: int) -> dict[str, int]:
-        if allocation not in _plans.ALLOCATIONS:
-            raise ValueError(f"allocation={allocation!r}; use one of {list(_plans.ALLOCATIONS)}")
-        if self._aux.cost is None:
-            self._aux.cost = WidthCost(self._aux.source, self._aux.example_input, self.groups)
-        if allocation == "uniform":
-            priority = _plans.uniform_priority(self.groups)
-        else:
-            priority = self.channel_importance()
-        return _plans.budget_sizes(self._aux.cost, list(self.groups), priority, budget, round_to)
+        return self._planner.resolve(
+            plan,
+            self._sizes,
+            target_macs=target_macs,
+            target_params=target_params,
+            allocation=allocation,
+            tolerance=tolerance,
+            round_to=round_to,
+            importance=self.channel_importance,
+        )
 
     def channel_importance(self) -> dict[str, Tensor]:
         """``{group: (size,) scores}``: per-channel L1 of the full-width sampled weights.
@@ -357,13 +274,14 @@ class IntegralModel(nn.Module):
         above a common threshold: an INN resamples, it does not select channels.
         """
         with torch.no_grad():
-            tensors = self.discretize(self._full_plan())
-        weights = {n: t for n, t in tensors.items() if self._layouts[n].is_param}
+            tensors = self._discretize(self._planner.full())
+        layouts = self.lam.layouts
+        weights = {n: t for n, t in tensors.items() if layouts[n].is_param}
         return _plans.channel_importance(self.groups, weights)
 
     def set_sizes_(self, plan: PlanSpec) -> None:
         """Choose the width the module runs at: a plan, a ratio, or None for full width."""
-        self._sizes = self._full_plan() if plan is None else self.width_plan(plan)
+        self._set_plan(self._planner.full() if plan is None else self.width_plan(plan))
 
     @contextlib.contextmanager
     def at(self, plan: PlanSpec) -> Iterator[IntegralModel]:
@@ -378,19 +296,17 @@ class IntegralModel(nn.Module):
         try:
             yield self
         finally:
-            self._sizes = before
+            self._set_plan(before)
+
+    def _set_plan(self, plan: dict[str, int]) -> None:
+        """Make ``plan`` (full, validated) current; its cache key is computed once, here."""
+        self._sizes = plan
+        self._plan_key = _plan_key(plan)
 
     # -- discretization and forward ------------------------------------------------------
     def _samplers(self, plan: Mapping[str, int], like: Tensor) -> dict[str, GroupSampler]:
-        """Per group: its points at the planned width, interpolation and quadrature weights."""
-        out = {}
-        for g in self.resizable:
-            size, grid = plan[g.name], self.grids[_grid_key(g.name)]
-            points = grid.points(size, dtype=like.dtype, device=like.device)  # (size,)
-            weights = quadrature_weights(points, self.config.rule)  # (size,)
-            exact = isinstance(grid, UniformGrid) and size == self.nodes[g.name]
-            out[g.name] = GroupSampler.build(points, self.nodes[g.name], weights, exact)
-        return out
+        grids = {g.name: self.grids[_grid_key(g.name)] for g in self.resizable}
+        return group_samplers(grids, plan, self.nodes, self.config.rule, like)
 
     def discretize(self, sizes: PlanSpec = None) -> dict[str, Tensor]:
         """The source model's parameters and buffers at a width plan.
@@ -410,117 +326,83 @@ class IntegralModel(nn.Module):
             >>> inn.discretize({"conv1:out": 4})["conv1.weight"].shape  # resnet20
             torch.Size([4, 3, 3, 3])
         """
-        plan = self.sizes if sizes is None else self.width_plan(sizes)
-        lams = self.lam.tensors()
-        samplers = self._samplers(plan, self.lam.float_like())
-        out = {}
-        for name, layout in self._layouts.items():
-            lam = lams[name]
-            value = sample_tensor(lam, layout, samplers) if layout.dims else lam
-            out[name] = value.clone() if value is lam and not layout.is_param else value
-        return out
+        return self._discretize(self.sizes if sizes is None else self.width_plan(sizes))
+
+    def _discretize(self, plan: Mapping[str, int]) -> dict[str, Tensor]:
+        """`discretize` at a full, validated plan."""
+        return self.lam.sample(self._samplers(plan, self.lam.float_like()))
 
     def _tracked(self) -> list[Tensor]:
-        """Every λ and grid tensor; the objects change only through `clear_cache`."""
-        if self._aux.tracked is None:
-            self._aux.tracked = list(self.lam.tensors().values()) + list(self.grids.parameters())
-        return self._aux.tracked
+        """Tensors whose version counters cover every λ and grid tensor: what the eval
+        cache's entries depend on (see `LamStore.version_tensors`)."""
+        return self.lam.version_tensors() + list(self.grids.parameters())
 
-    def _versions(self) -> tuple[int, ...]:
-        """In-place version counters of every λ and grid tensor (the eval cache's key)."""
-        return tuple([t._version for t in self._tracked()])
+    def _trainable(self) -> list[Tensor]:
+        """Every λ and grid parameter (trainable or not)."""
+        return [*self.lam.parameters(), *self.grids.parameters()]
 
-    def _frozen(self) -> bool:
-        """True when no gradient can reach λ or the grids from this call."""
-        return not torch.is_grad_enabled() or not any(t.requires_grad for t in self._tracked())
+    def _entry(self, plan: Mapping[str, int], key: tuple) -> Entry:
+        """The eval cache's entry of a plan: its discretized tensors without autograd
+        history (and its runner), kept while valid."""
+        return self._cache.get(key, self._tracked, lambda: self._discretize_frozen(plan))
 
-    def _cached(self, plan: Mapping[str, int], key: tuple) -> dict[str, Tensor]:
-        """The plan's discretized tensors without autograd history, kept while valid."""
-        cache = self._aux.cache
-        if key not in cache:
-            with torch.no_grad():
-                tensors = self.discretize(plan)
-            if len(cache) >= _CACHE_SIZE:
-                oldest = next(iter(cache))
-                cache.pop(oldest)
-                self._aux.runners.pop(oldest, None)
-            cache[key] = tensors
-        return cache[key]
+    def _discretize_frozen(self, plan: Mapping[str, int]) -> dict[str, Tensor]:
+        with torch.no_grad():
+            return self._discretize(plan)
 
     def clear_cache(self) -> None:
         """Forget the eval-mode tensors.
 
         Needed only after changes the module cannot see: through ``.data``, or by putting
         new tensor or grid objects in place by hand. ``.to()``, ``load_state_dict``,
-        ``train()`` and ``eval()`` call it.
+        ``train()`` and ``eval()`` empty the cache themselves. From then on the cache
+        checks the version counter of every λ, not the few the λ share (see `LamStore`):
+        objects put in place by hand may not share them.
         """
-        self._aux.clear()
+        self.lam.unshare()  # new objects by hand may not share version counters
+        self._clear()
+
+    def _clear(self) -> None:
+        self._cache.clear()
+        self._skeletons.installed = None
 
     def _apply(self, fn, recurse: bool = True):
-        self.clear_cache()  # .to(), .double()...: new tensor objects
+        self._clear()  # .to(), .double()...: new tensor objects
         return super()._apply(fn, recurse)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         finally:
-            self.clear_cache()
+            self._clear()
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """The source model's forward pass at the current sizes (see `at`, `set_sizes_`)."""
-        plan = self._sizes
-        skeleton = self._aux.skeletons.get(plan)
-        modes = (self.training, self._aux.batch_stats)
-        if getattr(skeleton, "_anywidth_modes", None) != modes:  # only this module sets them
-            skeleton.train(self.training)
-            if self._aux.batch_stats:
-                for m in skeleton.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.train()
-            skeleton._anywidth_modes = modes
-        if self.training or self._aux.batch_stats or not self._frozen():
-            if self.training:
-                self.clear_cache()
+        plan, training, batch_stats = self._sizes, self.training, self._batch_stats
+        skeleton = self._skeletons.get(plan, training=training, batch_stats=batch_stats)
+        if training or batch_stats or not self._cache.frozen(self._trainable):
+            if training:
+                self._clear()
             # Fresh tensors: BatchNorm's running-statistics updates land on these copies.
-            return functional_call(skeleton, self.discretize(plan), inputs)
-        key = (tuple(sorted(plan.items())), self._versions())
-        runner = self._aux.runners.get(key)
+            return functional_call(skeleton, self._discretize(plan), inputs)
+        entry = self._entry(plan, self._plan_key)
+        runner = entry.runner
         if runner is None:
-            runner = self._eval_runner(plan, key)
-        elif runner is skeleton and getattr(skeleton, "_anywidth_installed", None) != key:
-            install(skeleton, self._cached(plan, key))
-            skeleton._anywidth_installed = key
+            runner = entry.runner = self._eval_runner(plan, entry)
+        elif runner is skeleton:
+            self._skeletons.install(entry.tensors, entry)
         return runner(*inputs)
 
-    def _eval_runner(self, plan: dict[str, int], key: tuple) -> nn.Module:
-        """What eval-mode calls at ``plan`` run: the source's own class, resized, if it can.
-
-        `Cutter.eager` gives a copy of the source's modules holding the plan's tensors, which
-        runs the source's own forward without the skeleton's fx dispatch; it is used only if
-        it gives the skeleton's outputs on the example input. Otherwise the skeleton runs,
-        with the tensors installed.
-        """
-        tensors = self._cached(plan, key)
-        skeleton = self._aux.skeletons.get(plan)
-        install(skeleton, tensors)
-        skeleton._anywidth_installed = key
-        like = self.lam.float_like()
-        eager = self._cutter(like.dtype).eager(keep_first(self.groups, plan), replace=tensors)
-        runner = skeleton
-        if eager is not None:
-            eager = eager.to(like.device).eval().requires_grad_(False)  # like the cache
-            example = _cast_input(self._aux.example_input, like.dtype)
-            inputs = example if isinstance(example, tuple) else (example,)
-            inputs = tuple(t.to(like.device) if isinstance(t, Tensor) else t for t in inputs)
-            with torch.no_grad():
-                if _same_outputs(eager(*inputs), skeleton(*inputs)):
-                    runner = eager
-        self._aux.runners[key] = runner
-        return runner
+    def _eval_runner(self, plan: Mapping[str, int], entry: Entry) -> nn.Module:
+        """What eval-mode calls at ``plan`` run: the source's own class, resized, if it can
+        (see `Exporter.eager`); else the skeleton, with the entry's tensors installed."""
+        skeleton = self._skeletons.install(entry.tensors, entry)
+        eager = self._export.eager(plan, entry.tensors, self.lam.float_like(), skeleton)
+        return skeleton if eager is None else eager
 
     def train(self, mode: bool = True) -> IntegralModel:
-        self.clear_cache()
-        self._aux.batch_stats = False
+        self._clear()
+        self._batch_stats = False
         return super().train(mode)
 
     def batch_norm_train_(self) -> IntegralModel:
@@ -531,7 +413,7 @@ class IntegralModel(nn.Module):
         statistics are not updated. ``train()`` or ``eval()`` ends it.
         """
         self.eval()
-        self._aux.batch_stats = True
+        self._batch_stats = True
         return self
 
     # -- export --------------------------------------------------------------------------
@@ -544,17 +426,19 @@ class IntegralModel(nn.Module):
         allocation: str = "uniform",
         tolerance: float = 0.02,
         round_to: int = 1,
-    ) -> fx.GraphModule:
+    ) -> nn.Module:
         """A plain, smaller model: this INN sampled at a plan, a ratio or a budget.
 
-        Built with `anywidth.graph.cut` from the (channel-permuted) source, every tensor
-        replaced by its discretized value: ordinary layers whose ``in_channels``,
+        Built with `anywidth.graph.cut.Cutter` from the (channel-permuted) source, every
+        tensor replaced by its discretized value: ordinary layers whose ``in_channels``,
         ``out_channels``, ``num_features``... match their weights, nothing parametrised,
         and outputs equal to this module's at that plan. Arguments as in `width_plan`
         (None: the current sizes). The module itself is not changed.
 
         Returns:
-            A ``torch.fx.GraphModule`` on this module's device, in its train/eval mode.
+            What the `Cutter` returns (the source's own class resized where that
+            reproduces the traced model, else a ``torch.fx.GraphModule``), on this
+            module's device, in its train/eval mode.
 
         Example:
             >>> small = inn.resample(0.5)
@@ -568,21 +452,9 @@ class IntegralModel(nn.Module):
             tolerance=tolerance,
             round_to=round_to,
         )
-        tensors = self._cached(sizes, (tuple(sorted(sizes.items())), self._versions()))
-        like = self.lam.float_like()
-        keep = keep_first(self.groups, sizes)
-        small = self._cutter(like.dtype)(keep, replace=tensors)
-        return small.to(like.device).train(self.training)
-
-    def _cutter(self, dtype: torch.dtype) -> Cutter:
-        """The `Cutter` of the source in ``dtype`` (the INN may have been cast), made on
-        first use: it traces once, and holds the cast source and example input."""
-        if dtype not in self._aux.cutters:
-            source, example = self._aux.source, self._aux.example_input
-            if _float_dtype(source) != dtype:
-                source, example = copy.deepcopy(source).to(dtype), _cast_input(example, dtype)
-            self._aux.cutters[dtype] = Cutter(source, example, groups=list(self.groups))
-        return self._aux.cutters[dtype]
+        tensors = self._entry(sizes, _plan_key(sizes)).tensors
+        small = self._export.resample(sizes, tensors, self.lam.float_like())
+        return small.train(self.training)
 
     def extra_repr(self) -> str:
         changed = sum(self._sizes[g.name] != g.size for g in self.resizable)
@@ -593,25 +465,5 @@ class IntegralModel(nn.Module):
         )
 
 
-def _same_outputs(a, b) -> bool:
-    """Equal output structures whose tensors agree to float rounding."""
-    left, right = [], []
-    fx.node.map_aggregate(a, lambda v: left.append(v) if isinstance(v, Tensor) else None)
-    fx.node.map_aggregate(b, lambda v: right.append(v) if isinstance(v, Tensor) else None)
-    return len(left) == len(right) and all(
-        x.shape == y.shape and torch.allclose(x, y, rtol=1e-4, atol=1e-5 * float(y.abs().max()))
-        for x, y in zip(left, right, strict=True)
-    )
-
-
-def _cast_input(example, dtype: torch.dtype):
-    if isinstance(example, Tensor):
-        return example.to(dtype) if example.is_floating_point() else example
-    return tuple(_cast_input(e, dtype) for e in example)
-
-
-def _float_dtype(module: nn.Module) -> torch.dtype:
-    for t in [*module.parameters(), *module.buffers()]:
-        if t.is_floating_point():
-            return t.dtype
-    return torch.get_default_dtype()
+def _plan_key(plan: Mapping[str, int]) -> tuple:
+    return tuple(sorted(plan.items()))

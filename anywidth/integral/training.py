@@ -24,7 +24,13 @@ from anywidth.measure import evaluate
 from anywidth.train import TrainConfig, TrainResult, recalibrate_bn_, train_
 from anywidth.train.tune import distillation_loss
 
-__all__ = ["WidthTrainConfig", "random_plan", "width_random_loss", "train_integral_"]
+__all__ = [
+    "WidthTrainConfig",
+    "random_plan",
+    "recalibrate_integral_bn_",
+    "train_integral_",
+    "width_random_loss",
+]
 
 
 @dataclass

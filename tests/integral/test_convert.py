@@ -1,15 +1,24 @@
-"""to_integral: exact at full width for every zoo model; config, nodes, fixed groups, plans."""
+"""to_integral: exact at full width for every zoo model; config, nodes, fixed groups, plans,
+tied weights."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import anywidth
-from anywidth.graph import PlanError, channel_groups
-from anywidth.integral import IntegralConfig, path_length, to_integral
+from anywidth.graph import GraphError, PlanError, channel_groups
+from anywidth.integral import (
+    IntegralConfig,
+    load_integral,
+    path_length,
+    save_integral,
+    to_integral,
+)
 from anywidth.integral import _order as order_module
 from anywidth.integral._order import group_features
+from tests.graph._helpers import randomize_
 from tests.integral._helpers import input_for, random_model, rel_err, shuffled_order
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -185,3 +194,58 @@ def test_config_round_trips_through_dicts():
     assert config.fixed == ("b*",)
     with pytest.raises(ValueError, match="unknown IntegralConfig field"):
         IntegralConfig.from_dict({"rules": "simpson"})
+
+
+class _Tied(nn.Module):
+    """Three convs, ``c`` using ``b``'s weight; ``residual`` puts b and c on one group."""
+
+    def __init__(self, residual: bool) -> None:
+        super().__init__()
+        self.residual = residual
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.c = nn.Conv2d(8, 8, 3, padding=1)
+        self.c.weight = self.b.weight
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.a(x))  # (B, 8, H, W)
+        for conv in (self.b, self.c):
+            x = x + torch.relu(conv(x)) if self.residual else torch.relu(conv(x))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("reorder", [False, True], ids=["plain", "reordered"])
+def test_tied_weights_on_one_group_get_one_weight_function(reorder, monkeypatch, tmp_path):
+    monkeypatch.setattr(order_module, "channel_order", shuffled_order)
+    model, x = randomize_(_Tied(residual=True)), input_for("tiny_x")
+    inn = to_integral(model, x[:1], IntegralConfig(reorder=reorder)).eval()
+    names = [n for n, _ in inn.named_lams()]
+    assert "b.weight" in names and "c.weight" not in names  # one λ for the one tensor
+    plan = {"a:out": 5}
+    with torch.no_grad():
+        assert rel_err(inn(x), model(x)) <= 1e-5
+        tensors = inn.discretize(plan)
+        assert tensors["c.weight"] is tensors["b.weight"]
+        with inn.at(plan):
+            small = inn.resample(plan)
+            assert small.c.weight.shape == (5, 5, 3, 3)
+            assert rel_err(small(x), inn(x)) <= 1e-5
+    with inn.at(plan):
+        inn(x).sum().backward()  # both uses of the tensor train its λ
+    assert inn.lam.b.weight.grad.abs().sum() > 0
+    save_integral(inn, tmp_path / "tied.safetensors")
+    loaded = load_integral(tmp_path / "tied.safetensors", model=_Tied(residual=True))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), inn(x))
+
+
+def test_tied_weights_on_different_groups_are_refused_by_name():
+    model, x = randomize_(_Tied(residual=False)), input_for("tiny_x")
+    message = r"'b.weight' and 'c.weight' are one tensor .* Untie them .*fixed=\['a:out', 'b:out', "
+    with pytest.raises(GraphError, match=message):
+        to_integral(model, x[:1])
+    fixed = IntegralConfig(fixed=["a:out", "b:out", "c:out"])  # what the message suggests
+    inn = to_integral(model, x[:1], fixed).eval()
+    with torch.no_grad():
+        assert rel_err(inn(x), model(x)) <= 1e-5

@@ -99,8 +99,8 @@ def test_eval_cache_discretizes_once_per_plan(monkeypatch):
     model, x = random_model("tiny_resnet"), input_for("tiny_resnet")
     inn = to_integral(model, x[:1]).eval()
     calls = []
-    original = inn.discretize
-    monkeypatch.setattr(inn, "discretize", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = inn._discretize
+    monkeypatch.setattr(inn, "_discretize", lambda *a, **k: calls.append(1) or original(*a, **k))
     with torch.no_grad():
         first, second = inn(x), inn(x)
         assert len(calls) == 1 and torch.equal(first, second)
@@ -117,6 +117,28 @@ def test_eval_cache_discretizes_once_per_plan(monkeypatch):
         inn.eval()
         inn(x)
         assert len(calls) == 4
+
+
+def test_eval_cache_sees_in_place_changes_of_every_lam():
+    model, x = random_model("tiny_resnet"), input_for("tiny_resnet")
+    inn = to_integral(model, x[:1]).eval()
+    with torch.no_grad():
+        before = inn(x)
+        assert len(inn._cache.tracked) == 2  # the shared counters of float and int64 λ
+        inn.lam.get_buffer("stem.1.running_var").mul_(4.0)  # a buffer, in place
+        changed = inn(x)
+        assert not torch.equal(changed, before)
+    optimizer = torch.optim.SGD(inn.weight_parameters(), lr=0.1)
+    inn(x).square().mean().backward()  # gradients enabled: not cached
+    optimizer.step()
+    with torch.no_grad():
+        assert not torch.equal(inn(x), changed)
+        inn.double()  # new tensor objects: the cache checks every λ
+        x = x.double()
+        before = inn(x)
+        assert len(inn._cache.tracked) == len(dict(inn.named_lams()))
+        inn.lam.get_parameter("fc.weight").mul_(2.0)
+        assert not torch.equal(inn(x), before)
 
 
 def test_eval_cache_matches_an_uncached_forward():
@@ -140,7 +162,7 @@ def test_eval_runs_the_sources_own_forward_where_it_can(name, eager):
         out = inn(x)
         expected = inn.resample(0.5).eval()(x)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    runners = list(inn._aux.runners.values())  # tiny_concat's chunk count is a graph constant
+    runners = [e.runner for e in inn._cache.entries.values()]  # tiny_concat: chunk constant
     assert len(runners) == 1 and (type(runners[0]) is type(model)) == eager
 
 
