@@ -38,6 +38,7 @@ from anywidth.integral.training import WidthTrainConfig, width_random_loss
 from anywidth.train import TrainConfig, train_
 
 HEADERS = ["model", "measurement", "inn_s", "plain_s", "ratio", "goal", "met"]
+BATCH1_CALLS = 20  # batch-1 calls timed in a row per turn (a forward takes < 1 ms)
 PASSES = 3  # width_random_loss with the default WidthTrainConfig: full + smallest + 1 random
 
 
@@ -47,15 +48,21 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict:
-    """Median seconds of each callable, the callables taking turns so load noise is shared."""
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, calls: int = 1
+) -> dict:
+    """Median seconds per call of each callable, the callables taking turns (in rotating
+    order) so load noise is shared; each turn times ``calls`` calls in a row, so a model
+    runs with its weights in cache, as a deployed model does, not evicted by the others."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            times[key].append(seconds(fn))
+    keys = list(fns)
+    for r in range(repeats):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate: no order bias
+            fn = fns[key]
+            times[key].append(seconds(lambda fn=fn: [fn() for _ in range(calls)]) / calls)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -95,6 +102,7 @@ def forward_rows(name: str, model, inn: IntegralModel, batch: torch.Tensor, repe
     rows, diffs = [], []
     plain, inn = model.eval(), inn.eval()
     half, full = inn.resample(0.5).eval(), inn.resample(None).eval()
+    twin = copy.deepcopy(plain)  # the same model in freshly allocated tensors
     for x in (batch, batch[:1]):
         b = x.shape[0]
 
@@ -108,16 +116,30 @@ def forward_rows(name: str, model, inn: IntegralModel, batch: torch.Tensor, repe
             # Full and 50% timed apart: the INN has one skeleton for every width, so
             # alternating widths call by call would re-install its tensors every call.
             fulls = {"inn": lambda x=x: inn(x), "plain": lambda x=x: plain(x)}
-            t = interleaved({**fulls, "full": lambda x=x: full(x)}, repeats, warmup=5)
-            t |= interleaved({"inn_half": at_half, "half": lambda x=x: half(x)}, repeats, 5)
+            fulls |= {"full": lambda x=x: full(x), "twin": lambda x=x: twin(x)}
+            calls = 1 if b > 1 else BATCH1_CALLS
+            turns = max(30, repeats // calls)
+            t = interleaved(fulls, turns, warmup=5, calls=calls)
+            with inn.at(0.5):  # set once, as a deployed model at one width runs
+                halves = {"inn_half": lambda x=x: inn(x), "half": lambda x=x: half(x)}
+                t |= interleaved(halves, turns, 5, calls)
+            t["inn_half_ctx"] = interleaved({"ctx": at_half}, turns, 5, calls)["ctx"]
         rows.append(row(name, f"eval forward, full width, batch {b}", t["inn"], t["plain"], 1.05))
         rows.append(
             row(name, f"  reference: resample(None) / plain, batch {b}", t["full"], t["plain"],
                 None)
         )  # fmt: skip
         rows.append(
+            row(name, f"  reference: deepcopy(plain) / plain, batch {b}", t["twin"], t["plain"],
+                None)
+        )  # fmt: skip
+        rows.append(
             row(name, f"eval forward, 50% vs resample(0.5), batch {b}", t["inn_half"], t["half"],
                 1.05)
+        )  # fmt: skip
+        rows.append(
+            row(name, f"  the same entering `with inn.at(0.5)` per call, batch {b}",
+                t["inn_half_ctx"], t["half"], None)
         )  # fmt: skip
     return rows, max(diffs)
 
@@ -175,10 +197,19 @@ shared (load average before the run, 1/5/15 min: {load}), so single numbers are 
 - Eval forward: `torch.no_grad()`, eval mode (the INN runs its cached discretized tensors
   in a resized copy of the source's own modules and checks the shared version counters
   of its λ on every call), batch 64 and batch 1 digits images, {args.forward_repeats}
-  repeats after 5 warm-up calls. The "reference" rows time the exported
-  `inn.resample(None)` (whatever `Cutter` returns) against the plain source model.
-  The 50% rows compare `with inn.at(0.5): inn(x)` with `inn.resample(0.5)`, timed apart
-  from the full-width rows (steady state at one width: no re-install between calls).
+  repeats after 5 warm-up calls; at batch 1 each repeat times {BATCH1_CALLS} calls in a row
+  (steady state, weights in cache) and the models take turns ({args.forward_repeats} //
+  {BATCH1_CALLS} turns, at least 30). The "reference" rows time the exported
+  `inn.resample(None)` (whatever `Cutter` returns) and a `copy.deepcopy` of the plain
+  source model against the plain source model, which `load_model` read from its checkpoint
+  into one contiguous block of memory. Latency is measured before the training rows: run
+  after them, every tensor made later (any copy, the INN's) was 1.02-1.04x slower at batch 1
+  than the loaded model, the INN included (1.05-1.07x for resnet20), an allocator effect the
+  deepcopy row exposes.
+  The 50% rows compare `inn(x)` inside one `with inn.at(0.5):` block (a model deployed
+  at one width) with `inn.resample(0.5)`, timed apart from the full-width rows (steady
+  state at one width: no re-install between calls); the row below it enters
+  `with inn.at(0.5):` on every call, which also resolves the ratio to a plan each time.
   Largest |output difference| INN vs plain over these checks: {diff:.2e}.
 - Resample: `inn.resample(...)` = discretize + `Cutter`;
   `clear_cache()` before every call, {args.repeats} repeats after one warm-up. The INN
@@ -210,9 +241,11 @@ def main() -> None:
         model, loaders = trained(name)
         batch = next(iter(loaders.val))[0]  # (64, 1, 8, 8)
         example = batch[:1]
-        rows += training_rows(name, model, loaders, example, args.train_repeats)
+        # Latency first: the training rows churn the allocator, after which tensors made
+        # later (the INN's, any copy's) sit less favourably than the loaded model's.
         inn = to_integral(model, example)
         fwd, d = forward_rows(name, model, inn, batch, args.forward_repeats)
+        rows += training_rows(name, model, loaders, example, args.train_repeats)
         rows, diff = rows + fwd, max(diff, d)
         if name == "resnet56":
             rows += resample_rows(name, inn, args.repeats)

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, fx, nn
 
-from anywidth.graph import ChannelGroup, keep_first
-from anywidth.graph.cut import Cutter
+from anywidth.graph import ChannelGroup, Cutter, keep_first
 
 __all__ = ["Exporter", "cast_input", "float_dtype"]
 
@@ -62,7 +61,9 @@ class Exporter:
     ) -> nn.Module:
         """What the `Cutter` makes of the source at ``plan`` holding ``tensors``, on the
         device of ``like`` (the model itself is passed on, not converted or wrapped)."""
-        small = self.cutter(like.dtype)(keep_first(self.groups, plan), replace=tensors)
+        small = self.cutter(like.dtype)(
+            keep_first(self.groups, plan), replace=tensors, method="resample"
+        )
         return small.to(like.device)
 
     def eager(

@@ -19,9 +19,15 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from anywidth.graph import ChannelGroup, PlanError, WidthCost
-from anywidth.graph.budget import Budget, plan_for_budget
-from anywidth.graph.groups import check_sizes, lookup
+from anywidth.graph import (
+    Budget,
+    ChannelGroup,
+    PlanError,
+    WidthCost,
+    check_sizes,
+    lookup,
+    plan_for_budget,
+)
 
 __all__ = [
     "ALLOCATIONS",

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import ChannelGroup, channel_groups, fix_unreadable
-from anywidth.graph.permute import permute_channels
+from anywidth.graph import ChannelGroup, channel_groups, fix_unreadable, permute_channels
 from anywidth.integral._layout import tied_aliases
 from anywidth.integral._order import order_groups
 from anywidth.integral._plans import resolve_nodes
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.model import IntegralModel
+from anywidth.record import ModelRecord, get_record
 
 __all__ = ["to_integral"]
 
@@ -56,8 +56,10 @@ def to_integral(
         example_input: an input of the shape the model expects (batch 1 is enough); MAC
             budgets are counted for this input.
         config: conversion options; default `IntegralConfig()`.
-        model_name: the zoo name of ``model``, recorded so `load_integral` can rebuild it.
-        model_kwargs: the ``create_model`` options of ``model``.
+        model_name: the zoo name of ``model``, recorded so `load_integral` can rebuild it;
+            by default the one in the model's record (``create_model`` writes it).
+        model_kwargs: the ``create_model`` options of ``model``; by default those in its
+            record.
 
     Returns:
         The `IntegralModel`, at full width, in ``model``'s train/eval mode.
@@ -70,7 +72,7 @@ def to_integral(
 
     Example:
         >>> model = anywidth.create_model("resnet20")
-        >>> inn = to_integral(model, torch.randn(1, 3, 32, 32), model_name="resnet20")
+        >>> inn = to_integral(anywidth.create_model("resnet20"), torch.randn(1, 3, 32, 32))
         >>> small = inn.resample(target_macs=0.5)
     """
     config = config or IntegralConfig()
@@ -78,6 +80,7 @@ def to_integral(
     groups = fix_unreadable(model, example_input, groups)
     nodes = resolve_nodes(groups, config.nodes)
     perms = {}
+    record = get_record(model) or ModelRecord()
     aliases = tied_aliases(model, groups, nodes)  # before ordering: refuse early
     if config.reorder:
         perms = order_groups(model, groups, seed=config.seed, time_limit=config.order_time_limit)
@@ -89,8 +92,8 @@ def to_integral(
         config,
         nodes=nodes,
         permutation={name: perm.tolist() for name, perm in perms.items()},
-        model_name=model_name,
-        model_kwargs=model_kwargs,
+        model_name=model_name if model_name is not None else record.model_name,
+        model_kwargs=model_kwargs if model_name is not None else dict(record.model_kwargs),
     )
     logger.info(
         "converted %s: %d of %d channel groups continuous",

@@ -56,7 +56,7 @@ def save_integral(
         The path written.
 
     Example:
-        >>> inn = to_integral(model, x, model_name="resnet20")
+        >>> inn = to_integral(anywidth.create_model("resnet20"), x)  # records its zoo name
         >>> save_integral(inn, "runs/resnet20.inn.safetensors")
     """
     example = inn.example_input

@@ -42,8 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from anywidth.graph import ChannelGroup
-from anywidth.graph.groups import lookup
+from anywidth.graph import ChannelGroup, lookup
 from anywidth.integral import _plans
 from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype

@@ -13,6 +13,7 @@ from anywidth.integral import (
     to_integral,
 )
 from anywidth.integral import _order as order_module
+from anywidth.record import ModelRecord, set_record_
 from anywidth.train import CheckpointError, load_model, save_checkpoint
 from tests.integral._helpers import input_for, random_model
 
@@ -80,8 +81,16 @@ def test_double_precision_round_trip(tmp_path):
     assert loaded.resample(0.5).stem[0].weight.dtype == torch.float64
 
 
+def test_a_zoo_model_records_its_name_without_being_told(tmp_path):
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    path = save_integral(to_integral(model, x[:1]).eval(), tmp_path / "inn.safetensors")
+    loaded = load_integral(path)  # rebuilt from the record create_model wrote
+    assert loaded.model_name == "tiny_convnet"
+
+
 def test_a_model_without_zoo_name_needs_the_model_passed(tmp_path):
     model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    set_record_(model, ModelRecord())  # as if built outside the zoo
     inn = to_integral(model, x[:1]).eval()
     path = save_integral(inn, tmp_path / "inn.safetensors")
     with pytest.raises(CheckpointError, match="records no zoo model name"):
