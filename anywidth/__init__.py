@@ -10,6 +10,9 @@ import anywidth.train  # noqa: E402, F401  isort: skip
 # Registers the hook that lets load_model read IntegralModel checkpoints.
 import anywidth.integral.io  # noqa: E402, F401  isort: skip
 
+# Registers how load_model replays low-rank decompositions.
+import anywidth.lowrank  # noqa: E402, F401  isort: skip
+
 try:
     __version__ = version("anywidth")
 except PackageNotFoundError:  # running from a source tree that is not installed

@@ -9,7 +9,7 @@ saved weights then load strictly. Nothing but the JSON record is needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -19,7 +19,7 @@ from anywidth.graph import Cutter, channel_groups, keep_first
 from anywidth.record import zeros_like_spec
 from anywidth.train.checkpoint import register_structure_hook
 
-__all__: list[str] = []
+__all__ = ["register_step_replayer"]
 
 
 def _replay_cut(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
@@ -30,15 +30,30 @@ def _replay_cut(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
     return Cutter(model, example, groups=groups)(keep, method=step.get("method", "cut"))
 
 
+StepReplayer = Callable[[nn.Module, Mapping[str, Any]], nn.Module]
+_REPLAYERS: dict[str, StepReplayer] = {"cut": _replay_cut}
+
+
+def register_step_replayer(kind: str, fn: StepReplayer) -> None:
+    """Let `load_model` replay record steps of ``kind`` (``fn(model, step) -> model``).
+
+    Methods that change a model's structure in their own way (low-rank decomposition)
+    register here, next to the ``"cut"`` steps every width method ends in.
+    """
+    if kind in _REPLAYERS and _REPLAYERS[kind] is not fn:
+        raise ValueError(f"a replayer for record steps of kind {kind!r} is already registered")
+    _REPLAYERS[kind] = fn
+
+
 def _replay_steps(model: nn.Module, meta: dict[str, Any], state: dict[str, torch.Tensor]):
     for number, step in enumerate(meta["extra"]["steps"], start=1):
         kind = step.get("kind")
-        if kind != "cut":
+        if kind not in _REPLAYERS:
             raise ValueError(
                 f"step {number} of the record is of kind {kind!r}, which this anywidth cannot "
-                "replay (it knows 'cut'); upgrade anywidth"
+                f"replay (it knows {sorted(_REPLAYERS)}); upgrade anywidth"
             )
-        model = _replay_cut(model, step)
+        model = _REPLAYERS[kind](model, step)
     return model
 
 

@@ -1,0 +1,214 @@
+"""One layer's low-rank factorisations: k-slice SVDs, exact errors, sizes, and the modules.
+
+A conv weight (f, c, κ1, κ2) is folded into an f × (c·κ1κ2) matrix W and cut into k equal
+slices along the input channels (k divides c), each an f × (c/k)·κ1κ2 matrix W_i. Keeping
+rank j of every slice gives Ŵ = [U_i,j S_i,j V_i,jᵀ]_i, which runs as a grouped conv
+(c → k·j channels, groups k, the original kernel, stride, padding and dilation, no bias)
+followed by a 1×1 conv (k·j → f, the original bias): j·(k·f + c·κ1κ2) weights instead of
+f·c·κ1κ2. A linear layer is the case κ1 = κ2 = 1.
+
+The error is exact: Ŵ − W = [E_1, ..., E_k] with E_i = U_i,>j S_i,>j V_i,>jᵀ, so
+‖Ŵ − W‖₂² = λ_max(Σ_i U_i,>j S²_i,>j U_i,>jᵀ), an f × f matrix; relative to ‖W‖₂.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = [
+    "LayerInfo",
+    "SliceSVD",
+    "LowRankConv2d",
+    "LowRankLinear",
+    "factored_module",
+    "kernel_size",
+    "load_factors",
+]
+
+# Errors of every rank are computed in one batched eigen-solve when the stack of f × f
+# matrices holds at most this many numbers; larger layers compute ranks on demand.
+_BATCHED_LIMIT = 2_000_000
+
+
+@dataclass
+class LayerInfo:
+    """A layer that may be factored, with what sizing it needs."""
+
+    name: str
+    module: nn.Module
+    out_features: int  # f
+    in_features: int  # c
+    kernel: int  # κ1·κ2 (1 for a linear)
+    positions: int  # output positions per example input (H_out·W_out·batch; tokens)
+    bias: int  # 1 if it has a bias
+
+    @property
+    def dense_params(self) -> int:
+        return self.out_features * self.in_features * self.kernel + self.bias * self.out_features
+
+    @property
+    def dense_macs(self) -> int:
+        return self.out_features * self.in_features * self.kernel * self.positions
+
+    def per_rank(self, k: int) -> int:
+        """Weights one unit of rank costs with k slices: k·f + c·κ1κ2."""
+        return k * self.out_features + self.in_features * self.kernel
+
+    def params(self, k: int, j: int) -> int:
+        return j * self.per_rank(k) + self.bias * self.out_features
+
+    def macs(self, k: int, j: int) -> int:
+        return j * self.per_rank(k) * self.positions
+
+    def max_rank(self, k: int) -> int:
+        """The rank at which every slice is exact: min(f, c/k·κ1κ2)."""
+        return min(self.out_features, self.in_features // k * self.kernel)
+
+    def slice_counts(self, max_k: int) -> list[int]:
+        """The admissible k: divisors of c up to ``max_k`` for a conv; 1 for a linear."""
+        if not isinstance(self.module, nn.Conv2d):
+            return [1]
+        return [k for k in range(1, max_k + 1) if self.in_features % k == 0]
+
+
+@dataclass
+class SliceSVD:
+    """The SVDs of one layer's k slices and the exact relative error of every rank."""
+
+    k: int
+    u: list[torch.Tensor]  # per slice, (f, r)
+    s: list[torch.Tensor]  # per slice, (r,)
+    vh: list[torch.Tensor]  # per slice, (r, (c/k)·κ1κ2)
+    norm: float  # ‖W‖₂
+    _errors: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, k: int) -> SliceSVD:
+        """The k-slice SVD of a (f, c, ...) weight, in float64 for exact errors."""
+        f, c = weight.shape[:2]
+        w = weight.detach().to(torch.float64).reshape(f, c, -1)  # (f, c, κ1κ2)
+        slices = w.reshape(f, k, c // k, -1).transpose(0, 1).reshape(k, f, -1)  # (k, f, ·)
+        u, s, vh = torch.linalg.svd(slices, full_matrices=False)
+        norm = float(torch.linalg.matrix_norm(w.reshape(f, -1), ord=2))
+        svd = cls(k, list(u), list(s), list(vh), norm)
+        rank = s.shape[1]
+        if rank * f * f <= _BATCHED_LIMIT:
+            svd._errors = dict(enumerate(svd._all_errors(), start=0))
+        return svd
+
+    def _all_errors(self) -> list[float]:
+        """Relative errors of ranks 0..r, from one batched eigen-solve."""
+        # (r, f, f): what each rank position adds to Σ_i E_i E_iᵀ once it is dropped
+        terms = sum(
+            torch.einsum("ar,br,r->rab", u, u, s.square())
+            for u, s in zip(self.u, self.s, strict=True)
+        )
+        tails = terms.flip(0).cumsum(0).flip(0)  # tails[j] = Σ_{r >= j}
+        top = torch.linalg.eigvalsh(tails)[:, -1].clamp_min(0).sqrt()
+        scale = self.norm if self.norm > 0 else 1.0
+        return [float(e) / scale for e in top] + [0.0]
+
+    def error(self, j: int) -> float:
+        """‖Ŵ − W‖₂ / ‖W‖₂ at rank j (0 for j at or above the slices' rank)."""
+        rank = self.s[0].shape[0]
+        if j >= rank:
+            return 0.0
+        if j not in self._errors:
+            tail = sum(
+                u[:, j:] @ torch.diag(s[j:].square()) @ u[:, j:].T
+                for u, s in zip(self.u, self.s, strict=True)
+            )
+            top = float(torch.linalg.eigvalsh(tail)[-1].clamp_min(0).sqrt())
+            self._errors[j] = top / self.norm if self.norm > 0 else 0.0
+        return self._errors[j]
+
+    def rank_for(self, epsilon: float, max_rank: int) -> int:
+        """The smallest rank in 1..max_rank whose error is at most ``epsilon``."""
+        lo, hi = 1, max_rank
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.error(mid) <= epsilon:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def factors(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first, second): first (k·j, (c/k)·κ1κ2) rows of √S Vᵀ per slice, second
+        (f, k·j) columns of U √S per slice, so second @ blockdiag(first) = Ŵ."""
+        firsts, seconds = [], []
+        for u, s, vh in zip(self.u, self.s, self.vh, strict=True):
+            root = s[:j].sqrt()
+            firsts.append(root[:, None] * vh[:j])
+            seconds.append(u[:, :j] * root[None, :])
+        return torch.cat(firsts, 0), torch.cat(seconds, 1)
+
+
+class LowRankConv2d(nn.Module):
+    """A conv factored into a grouped conv (c → k·j, the original kernel) and a 1×1 conv.
+
+    Attributes:
+        factor: ``nn.Conv2d(c, k·j, kernel, groups=k, bias=False)`` with the original stride,
+            padding, dilation and padding mode.
+        project: ``nn.Conv2d(k·j, f, 1)`` carrying the original bias.
+    """
+
+    def __init__(self, conv: nn.Conv2d, k: int, j: int) -> None:
+        super().__init__()
+        self.slices, self.rank = k, j
+        self.factor = nn.Conv2d(
+            conv.in_channels, k * j, conv.kernel_size, stride=conv.stride,
+            padding=conv.padding, dilation=conv.dilation, groups=k, bias=False,
+            padding_mode=conv.padding_mode,
+        )  # fmt: skip
+        self.project = nn.Conv2d(k * j, conv.out_channels, 1, bias=conv.bias is not None)
+
+    def extra_repr(self) -> str:
+        return f"slices={self.slices}, rank={self.rank}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.factor(x))  # (B, k·j, H', W') -> (B, f, H', W')
+
+
+class LowRankLinear(nn.Module):
+    """A linear layer factored into c → j and j → f linears (one slice: plain SVD)."""
+
+    def __init__(self, linear: nn.Linear, k: int, j: int) -> None:
+        super().__init__()
+        if k != 1:
+            raise ValueError(f"a Linear is factored with one slice (k=1), got k={k}")
+        self.slices, self.rank = k, j
+        self.factor = nn.Linear(linear.in_features, k * j, bias=False)
+        self.project = nn.Linear(k * j, linear.out_features, bias=linear.bias is not None)
+
+    def extra_repr(self) -> str:
+        return f"slices={self.slices}, rank={self.rank}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.factor(x))
+
+
+def factored_module(layer: nn.Module, k: int, j: int) -> nn.Module:
+    """An empty factored module of the right shapes (weights are set by `load_factors`)."""
+    if isinstance(layer, nn.Conv2d):
+        return LowRankConv2d(layer, k, j)
+    return LowRankLinear(layer, k, j)
+
+
+@torch.no_grad()
+def load_factors(module: nn.Module, layer: nn.Module, svd: SliceSVD, j: int) -> None:
+    """Write the rank-j factors of ``layer`` (and its bias) into a factored ``module``."""
+    first, second = svd.factors(j)  # (k·j, (c/k)·κ), (f, k·j)
+    dtype = layer.weight.dtype
+    module.factor.weight.copy_(first.reshape(module.factor.weight.shape).to(dtype))
+    module.project.weight.copy_(second.reshape(module.project.weight.shape).to(dtype))
+    if layer.bias is not None:
+        module.project.bias.copy_(layer.bias)
+
+
+def kernel_size(layer: nn.Module) -> int:
+    return math.prod(layer.kernel_size) if isinstance(layer, nn.Conv2d) else 1

@@ -1,0 +1,298 @@
+"""`decompose`: low-rank factorisation of conv and linear layers to a parameter or MAC budget.
+
+The one method that changes layer *structure* rather than widths: each chosen ``Conv2d``
+becomes a `LowRankConv2d` (grouped κ1×κ2 conv, then 1×1 conv) and each chosen ``Linear`` a
+`LowRankLinear`, through a small explicit module swap on a copy of the model. ALDS picks a
+rank and a number of slices per layer (`anywidth.lowrank.allocate`); ``method="svd"`` is the
+uniform-rank baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from anywidth._config import config_from_dict, config_to_dict
+from anywidth.graph import PlanError
+from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
+from anywidth.lowrank.allocate import Allocator
+from anywidth.measure import count_macs, count_params, eval_mode
+from anywidth.record import ModelRecord, get_record, set_record_
+
+__all__ = ["LowRankConfig", "LayerReport", "LowRankReport", "decompose", "apply_ranks"]
+
+_METHODS = ("alds", "svd")
+
+
+@dataclass
+class LowRankConfig:
+    """How to decompose: the method, the budget and the search.
+
+    Args:
+        method: ``"alds"`` (rank and slices chosen per layer) or ``"svd"`` (one rank ratio
+            for every layer, one slice: the uniform baseline).
+        target_params: fraction of the model's parameters to keep, in (0, 1].
+        target_macs: the same for MACs; give exactly one of the two.
+        fixed: layer names or globs kept dense, e.g. ``["fc"]``. By default every
+            ``Conv2d`` (except depthwise and grouped ones) and ``Linear`` may be factored:
+            the search keeps a layer dense by itself wherever factoring would not make it
+            smaller (the small first conv and classifier of the zoo's CIFAR nets).
+        max_slices: the largest number of slices k tried per conv (divisors of its input
+            channels).
+        starts: ALDS starting points (the first with k = 1 everywhere, then random k).
+        rounds: ALDS global/local alternations per start.
+        seed: seed of the random starts.
+
+    Example:
+        >>> LowRankConfig(method="alds", target_params=0.5)
+    """
+
+    method: str = "alds"
+    target_params: float | None = None
+    target_macs: float | None = None
+    fixed: tuple[str, ...] = ()
+    max_slices: int = 8
+    starts: int = 8
+    rounds: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
+        if (self.target_params is None) == (self.target_macs is None):
+            raise ValueError("LowRankConfig needs exactly one of target_params= or target_macs=")
+        name, value = self.metric_target()
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (ok and 0 < value <= 1):
+            raise ValueError(
+                f"LowRankConfig.target_{name}={value!r} must be a fraction of the model in "
+                "(0, 1], e.g. 0.5 keeps half"
+            )
+        for attr in ("max_slices", "starts", "rounds"):
+            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
+                raise ValueError(f"LowRankConfig.{attr}={getattr(self, attr)!r} must be >= 1")
+        self.fixed = tuple(self.fixed)
+
+    def metric_target(self) -> tuple[str, float]:
+        """("params" or "macs", the fraction to keep)."""
+        if self.target_params is not None:
+            return "params", self.target_params
+        return "macs", self.target_macs
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LowRankConfig:
+        return config_from_dict(cls, data)
+
+
+@dataclass
+class LayerReport:
+    """What happened to one layer: ``k`` slices at rank ``j`` (``j`` None: kept dense)."""
+
+    name: str
+    k: int
+    j: int | None
+    error: float
+    params_before: int
+    params_after: int
+
+
+@dataclass
+class LowRankReport:
+    """The result of `decompose`: per layer and for the whole model."""
+
+    layers: list[LayerReport]
+    max_error: float
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def param_ratio(self) -> float:
+        return self.params_after / self.params_before
+
+    @property
+    def mac_ratio(self) -> float:
+        return self.macs_after / self.macs_before
+
+    def factored(self) -> dict[str, tuple[int, int]]:
+        """``{layer: (k, j)}`` of the layers that were factored."""
+        return {r.name: (r.k, r.j) for r in self.layers if r.j is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _candidates(model: nn.Module, fixed: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
+    """Conv2d (groups 1) and Linear layers not matched by ``fixed``; every pattern must
+    match one of them."""
+    found = [
+        (name, m)
+        for name, m in model.named_modules()
+        if (isinstance(m, nn.Conv2d) and m.groups == 1) or isinstance(m, nn.Linear)
+    ]
+    names = [name for name, _ in found]
+    chosen: set[str] = set()
+    for pattern in fixed:
+        matched = [pattern] if pattern in names else fnmatch.filter(names, pattern)
+        if not matched:
+            close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise PlanError(
+                f"LowRankConfig.fixed pattern {pattern!r} matches no Conv2d or Linear layer"
+                f"{hint} (layers are named like {', '.join(map(repr, names[:3]))})"
+            )
+        chosen.update(matched)
+    return [(n, m) for n, m in found if n not in chosen]
+
+
+@torch.no_grad()
+def _layer_infos(model: nn.Module, example_input, layers) -> list[LayerInfo]:
+    """Sizes of the candidate layers; output positions from one forward pass."""
+    positions: dict[str, int] = {}
+
+    def count(name: str, m: nn.Module):
+        def hook(_module, _inputs, out: torch.Tensor) -> None:
+            # (B, f, H', W') for a conv, (..., f) for a linear: positions = numel / f
+            positions[name] = positions.get(name, 0) + out.numel() // m.weight.shape[0]
+
+        return hook
+
+    hooks = [m.register_forward_hook(count(name, m)) for name, m in layers]
+    try:
+        with eval_mode(model):
+            inputs = example_input if isinstance(example_input, tuple) else (example_input,)
+            model(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    infos = []
+    for name, m in layers:
+        if name not in positions:
+            continue  # never called: nothing to gain
+        f, c = m.weight.shape[:2]
+        bias = int(m.bias is not None)
+        infos.append(LayerInfo(name, m, f, c, kernel_size(m), positions[name], bias))
+    return infos
+
+
+def decompose(
+    model: nn.Module, example_input: torch.Tensor | tuple, config: LowRankConfig
+) -> tuple[nn.Module, LowRankReport]:
+    """Low-rank factorisation of a model's conv and linear layers, to a budget, in one call.
+
+    The caller's model is not changed. The result is a copy of it (its own class) in which
+    every factored layer is a `LowRankConv2d` / `LowRankLinear` of ordinary torch layers, so
+    it trains, exports to ONNX and can be pruned or decomposed again. Without fine-tuning,
+    recalibrate BatchNorm (`anywidth.train.recalibrate_bn_`) where a BatchNorm follows a
+    factored layer. The model carries its record, so ``save_checkpoint(path, small)`` and
+    ``load_model(path)`` rebuild it.
+
+    Args:
+        model: the trained network (a pruned or INN-resampled one works too).
+        example_input: an input of the shape the model expects (batch 1 is enough; MACs are
+            counted for it).
+        config: the method and budget.
+
+    Returns:
+        ``(smaller model, LowRankReport)``.
+
+    Raises:
+        PlanError: the budget cannot be met (below rank 1 everywhere), or a ``fixed``
+            pattern matches no layer.
+
+    Example:
+        >>> small, report = decompose(model, x, LowRankConfig(target_params=0.5))
+        >>> report.max_error, report.factored()["layer2.0.conv1"]
+        (0.31, (2, 14))
+    """
+    start = time.perf_counter()
+    metric, fraction = config.metric_target()
+    infos = _layer_infos(model, example_input, _candidates(model, config.fixed))
+    params, macs = count_params(model), count_macs(model, example_input)
+    full = params if metric == "params" else macs
+    allocator = Allocator(infos, metric, config.max_slices)
+    budget = int(fraction * full) - (full - allocator.dense_total())
+    floor = full - allocator.dense_total() + allocator.smallest_total()
+    if int(fraction * full) < floor:
+        raise PlanError(
+            f"LowRankConfig.target_{metric}={fraction} ({int(fraction * full):,} {metric}) is "
+            f"below the smallest decomposition of this model: {floor:,} ({floor / full:.1%}), "
+            "rank 1 in every factorable layer with fixed and other layers as they are; give "
+            f"a target of at least {floor / full:.3f} or fix fewer layers"
+        )
+    if config.method == "alds":
+        choices = allocator.alds(budget, config.starts, config.rounds, config.seed)
+    else:
+        choices = allocator.uniform(budget)
+    plan = {info.name: (c.k, c.j) for info, c in zip(infos, choices, strict=True) if not c.dense}
+    small = apply_ranks(model, plan, svds=allocator, infos=infos, method=config.method)
+    reports = [
+        LayerReport(
+            info.name,
+            c.k,
+            c.j,
+            allocator.error(i, c),
+            info.dense_params,
+            info.dense_params if c.dense else info.params(c.k, c.j),
+        )
+        for i, (info, c) in enumerate(zip(infos, choices, strict=True))
+    ]
+    report = LowRankReport(
+        layers=reports,
+        max_error=allocator.max_error(choices),
+        params_before=params,
+        params_after=count_params(small),
+        macs_before=macs,
+        macs_after=count_macs(small, example_input),
+        seconds=time.perf_counter() - start,
+        config=config.to_dict(),
+    )
+    return small, report
+
+
+def apply_ranks(
+    model: nn.Module,
+    plan: Mapping[str, tuple[int, int]],
+    *,
+    svds: Allocator | None = None,
+    infos: list[LayerInfo] | None = None,
+    method: str = "lowrank",
+) -> nn.Module:
+    """A copy of ``model`` with each layer in ``plan`` factored into ``(k, j)``.
+
+    With ``svds`` (and the ``infos`` they were made for) the factors are the rank-j SVD of
+    the layer's k slices; without, the factored layers are only shaped (for loading saved
+    weights into).
+    """
+    small = copy.deepcopy(model)
+    index = {info.name: i for i, info in enumerate(infos or [])}
+    for name, (k, j) in plan.items():
+        layer = small.get_submodule(name)
+        new = factored_module(layer, k, j)
+        if svds is not None:
+            load_factors(new, layer, svds.svd(index[name], k), j)
+        new.train(layer.training)
+        owner, _, attr = name.rpartition(".")
+        setattr(small.get_submodule(owner) if owner else small, attr, new)
+    record = get_record(model) or ModelRecord()
+    step = {
+        "kind": "decompose",
+        "method": method,
+        "layers": {n: list(kj) for n, kj in plan.items()},
+    }
+    set_record_(small, record.with_step(step))
+    return small
