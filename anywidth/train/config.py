@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -84,6 +84,27 @@ class TrainConfig:
             raise ValueError(
                 f"device must name a torch device such as 'cpu' or 'cuda:0', got {self.device!r}"
             ) from None
+
+    def rewind(self, epochs: int) -> TrainConfig:
+        """The last ``epochs`` of this run's schedule, as a run of their own.
+
+        "Rewinding" (Renda et al. 2020; used by ALDS) retrains a compressed model with the
+        end of the original schedule. The result starts at the learning rate this schedule
+        had ``epochs`` before its end and decays it to 0 by cosine (or keeps it constant),
+        without warm-up; everything else is unchanged.
+
+        Example:
+            >>> TrainConfig(epochs=30, lr=0.1).rewind(3).lr  # 0.1 * (1 + cos(pi * 27 / 30)) / 2
+            0.00245...
+        """
+        _check_int("rewind epochs", epochs, minimum=1)
+        if epochs > self.epochs:
+            raise ValueError(f"cannot rewind {epochs} epochs of a {self.epochs}-epoch schedule")
+        lr = self.lr
+        if self.schedule == "cosine":
+            done = (self.epochs - epochs - self.warmup_epochs) / (self.epochs - self.warmup_epochs)
+            lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * max(0.0, done)))
+        return replace(self, epochs=epochs, lr=lr, warmup_epochs=0)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a JSON-friendly dict, plus the record ``"version"``.

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -64,3 +65,15 @@ def test_nesterov_needs_sgd_momentum():
 def test_from_dict_refuses_unknown_keys():
     with pytest.raises(ValueError, match="unknown TrainConfig field.*'lr_max'"):
         TrainConfig.from_dict({"lr_max": 1.0})
+
+
+def test_rewind_is_the_tail_of_the_schedule():
+    config = TrainConfig(epochs=30, lr=0.1, warmup_epochs=0)
+    tail = config.rewind(3)
+    assert (tail.epochs, tail.warmup_epochs) == (3, 0)
+    assert tail.lr == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 27 / 30)))
+    warm = TrainConfig(epochs=15, lr=0.05, warmup_epochs=2).rewind(3)
+    assert warm.lr == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 10 / 13)))
+    assert TrainConfig(epochs=5, schedule="constant", lr=0.02).rewind(2).lr == 0.02
+    with pytest.raises(ValueError, match="cannot rewind 6 epochs of a 5-epoch schedule"):
+        TrainConfig(epochs=5).rewind(6)
