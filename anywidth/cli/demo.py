@@ -1,9 +1,10 @@
 """`anywidth demo`: the main job on the embedded digits data.
 
 Trains a resnet20 on scikit-learn's bundled digits, then makes it smaller at 75/50/35/25%
-of its MACs without fine-tuning the weights, five ways: L1 pruning, the INN resampled, the
-INN resampled after partition tuning, the INN trained once with random widths then
-resampled, and that trained INN resampled after partition tuning. Every smaller model gets
+of its MACs without fine-tuning the weights, seven ways: L1 pruning, low-rank decomposition
+(uniform SVD and ALDS), the INN resampled, the INN resampled after partition tuning, the INN
+trained once with random widths then resampled, and that trained INN resampled after
+partition tuning. Every smaller model gets
 its BatchNorm statistics recalibrated. Prints one table and writes it with a plot of
 accuracy against MACs.
 """
@@ -22,6 +23,7 @@ from anywidth.data import make_loaders
 from anywidth.integral import IntegralConfig, to_integral
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
+from anywidth.lowrank import LowRankConfig, decompose
 from anywidth.measure import Report, evaluate, profile
 from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn
@@ -70,6 +72,16 @@ def _pruning_rows(model, example, loaders, curves) -> list[list[str]]:
     for budget in BUDGETS[1:]:
         small, _ = prune(model, example, PruneConfig(target_macs=budget, importance="l1"))
         rows.append(_measured("L1 pruning", small, example, loaders, curves, budget))
+    return rows
+
+
+def _lowrank_rows(model, example, loaders, curves) -> list[list[str]]:
+    """Uniform-rank SVD and ALDS low-rank decompositions at each MAC budget."""
+    rows = []
+    for method, label in (("svd", "low rank, uniform SVD"), ("alds", "low rank, ALDS")):
+        for budget in BUDGETS[1:]:
+            small, _ = decompose(model, example, LowRankConfig(method=method, target_macs=budget))
+            rows.append(_measured(label, small, example, loaders, curves, budget))
     return rows
 
 
@@ -130,6 +142,8 @@ def run_demo(args: argparse.Namespace) -> int:
     curves: dict[str, list[tuple[float, float]]] = {}
     rows = [_row("resnet20 (trained)", report)]
     rows += _pruning_rows(model, example, loaders, curves)
+    print("low-rank decomposition without fine-tuning ...", flush=True)
+    rows += _lowrank_rows(model, example, loaders, curves)
     rows += _integral_rows(model, example, loaders, curves, args)
     for points in curves.values():
         points.append((1.0, report.accuracy))

@@ -44,6 +44,8 @@ def test_demo_reports_the_trained_model(tmp_path, capsys):
     assert "resnet20 (trained)" in out
     methods = (
         "L1 pruning",
+        "low rank, uniform SVD",
+        "low rank, ALDS",
         "INN",
         "INN + partition tuning",
         "INN trained, widths random",
