@@ -130,3 +130,21 @@ def test_decompose_targets_are_exclusive(trained_checkpoint, tmp_path, capsys):
         main([*args, "--target-macs", "0.5", "--out", str(tmp_path / "s.safetensors")])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_pruned_checkpoint_decomposes_further_and_reloads(trained_checkpoint, tmp_path, capsys):
+    pruned, small = tmp_path / "pruned.safetensors", tmp_path / "small.safetensors"
+    args = ["prune", str(trained_checkpoint), "--target-macs", "0.7", "--out", str(pruned)]
+    assert main([*args, *FAST]) == 0
+    capsys.readouterr()
+    args = ["decompose", str(pruned), "--target-params", "0.6", "--out", str(small)]
+    assert main([*args, *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert _ratio(printed, "params") == pytest.approx(0.6, abs=0.006)  # of the pruned model
+    after = _accuracy(printed, "after")
+    assert after > 0.3  # measured 35.93% (the pruned model: 72.14%)
+    # the record replays the cut, then the decomposition
+    steps = read_checkpoint(small).meta["extra"]["steps"]
+    assert [step["kind"] for step in steps] == ["cut", "decompose"]
+    assert main(["eval", str(small), *FAST]) == 0
+    assert _accuracy(capsys.readouterr().out, "tiny_resnet") == after
