@@ -9,6 +9,7 @@ import torch
 from anywidth.cli._table import format_table, human
 from anywidth.cli.demo import add_demo
 from anywidth.cli.integral import add_integrate, add_resample
+from anywidth.cli.lowrank import add_decompose
 from anywidth.cli.prune import add_prune
 from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
@@ -168,4 +169,13 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTERED = [add_demo, add_train, add_eval, add_info, add_prune, add_integrate, add_resample]
+REGISTERED = [
+    add_demo,
+    add_train,
+    add_eval,
+    add_info,
+    add_prune,
+    add_integrate,
+    add_resample,
+    add_decompose,
+]
