@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from anywidth.cli._table import format_table, human
@@ -49,13 +50,26 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lr",
         type=float,
-        default=_FINETUNE_LR,
-        help=f"fine-tuning learning rate; default {_FINETUNE_LR}, a tenth of `train`'s, "
-        "since the weights are already trained",
+        default=None,
+        help="fine-tuning learning rate; by default the checkpoint's own schedule is "
+        "'rewound': its last --finetune-epochs epochs (TrainConfig.rewind), or, without a "
+        f"recorded schedule, {_FINETUNE_LR} (a tenth of `train`'s) decayed by cosine",
     )
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
     add_data_options(p, default=None)
     p.set_defaults(run=run_decompose)
+
+
+def _finetune_config(args: argparse.Namespace, meta: dict) -> TrainConfig:
+    """--lr as given; else the last epochs of the checkpoint's own schedule, if recorded."""
+    recorded = meta.get("config")
+    if args.lr is None and recorded and recorded.get("epochs", 0) >= args.finetune_epochs:
+        original = TrainConfig.from_dict(recorded)
+        return replace(original.rewind(args.finetune_epochs), seed=args.seed)
+    lr = _FINETUNE_LR if args.lr is None else args.lr
+    return TrainConfig(
+        epochs=args.finetune_epochs, batch_size=args.batch_size, lr=lr, seed=args.seed
+    )
 
 
 def run_decompose(args: argparse.Namespace) -> int:
@@ -79,13 +93,10 @@ def run_decompose(args: argparse.Namespace) -> int:
     small, report = decompose(model, example, config)
     if not args.no_recalibrate:
         recalibrate_bn_(small, loaders.train)
+    lr = None
     if args.finetune_epochs:
-        train = TrainConfig(
-            epochs=args.finetune_epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-        )
+        train = _finetune_config(args, meta)
+        lr = train.lr
         train_(small, loaders, train)
     after = evaluate(small, loaders.test)["accuracy"]
     print(_layer_table(report))
@@ -126,7 +137,7 @@ def run_decompose(args: argparse.Namespace) -> int:
                     **config.to_dict(),
                     "recalibrated": not args.no_recalibrate,
                     "finetune_epochs": args.finetune_epochs,
-                    "finetune_lr": args.lr if args.finetune_epochs else None,
+                    "finetune_lr": lr,
                 },
             },
         )

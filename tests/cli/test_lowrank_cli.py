@@ -4,7 +4,7 @@ import pytest
 
 from anywidth.cli.main import main
 from anywidth.lowrank import LowRankConv2d, LowRankLinear
-from anywidth.train import load_model
+from anywidth.train import TrainConfig, load_model
 from anywidth.train.checkpoint import read_checkpoint
 
 # Large batches keep these tests quick: fewer recalibration and evaluation batches.
@@ -100,11 +100,20 @@ def test_decompose_to_onnx(trained_checkpoint, tmp_path, capsys):
 def test_finetuning_recovers_accuracy(trained_checkpoint, tmp_path, capsys):
     small = tmp_path / "tuned.safetensors"
     args = ["decompose", str(trained_checkpoint), "--target-params", "0.5"]
-    assert main([*args, "--finetune-epochs", "1", "--out", str(small)]) == 0
+    assert main([*args, "--finetune-epochs", "1", "--lr", "0.01", "--out", str(small)]) == 0
     # measured 42.62% after one epoch at lr 0.01, against 33.98% without fine-tuning
     assert _accuracy(capsys.readouterr().out, "after") > 0.38
     recorded = read_checkpoint(small).meta["extra"]["decompose"]
     assert recorded["finetune_epochs"] == 1 and recorded["finetune_lr"] == 0.01
+
+
+def test_finetuning_rewinds_the_checkpoints_own_schedule_by_default(trained_checkpoint, tmp_path):
+    small = tmp_path / "rewound.safetensors"
+    args = ["decompose", str(trained_checkpoint), "--target-params", "0.5"]
+    assert main([*args, "--finetune-epochs", "1", "--out", str(small)]) == 0
+    original = TrainConfig.from_dict(read_checkpoint(trained_checkpoint).meta["config"])
+    recorded = read_checkpoint(small).meta["extra"]["decompose"]
+    assert recorded["finetune_lr"] == pytest.approx(original.rewind(1).lr)
 
 
 @pytest.mark.parametrize(
