@@ -87,13 +87,22 @@ class SliceSVD:
     _errors: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, weight: torch.Tensor, k: int) -> SliceSVD:
-        """The k-slice SVD of a (f, c, ...) weight, in float64 for exact errors."""
+    def of(cls, weight: torch.Tensor, k: int, norm: float | None = None) -> SliceSVD:
+        """The k-slice SVD of a (f, c, ...) weight, in its own precision (float64 weights
+        stay float64; anything else is factored in float32, exact to about 1e-6).
+
+        ``norm`` is ‖W‖₂ if the caller knows it (the top singular value of the k = 1 SVD);
+        otherwise it is computed.
+        """
         f, c = weight.shape[:2]
-        w = weight.detach().to(torch.float64).reshape(f, c, -1)  # (f, c, κ1κ2)
+        dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
+        w = weight.detach().to(dtype).reshape(f, c, -1)  # (f, c, κ1κ2)
         slices = w.reshape(f, k, c // k, -1).transpose(0, 1).reshape(k, f, -1)  # (k, f, ·)
         u, s, vh = torch.linalg.svd(slices, full_matrices=False)
-        norm = float(torch.linalg.matrix_norm(w.reshape(f, -1), ord=2))
+        if norm is None and k == 1:
+            norm = float(s[0, 0])
+        elif norm is None:
+            norm = float(torch.linalg.matrix_norm(w.reshape(f, -1), ord=2))
         svd = cls(k, list(u), list(s), list(vh), norm)
         rank = s.shape[1]
         if rank * f * f <= _BATCHED_LIMIT:
@@ -118,8 +127,8 @@ class SliceSVD:
         if j >= rank:
             return 0.0
         if j not in self._errors:
-            tail = sum(
-                u[:, j:] @ torch.diag(s[j:].square()) @ u[:, j:].T
+            tail = sum(  # (f, f): Σ_i U_i,>j S²_i,>j U_i,>jᵀ
+                (u[:, j:] * s[j:].square()) @ u[:, j:].T
                 for u, s in zip(self.u, self.s, strict=True)
             )
             top = float(torch.linalg.eigvalsh(tail)[-1].clamp_min(0).sqrt())

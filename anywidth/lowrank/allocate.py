@@ -55,7 +55,9 @@ class Allocator:
     def svd(self, index: int, k: int) -> SliceSVD:
         key = (index, k)
         if key not in self._svds:
-            self._svds[key] = SliceSVD.of(self.layers[index].module.weight, k)
+            # ‖W‖₂ is the top singular value of the unsliced weight: computed once per layer
+            norm = None if k == 1 else float(self.svd(index, 1).s[0][0])
+            self._svds[key] = SliceSVD.of(self.layers[index].module.weight, k, norm)
         return self._svds[key]
 
     def size(self, index: int, choice: Choice) -> int:
