@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["format_table", "human"]
+__all__ = ["before_after_table", "format_table", "human"]
 
 
 def human(n: float) -> str:
@@ -25,3 +25,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def before_after_table(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> str:
+    """The (params, MACs, accuracy) of a model before and after a command shrank it."""
+    rows = [
+        [label, human(params), human(macs), f"{100 * accuracy:.2f}"]
+        for label, (params, macs, accuracy) in (("before", before), ("after", after))
+    ]
+    return format_table(["", "params", "MACs", "test acc %"], rows)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.cli._table import format_table, human
+from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.integral import (
     IntegralConfig,
@@ -193,15 +193,7 @@ def run_resample(args: argparse.Namespace) -> int:
     if not args.no_recalibrate:
         recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
     before, after = _measure(full, example, loaders), _measure(small, example, loaders)
-    print(
-        format_table(
-            ["", "params", "MACs", "test acc %"],
-            [
-                ["before", human(before[0]), human(before[1]), f"{100 * before[2]:.2f}"],
-                ["after", human(after[0]), human(after[1]), f"{100 * after[2]:.2f}"],
-            ],
-        )
-    )
+    print(before_after_table(before, after))
     if out.suffix == ".onnx":
         export_onnx(small.eval(), example, out)
     else:

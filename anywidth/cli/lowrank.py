@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from anywidth.cli._table import format_table, human
+from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.lowrank import LowRankConfig, LowRankReport, decompose
 from anywidth.measure import evaluate
@@ -101,22 +101,9 @@ def run_decompose(args: argparse.Namespace) -> int:
     after = evaluate(small, loaders.test)["accuracy"]
     print(_layer_table(report))
     print(
-        format_table(
-            ["", "params", "MACs", "test acc %"],
-            [
-                [
-                    "before",
-                    human(report.params_before),
-                    human(report.macs_before),
-                    f"{100 * before:.2f}",
-                ],
-                [
-                    "after",
-                    human(report.params_after),
-                    human(report.macs_after),
-                    f"{100 * after:.2f}",
-                ],
-            ],
+        before_after_table(
+            (report.params_before, report.macs_before, before),
+            (report.params_after, report.macs_after, after),
         )
     )
     if out.suffix == ".onnx":

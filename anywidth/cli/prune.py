@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anywidth.cli._table import format_table, human
+from anywidth.cli._table import before_after_table, format_table
 from anywidth.graph import export_onnx
 from anywidth.measure import evaluate
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn_
@@ -58,22 +58,9 @@ def run_prune(args: argparse.Namespace) -> int:
     rows = [[name, b, a] for name, (b, a) in changed.items()]
     print(format_table(["group", "before", "after"], rows))
     print(
-        format_table(
-            ["", "params", "MACs", "test acc %"],
-            [
-                [
-                    "before",
-                    human(report.params_before),
-                    human(report.macs_before),
-                    f"{100 * before:.2f}",
-                ],
-                [
-                    "after",
-                    human(report.params_after),
-                    human(report.macs_after),
-                    f"{100 * after:.2f}",
-                ],
-            ],
+        before_after_table(
+            (report.params_before, report.macs_before, before),
+            (report.params_after, report.macs_after, after),
         )
     )
     if out.suffix == ".onnx":
