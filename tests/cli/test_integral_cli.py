@@ -6,23 +6,7 @@ from anywidth.integral import load_integral
 from anywidth.measure import evaluate
 from anywidth.train import load_model
 from anywidth.train.checkpoint import read_checkpoint
-
-# Large batches keep these tests quick: fewer steps, recalibration and evaluation batches.
-FAST = ["--batch-size", "256"]
-
-
-# One epoch at batch size 16 (68 steps, ~2 s): 79.7% test accuracy with the default --seed
-# (chance is 10%), enough for the accuracy levels below to tell a working pipeline from a
-# broken one.
-SOURCE_ACCURACY = 0.797
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained")
-    args = ["train", "--model", "tiny_resnet", "--epochs", "1", "--batch-size", "16"]
-    assert main([*args, "--out", str(out)]) == 0
-    return out / "last.safetensors"
+from tests.cli.conftest import FAST, SOURCE_ACCURACY
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,7 @@ from anywidth.cli.main import main
 from anywidth.lowrank import LowRankConv2d, LowRankLinear
 from anywidth.train import TrainConfig, load_model
 from anywidth.train.checkpoint import read_checkpoint
-
-# Large batches keep these tests quick: fewer recalibration and evaluation batches.
-FAST = ["--batch-size", "256"]
-
-# One epoch at batch size 16: 79.7% test accuracy with the default --seed (chance is 10%).
-SOURCE_ACCURACY = 0.797
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained")
-    args = ["train", "--model", "tiny_resnet", "--epochs", "1", "--batch-size", "16"]
-    assert main([*args, "--out", str(out)]) == 0
-    return out / "last.safetensors"
+from tests.cli.conftest import FAST, SOURCE_ACCURACY
 
 
 def _cell(table: str, row: str, column: str) -> str:
