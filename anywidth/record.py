@@ -22,7 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ModelRecord", "get_record", "set_record_", "input_spec", "zeros_like_spec"]
+__all__ = [
+    "ModelRecord",
+    "add_step_",
+    "get_record",
+    "input_spec",
+    "set_record_",
+    "zoo_origin",
+    "zeros_like_spec",
+]
 
 _ATTR = "anywidth_record"
 
@@ -79,6 +87,22 @@ def get_record(model: nn.Module) -> ModelRecord | None:
 def set_record_(model: nn.Module, record: ModelRecord) -> None:
     """Attach ``record`` to ``model`` (replacing any earlier one)."""
     object.__setattr__(model, _ATTR, record)
+
+
+def add_step_(small: nn.Module, source: nn.Module, step: Mapping[str, Any]) -> None:
+    """Give ``small`` the record of ``source`` (the model it was made from) plus ``step``."""
+    set_record_(small, (get_record(source) or ModelRecord()).with_step(step))
+
+
+def zoo_origin(
+    model: nn.Module, model_name: str | None, model_kwargs: Mapping[str, Any] | None
+) -> tuple[str | None, dict[str, Any]]:
+    """The zoo name and options to record for ``model``: those given, else its record's."""
+    record = get_record(model)
+    if model_name is None and record is not None and record.model_name is not None:
+        kwargs = record.model_kwargs if model_kwargs is None else model_kwargs
+        return record.model_name, dict(kwargs)
+    return model_name, dict(model_kwargs or {})
 
 
 def input_spec(example_input: torch.Tensor | Sequence) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from anywidth.graph.groups import (
     group_sizes,
     keep_first,
     lookup,
+    match_names,
 )
 from anywidth.graph.layers import Channels, LayerCost, LayerIO, LayerSpec, register_layer
 from anywidth.graph.permute import permute_channels
@@ -55,6 +56,7 @@ __all__ = [
     "group_sizes",
     "keep_first",
     "lookup",
+    "match_names",
     "permute_channels",
     "plan_for_budget",
     "plan_macs",

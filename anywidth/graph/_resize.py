@@ -41,6 +41,7 @@ class Sizer:
         index = {g.name: i for i, g in enumerate(groups)}
         self.form = form_maker(ax.table, name_of_root, index)
         self.sizes = [sizes.get(g.name, g.size) for g in groups]
+        self.changed = dict(sizes)  # {group: new size} of the groups that were cut
 
     def __call__(self, slot: int | None, block: int = 1) -> int:
         return self.form(slot, block).value(self.sizes)

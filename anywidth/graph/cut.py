@@ -27,7 +27,7 @@ from anywidth.graph._resize import (
 from anywidth.graph._trace import as_inputs, check_runs, graph_module, output_shapes, run_once
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, lookup
-from anywidth.record import ModelRecord, get_record, input_spec, set_record_
+from anywidth.record import add_step_, input_spec
 
 __all__ = ["Cutter", "cut"]
 
@@ -161,15 +161,13 @@ class Cutter:
             )
             small = traced
         small.training = self.model.training
-        record = get_record(self.model) or ModelRecord()
-        sizes = {name: len(kept) for name, kept in _check_keep(self._by_name, keep).items()}
         step = {
             "kind": "cut",
             "method": method,
-            "sizes": sizes,
+            "sizes": sizer.changed,
             "inputs": input_spec(as_inputs(self.example_input)),
         }
-        set_record_(small, record.with_step(step))
+        add_step_(small, self.model, step)
         return small
 
     def eager(

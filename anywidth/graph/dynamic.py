@@ -35,7 +35,13 @@ from anywidth.graph._dynamic_modules import make_modules_dynamic
 from anywidth.graph._dynamic_plan import build_reader, unread_groups
 from anywidth.graph._trace import check_runs, graph_module
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import Collected, analyze_groups, channel_groups, check_sizes
+from anywidth.graph.groups import (
+    Analysis,
+    Collected,
+    analyze_groups,
+    channel_groups,
+    check_sizes,
+)
 
 __all__ = ["width_agnostic", "fix_unreadable", "plan_shapes"]
 
@@ -126,7 +132,8 @@ def fix_unreadable(
     Args:
         model: the network (not changed).
         example_input: a tensor (or tuple) of the shape the model expects.
-        groups: the result of `channel_groups` for this model and input.
+        groups: the result of `channel_groups` for this model and input, or its
+            `Analysis` (`analyze_channels`: no new trace).
 
     Returns:
         The groups, in the same order, some of them now fixed.
@@ -138,8 +145,9 @@ def fix_unreadable(
         >>> groups = fix_unreadable(model, x, channel_groups(model, x))
         >>> skeleton = width_agnostic(model, x, groups)  # fixes (and warns about) nothing more
     """
-    groups = list(groups)
-    ax, collected, by_name = analyze_groups(model, example_input, groups)
+    if not isinstance(groups, Analysis):
+        groups = list(groups)  # read twice below
+    ax, collected, by_name = analyze_groups(model, example_input, groups)  # reuses an Analysis
     _fix_unreadable(model, ax, collected, by_name)
     return [by_name[g.name] for g in groups]
 

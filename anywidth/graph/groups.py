@@ -34,6 +34,7 @@ from torch import nn
 
 from anywidth.graph._analysis import Analyzer, analyze
 from anywidth.graph._types import ChannelGroup, GraphError, Member, PlanError
+from anywidth.record import input_spec
 
 __all__ = [
     "Analysis",
@@ -45,6 +46,7 @@ __all__ = [
     "channel_groups",
     "group_sizes",
     "keep_first",
+    "match_names",
 ]
 
 
@@ -99,7 +101,7 @@ class Analysis:
     """
 
     model: nn.Module
-    input_shapes: list[tuple[int, ...]]
+    inputs: list[dict]  # `anywidth.record.input_spec` of the example input
     groups: list[ChannelGroup]
     ax: Analyzer
     collected: Collected
@@ -122,12 +124,7 @@ def analyze_channels(
     ax = analyze(model, example_input)
     collected = collect(ax)
     groups = _apply_fixed(collected.groups, fixed)
-    return Analysis(model, _input_shapes(example_input), groups, ax, collected)
-
-
-def _input_shapes(example_input) -> list[tuple[int, ...]]:
-    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-    return [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
+    return Analysis(model, input_spec(example_input), groups, ax, collected)
 
 
 @dataclass
@@ -168,19 +165,30 @@ def collect(ax: Analyzer, fixed: Iterable[str] = ()) -> Collected:
     return Collected(_apply_fixed(groups, fixed), name_of_root)
 
 
-def _apply_fixed(groups: list[ChannelGroup], patterns: Iterable[str]) -> list[ChannelGroup]:
+def match_names(patterns: Iterable[str], names: Sequence[str], owner: str, noun: str) -> set[str]:
+    """The names that the patterns (exact names or globs) pick; each must pick one.
+
+    An exact name wins over a glob: names such as ``"stem:out[0:3]"`` contain brackets.
+
+    Raises:
+        PlanError: "<owner> pattern 'p' matches no <noun>", with close names suggested.
+    """
     if isinstance(patterns, str):
         patterns = [patterns]
-    names = [g.name for g in groups]
     chosen: set[str] = set()
     for pattern in patterns:
-        # An exact name wins: names such as "stem:out[0:3]" contain glob brackets.
         matched = [pattern] if pattern in names else fnmatch.filter(names, pattern)
         if not matched:
             raise PlanError(
-                f"fixed pattern {pattern!r} matches no channel group{_suggest(pattern, names)}"
+                f"{owner} pattern {pattern!r} matches no {noun}{_suggest(pattern, names)}"
             )
         chosen.update(matched)
+    return chosen
+
+
+def _apply_fixed(groups: list[ChannelGroup], patterns: Iterable[str]) -> list[ChannelGroup]:
+    names = [g.name for g in groups]
+    chosen = match_names(patterns, names, "fixed", "channel group")
     return [replace(g, fixed=True) if g.name in chosen else g for g in groups]
 
 
@@ -189,7 +197,7 @@ def _suggest(name: str, names: Sequence[str]) -> str:
     if close:
         return f"; did you mean {', '.join(map(repr, close))}?"
     sample = ", ".join(repr(n) for n in names[:4])
-    return f"; groups are named like {sample}" if names else "; the model has no groups"
+    return f"; names are like {sample}" if names else "; the model has none"
 
 
 def lookup(by_name: Mapping[str, ChannelGroup], name: str) -> ChannelGroup:
@@ -253,7 +261,7 @@ def analyze_groups(
     `Analysis` of this model and input shape is used as it is, without tracing again.
     """
     if isinstance(groups, Analysis):
-        if groups.model is not model or groups.input_shapes != _input_shapes(example_input):
+        if groups.model is not model or groups.inputs != input_spec(example_input):
             raise PlanError(
                 "the Analysis passed as groups was made for another model or input shape; "
                 "call analyze_channels(model, example_input) for this one"

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import ChannelGroup, channel_groups, fix_unreadable, permute_channels
+from anywidth.graph import ChannelGroup, analyze_channels, fix_unreadable, permute_channels
 from anywidth.integral._layout import tied_aliases
 from anywidth.integral._order import order_groups
 from anywidth.integral._plans import resolve_nodes
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.model import IntegralModel
-from anywidth.record import ModelRecord, get_record
+from anywidth.record import zoo_origin
 
 __all__ = ["to_integral"]
 
@@ -76,11 +76,11 @@ def to_integral(
         >>> small = inn.resample(target_macs=0.5)
     """
     config = config or IntegralConfig()
-    groups = channel_groups(model, example_input, fixed=config.fixed)
-    groups = fix_unreadable(model, example_input, groups)
+    analysis = analyze_channels(model, example_input, fixed=config.fixed)  # traced once
+    groups = fix_unreadable(model, example_input, analysis)
     nodes = resolve_nodes(groups, config.nodes)
     perms = {}
-    record = get_record(model) or ModelRecord()
+    model_name, model_kwargs = zoo_origin(model, model_name, model_kwargs)
     aliases = tied_aliases(model, groups, nodes)  # before ordering: refuse early
     if config.reorder:
         perms = order_groups(model, groups, seed=config.seed, time_limit=config.order_time_limit)
@@ -92,8 +92,8 @@ def to_integral(
         config,
         nodes=nodes,
         permutation={name: perm.tolist() for name, perm in perms.items()},
-        model_name=model_name if model_name is not None else record.model_name,
-        model_kwargs=model_kwargs if model_name is not None else dict(record.model_kwargs),
+        model_name=model_name,
+        model_kwargs=model_kwargs,
     )
     logger.info(
         "converted %s: %d of %d channel groups continuous",

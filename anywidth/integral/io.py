@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.graph import channel_groups, fix_unreadable
+from anywidth.graph import analyze_channels, fix_unreadable
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.model import IntegralModel
 from anywidth.models import create_model
@@ -146,8 +146,7 @@ def _rebuild(
     dtype = getattr(torch, record["dtype"])
     example = torch.zeros(record["input_shape"], dtype=getattr(torch, record["input_dtype"]))
     model = model.to(dtype).eval()
-    groups = channel_groups(model, example, fixed=config.fixed)
-    groups = fix_unreadable(model, example, groups)
+    groups = fix_unreadable(model, example, analyze_channels(model, example, fixed=config.fixed))
     found = [{"name": g.name, "size": g.size, "fixed": g.fixed} for g in groups]
     if found != record["groups"]:
         raise CheckpointError(

@@ -10,8 +10,6 @@ uniform-rank baseline.
 from __future__ import annotations
 
 import copy
-import difflib
-import fnmatch
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -21,11 +19,11 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.graph import PlanError
+from anywidth.graph import PlanError, match_names
 from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
 from anywidth.lowrank.allocate import Allocator
 from anywidth.measure import count_macs, count_params, eval_mode
-from anywidth.record import ModelRecord, get_record, set_record_
+from anywidth.record import add_step_
 
 __all__ = ["LowRankConfig", "LayerReport", "LowRankReport", "decompose", "apply_ranks"]
 
@@ -145,17 +143,7 @@ def _candidates(model: nn.Module, fixed: tuple[str, ...]) -> list[tuple[str, nn.
         if (isinstance(m, nn.Conv2d) and m.groups == 1) or isinstance(m, nn.Linear)
     ]
     names = [name for name, _ in found]
-    chosen: set[str] = set()
-    for pattern in fixed:
-        matched = [pattern] if pattern in names else fnmatch.filter(names, pattern)
-        if not matched:
-            close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise PlanError(
-                f"LowRankConfig.fixed pattern {pattern!r} matches no Conv2d or Linear layer"
-                f"{hint} (layers are named like {', '.join(map(repr, names[:3]))})"
-            )
-        chosen.update(matched)
+    chosen = match_names(fixed, names, "LowRankConfig.fixed", "Conv2d or Linear layer")
     return [(n, m) for n, m in found if n not in chosen]
 
 
@@ -288,11 +276,10 @@ def apply_ranks(
         new.train(layer.training)
         owner, _, attr = name.rpartition(".")
         setattr(small.get_submodule(owner) if owner else small, attr, new)
-    record = get_record(model) or ModelRecord()
     step = {
         "kind": "decompose",
         "method": method,
         "layers": {n: list(kj) for n, kj in plan.items()},
     }
-    set_record_(small, record.with_step(step))
+    add_step_(small, model, step)
     return small

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from anywidth.models import create_model
-from anywidth.record import get_record
+from anywidth.record import get_record, zoo_origin
 from anywidth.train._state import (
     MODEL_PREFIX,
     CheckpointError,
@@ -174,9 +174,7 @@ def save_checkpoint(
     """
     path = Path(path)
     record = get_record(model)
-    if model_name is None and record is not None:
-        model_name = record.model_name
-        model_kwargs = dict(record.model_kwargs) if model_kwargs is None else model_kwargs
+    model_name, model_kwargs = zoo_origin(model, model_name, model_kwargs)
     if model_name is None:
         logger.warning(
             "save_checkpoint(%s): the %s was not built by anywidth.create_model and no "
@@ -197,7 +195,7 @@ def save_checkpoint(
     document = {
         "format_version": FORMAT_VERSION,
         "anywidth_version": _version(),
-        "model": {"name": model_name, "kwargs": dict(model_kwargs or {})},
+        "model": {"name": model_name, "kwargs": model_kwargs},
         "epoch": epoch,
         "metrics": metrics,
         "history": history,

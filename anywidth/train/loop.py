@@ -16,7 +16,7 @@ from torch import nn
 from anywidth._progress import progress
 from anywidth.data import Loaders
 from anywidth.measure import evaluate
-from anywidth.record import get_record
+from anywidth.record import zoo_origin
 from anywidth.train._state import (
     CheckpointError,
     load_model_state,
@@ -256,9 +256,7 @@ def _make_run(
         raise ValueError("the train loader must have a length (a DataLoader or a list)") from None
     if steps == 0:
         raise ValueError("the train loader is empty; check the data split and batch size")
-    record = get_record(model)
-    if model_name is None and record is not None and record.model_name is not None:
-        model_name, model_kwargs = record.model_name, dict(record.model_kwargs)
+    model_name, model_kwargs = zoo_origin(model, model_name, model_kwargs)
     if checkpoint_dir is not None and model_name is None:
         raise ValueError(
             f"checkpoint_dir needs model_name (the zoo name load_model rebuilds): this "
@@ -279,7 +277,7 @@ def _make_run(
         device=device,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
         model_name=model_name,
-        model_kwargs=dict(model_kwargs or {}),
+        model_kwargs=model_kwargs,
         checkpoint_extra=dict(checkpoint_extra or {}),
     )
 
