@@ -55,7 +55,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
     p.add_argument("--data", default=default, help=f"dataset: one of {list_datasets()}")
-    p.add_argument("--data-root", default=None, help="folder of local files (cifar10)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of local files (cifar10; fashion-mnist defaults to the Debian package)",
+    )
     p.add_argument("--image-size", type=int, default=None, help="resize images (pixels)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="seeds the split, shuffle and init")

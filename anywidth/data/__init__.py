@@ -1,8 +1,9 @@
 """Bundled and local datasets, all served as normalised ``(C, H, W)`` float32 tensors.
 
-``digits`` (scikit-learn's 8×8 digits) is bundled and the default; ``cifar10`` reads a local
-copy of the python batches; ``synthetic`` makes seeded random images. Nothing is ever
-downloaded.
+``digits`` (scikit-learn's 8×8 digits) is bundled and the default; ``fashion-mnist`` reads the
+IDX files of the Debian package ``dataset-fashion-mnist`` (or a folder you name); ``cifar10``
+reads a local copy of the python batches; ``synthetic`` makes seeded random images. Nothing is
+ever downloaded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 from anywidth.data._dataset import ImageDataset, stratified_split
 from anywidth.data.cifar10 import load_cifar10
 from anywidth.data.digits import load_digits
+from anywidth.data.fashion_mnist import load_fashion_mnist
 from anywidth.data.synthetic import load_synthetic
 
 __all__ = [
@@ -32,11 +34,13 @@ __all__ = [
 
 SPLITS = ("train", "val", "test")
 
-# name -> (loader returning {split: dataset}, whether it reads files under ``root``)
-_SOURCES: dict[str, tuple[Callable[..., dict[str, ImageDataset]], bool]] = {
-    "digits": (load_digits, False),
-    "cifar10": (load_cifar10, True),
-    "synthetic": (load_synthetic, False),
+# name -> (loader returning {split: dataset}, whether it reads files under ``root``:
+# "required", "optional" (the loader has a default folder) or "no")
+_SOURCES: dict[str, tuple[Callable[..., dict[str, ImageDataset]], str]] = {
+    "digits": (load_digits, "no"),
+    "fashion-mnist": (load_fashion_mnist, "optional"),
+    "cifar10": (load_cifar10, "required"),
+    "synthetic": (load_synthetic, "no"),
 }
 
 
@@ -45,7 +49,7 @@ def list_datasets() -> list[str]:
 
     Example:
         >>> list_datasets()
-        ['cifar10', 'digits', 'synthetic']
+        ['cifar10', 'digits', 'fashion-mnist', 'synthetic']
     """
     return sorted(_SOURCES)
 
@@ -63,7 +67,7 @@ def _load_splits(
     bad_splits = [s for s in splits if s not in SPLITS]
     if bad_splits:
         raise ValueError(f"unknown split(s) {bad_splits}; use one of {list(SPLITS)}")
-    loader, needs_root = _SOURCES[name]
+    loader, root_use = _SOURCES[name]
     accepted = set(inspect.signature(loader).parameters) - {"root", "seed", "image_size", "splits"}
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -71,11 +75,13 @@ def _load_splits(
             f"dataset {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}"
         )
     kwargs = dict(options, seed=seed, image_size=image_size, splits=splits)
-    if needs_root:
-        if root is None:
-            raise ValueError(f"dataset {name!r} reads local files: pass root=<folder>")
-        return loader(root, **kwargs)
-    return loader(**kwargs)
+    if root_use == "required" and root is None:
+        raise ValueError(f"dataset {name!r} reads local files: pass root=<folder>")
+    if root_use == "no":
+        if root is not None:
+            raise ValueError(f"dataset {name!r} is bundled and reads no files: drop root=")
+        return loader(**kwargs)
+    return loader(root, **kwargs)
 
 
 def load_dataset(
@@ -92,7 +98,8 @@ def load_dataset(
     Args:
         name: one of `list_datasets()`.
         split: ``"train"``, ``"val"`` or ``"test"``.
-        root: folder of the local files (``cifar10``); unused by bundled datasets.
+        root: folder of the local files (``cifar10``; ``fashion-mnist`` defaults to the Debian
+            package's folder); bundled datasets take none.
         seed: picks the train/val(/test) split; the same seed always gives the same split.
         image_size: resize images to ``image_size × image_size`` (bilinear).
         **options: dataset-specific, e.g. ``limit=1000`` for ``cifar10`` or
@@ -149,7 +156,7 @@ def make_loaders(
     Args:
         name: one of `list_datasets()`.
         batch_size: samples per batch for all three loaders.
-        root: folder of the local files (``cifar10``).
+        root: folder of the local files (``cifar10``, ``fashion-mnist``).
         seed: seeds the split and the shuffle.
         image_size: resize images to ``image_size × image_size`` (bilinear).
         num_workers: DataLoader worker processes (0 loads in the main process).
