@@ -1,9 +1,10 @@
 """Low-rank decomposition against channel pruning and the INN, same model, same params.
 
-For resnet20 and resnet56 trained on the bundled digits, at 70/50/30% of the parameters:
+For resnet20, resnet56 and vgg11 trained on the bundled digits, at 70/50/30% of the parameters:
 
-- ALDS (rank and slices per layer, `anywidth.lowrank.decompose`, method "alds");
-- uniform SVD (one rank ratio for every layer, method "svd");
+- ALDS (rank and slices per layer, `anywidth.lowrank.decompose`, method "alds"), data-aware
+  and from the weights alone;
+- uniform SVD (one rank ratio for every layer, method "svd"), the same two ways;
 - L1 channel pruning (`anywidth.pruning.prune`, importance "l1");
 - the INN (converted, channels ordered) resampled at the budget;
 - combined: the INN resampled to ``--inn-share`` of the parameters, then ALDS on that to
@@ -16,13 +17,14 @@ order) and, for ALDS, the seed of its random starts. Latency: one thread, median
 ``--repeats`` timed runs after warm-up, in ``--rounds`` rounds in rotating order, the median
 over rounds; the unpruned model is timed in the same rounds.
 
-Run: .venv/bin/python benchmarks/lowrank.py [--models resnet20 resnet56]
+Run: .venv/bin/python benchmarks/lowrank.py [--models resnet20 resnet56 vgg11]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import logging
 import statistics
 import time
@@ -40,7 +42,16 @@ from anywidth.train import TrainConfig, recalibrate_bn_, train_
 
 BUDGETS = (0.7, 0.5, 0.3)
 SEEDS = (0, 1, 2)
-METHODS = ("ALDS", "uniform SVD", "L1 channel pruning", "INN resampled", "INN + ALDS")
+METHODS = (
+    "ALDS",
+    "uniform SVD",
+    "ALDS, weights only",
+    "uniform SVD, weights only",
+    "L1 channel pruning",
+    "INN resampled",
+    "INN + ALDS",
+)
+CALIBRATION_BATCHES = 8
 
 log = logging.getLogger("lowrank-bench")
 
@@ -52,13 +63,13 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(pct):.1f} ± {std:.1f}"
 
 
-def build(method: str, model, inn, x, budget: float, seed: int, inn_share: float):
+def build(method: str, model, inn, x, budget: float, seed: int, inn_share: float, calib):
     """The compressed model and its max relative error (None where undefined)."""
-    if method == "ALDS":
-        small, rep = decompose(model, x, LowRankConfig("alds", target_params=budget, seed=seed))
-        return small, rep.max_error
-    if method == "uniform SVD":
-        small, rep = decompose(model, x, LowRankConfig("svd", target_params=budget, seed=seed))
+    if method in ("ALDS", "uniform SVD", "ALDS, weights only", "uniform SVD, weights only"):
+        kind = "alds" if method.startswith("ALDS") else "svd"
+        data = None if method.endswith("weights only") else calib
+        config = LowRankConfig(kind, target_params=budget, seed=seed)
+        small, rep = decompose(model, x, config, data=data)
         return small, rep.max_error
     if method == "L1 channel pruning":
         small, _ = prune(model, x, PruneConfig(target_params=budget, importance="l1"))
@@ -70,7 +81,7 @@ def build(method: str, model, inn, x, budget: float, seed: int, inn_share: float
         # ALDS gets what is left of the total budget, measured on the narrow model.
         rest = budget * count_params(model) / count_params(narrow)
         config = LowRankConfig("alds", target_params=min(rest, 1.0), seed=seed)
-        small, rep = decompose(narrow, x, config)
+        small, rep = decompose(narrow, x, config, data=calib)
         return small, rep.max_error
     raise ValueError(method)
 
@@ -100,6 +111,8 @@ def run_model(name: str, args) -> list[list[object]]:
     full_params, full_macs = count_params(model), count_macs(model, x)
     full_acc = evaluate(model, loaders.test)["accuracy"]
     inn = to_integral(model, x)
+    # one fixed set of calibration batches for every data-aware decomposition
+    calib = list(itertools.islice(loaders.train, CALIBRATION_BATCHES))
     fine_tune: Callable[[nn.Module, int], None] = lambda m, s: train_(  # noqa: E731
         m, loaders, TrainConfig(epochs=args.ft_epochs, lr=args.lr, warmup_epochs=0, seed=s)
     )
@@ -110,7 +123,7 @@ def run_model(name: str, args) -> list[list[object]]:
             recal, tuned, errors, first = [], [], [], None
             for seed in SEEDS:
                 if seed == 0 or seeded(method):
-                    small, err = build(method, model, inn, x, budget, seed, args.inn_share)
+                    small, err = build(method, model, inn, x, budget, seed, args.inn_share, calib)
                     recalibrate_bn_(small, loaders.train, batches=20)
                     acc = evaluate(small, loaders.test)["accuracy"]
                     first = first or (small, err)
@@ -157,10 +170,17 @@ default) — the same budget for every method. Accuracies are mean ± std over s
 random starts for the ALDS rows; rows without a seeded compression have std 0 before
 fine-tuning. A difference smaller than the spread (or one test image) is a tie.
 
-"max rel. error": the largest per-layer relative weight error ‖W − Ŵ‖₂/‖W‖₂ (spectral) of the
-decomposition (mean over the seeds), defined for the low-rank methods only; for
-"INN + ALDS" it is ALDS's error against the already-resampled INN's weights. "INN + ALDS":
-the INN resampled to {share:.0%} of the parameters, then ALDS on it to the same total budget.
+"ALDS", "uniform SVD" and "INN + ALDS" are data-aware (the library's default when data is
+given): each layer is factored as the SVD of W·L, LLᵀ its input covariance on {calib} fixed
+training batches (64 images each), so it keeps what matters for its output. "weights only":
+the plain SVD of W (`decompose` without data), as in the ALDS paper.
+
+"max rel. error": the largest per-layer relative error of the decomposition (mean over the
+seeds), for the low-rank methods only: of the layer's output on the calibration data,
+‖(W − Ŵ)L‖₂/‖WL‖₂, for the data-aware rows; of its weight, ‖W − Ŵ‖₂/‖W‖₂, for the
+"weights only" rows — the two are not comparable with each other. For "INN + ALDS" it is
+ALDS's error against the already-resampled INN. "INN + ALDS": the INN resampled to
+{share:.0%} of the parameters, then ALDS on it to the same total budget.
 
 "speed-up": wall clock, the unpruned model's median latency over the row's, at 1 CPU thread,
 batch 64 (random 8×8 inputs) and batch 1; each figure is the median over {rounds} rounds
@@ -172,7 +192,7 @@ can trail it, especially at batch 1. Latencies are of the seed-0 model of each r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56", "vgg11"])
     parser.add_argument("--epochs", type=int, default=15, help="training of the base model")
     parser.add_argument("--ft-epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.01)
@@ -197,7 +217,8 @@ def main() -> None:
                "ms b64", "speed-up b64", "ms b1", "speed-up b1"]  # fmt: skip
     notes = NOTES.format(test=test, one=100 / test, ft=args.ft_epochs, lr=args.lr,
                          seeds=", ".join(map(str, SEEDS)), share=args.inn_share,
-                         rounds=args.rounds, repeats=args.repeats)  # fmt: skip
+                         rounds=args.rounds, repeats=args.repeats,
+                         calib=CALIBRATION_BATCHES)  # fmt: skip
     notes += f"\nWall time of the whole run: {(time.perf_counter() - start) / 60:.1f} min.\n"
     print(write_table("lowrank", headers, rows, notes).read_text())
 

@@ -76,11 +76,12 @@ def _pruning_rows(model, example, loaders, curves) -> list[list[str]]:
 
 
 def _lowrank_rows(model, example, loaders, curves) -> list[list[str]]:
-    """Uniform-rank SVD and ALDS low-rank decompositions at each MAC budget."""
+    """Uniform-rank SVD and ALDS low-rank decompositions at each MAC budget (data-aware)."""
     rows = []
     for method, label in (("svd", "low rank, uniform SVD"), ("alds", "low rank, ALDS")):
         for budget in BUDGETS[1:]:
-            small, _ = decompose(model, example, LowRankConfig(method=method, target_macs=budget))
+            config = LowRankConfig(method=method, target_macs=budget)
+            small, _ = decompose(model, example, config, data=loaders.train)
             rows.append(_measured(label, small, example, loaders, curves, budget))
     return rows
 

@@ -28,8 +28,9 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
             "Factor the Conv2d and Linear layers of a checkpoint into two thinner layers each. "
             "ALDS chooses a rank and a number of input-channel slices per layer so that the "
             "largest relative error of any layer is as small as the budget allows; svd gives "
-            "every layer the same rank ratio. A layer stays dense where factoring would not "
-            "make it smaller."
+            "every layer the same rank ratio. Errors are of each layer's output on a few "
+            "training batches (--calibration-batches), or of its weights with 0. A layer "
+            "stays dense where factoring would not make it smaller."
         ),
     )
     p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
@@ -39,6 +40,13 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--target-macs", type=float, help="fraction of MACs to keep, (0, 1]")
     p.add_argument(
         "--fixed", action="append", default=[], help="layer name/glob to keep dense (repeatable)"
+    )
+    p.add_argument(
+        "--calibration-batches",
+        type=int,
+        default=8,
+        help="training batches whose inputs make the factorisation data-aware (each layer "
+        "keeps what matters for its output on them); 0 factors the weights alone",
     )
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
     p.add_argument(
@@ -80,17 +88,21 @@ def run_decompose(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
     if args.finetune_epochs < 0:
         raise ValueError(f"--finetune-epochs {args.finetune_epochs} must be >= 0")
+    if args.calibration_batches < 0:
+        raise ValueError(f"--calibration-batches {args.calibration_batches} must be >= 0")
     config = LowRankConfig(
         method=args.method,
         target_params=args.target_params,
         target_macs=args.target_macs,
         fixed=tuple(args.fixed),
+        calibration_batches=max(args.calibration_batches, 1),
     )
     model, meta = load_model(args.checkpoint)
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
     before = evaluate(model, loaders.test)["accuracy"]
-    small, report = decompose(model, example, config)
+    data = loaders.train if args.calibration_batches else None
+    small, report = decompose(model, example, config, data=data)
     if not args.no_recalibrate:
         recalibrate_bn_(small, loaders.train)
     lr = None
@@ -122,6 +134,7 @@ def run_decompose(args: argparse.Namespace) -> int:
                 "data": (meta.get("extra") or {}).get("data"),
                 "decompose": {
                     **config.to_dict(),
+                    "error_kind": report.error_kind,
                     "recalibrated": not args.no_recalibrate,
                     "finetune_epochs": args.finetune_epochs,
                     "finetune_lr": lr,
@@ -130,7 +143,8 @@ def run_decompose(args: argparse.Namespace) -> int:
         )
     print(
         f"wrote {out} ({report.param_ratio:.1%} of the params, {report.mac_ratio:.1%} of the "
-        f"MACs, max layer error {report.max_error:.3f}, {report.seconds:.2f} s to decompose)"
+        f"MACs, max layer {report.error_kind} error {report.max_error:.3f}, "
+        f"{report.seconds:.2f} s to decompose)"
     )
     return 0
 

@@ -29,6 +29,9 @@ __all__ = [
     "load_factors",
 ]
 
+# Damping of a data-aware factorisation: Σ + DAMPING·mean(diag Σ)·I keeps directions the
+# calibration data never excites (a constant pixel, a dead channel) from being dropped for free.
+DAMPING = 1e-3
 # Errors of every rank are computed in one batched eigen-solve when the stack of f × f
 # matrices holds at most this many numbers; larger layers compute ranks on demand.
 _BATCHED_LIMIT = 2_000_000
@@ -87,22 +90,39 @@ class SliceSVD:
     _errors: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, weight: torch.Tensor, k: int, norm: float | None = None) -> SliceSVD:
+    def of(
+        cls,
+        weight: torch.Tensor,
+        k: int,
+        norm: float | None = None,
+        cov: torch.Tensor | None = None,
+    ) -> SliceSVD:
         """The k-slice SVD of a (f, c, ...) weight, in its own precision (float64 weights
         stay float64; anything else is factored in float32, exact to about 1e-6).
 
-        ``norm`` is ‖W‖₂ if the caller knows it (the top singular value of the k = 1 SVD);
-        otherwise it is computed.
+        ``norm`` is the error's reference (‖W‖₂, or ‖W·L‖₂ with ``cov``) if the caller knows
+        it (the top singular value of the k = 1 SVD); otherwise it is computed.
+
+        ``cov`` (d × d, d = c·κ1κ2, from `input_covariances`) makes the factorisation
+        data-aware: each slice i is factored as the SVD of W_i·L_i, Σ_ii = L_i L_iᵀ (damped
+        by `DAMPING` × its mean diagonal), and mapped back by L_i⁻¹, so the errors are
+        relative errors of the layer's *output* on the calibration data — exact for k = 1;
+        for k > 1 the correlations between slices' inputs are left out of the error.
         """
         f, c = weight.shape[:2]
         dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
         w = weight.detach().to(dtype).reshape(f, c, -1)  # (f, c, κ1κ2)
         slices = w.reshape(f, k, c // k, -1).transpose(0, 1).reshape(k, f, -1)  # (k, f, ·)
-        u, s, vh = torch.linalg.svd(slices, full_matrices=False)
+        if cov is None:
+            u, s, vh = torch.linalg.svd(slices, full_matrices=False)
+        else:
+            u, s, vh = _whitened_svd(slices, cov)
         if norm is None and k == 1:
             norm = float(s[0, 0])
-        elif norm is None:
+        elif norm is None and cov is None:
             norm = float(torch.linalg.matrix_norm(w.reshape(f, -1), ord=2))
+        elif norm is None:
+            norm = float(_whitened_svd(w.reshape(1, f, -1), cov)[1][0, 0])
         svd = cls(k, list(u), list(s), list(vh), norm)
         rank = s.shape[1]
         if rank * f * f <= _BATCHED_LIMIT:
@@ -155,6 +175,26 @@ class SliceSVD:
             firsts.append(root[:, None] * vh[:j])
             seconds.append(u[:, :j] * root[None, :])
         return torch.cat(firsts, 0), torch.cat(seconds, 1)
+
+
+def _whitened_svd(
+    slices: torch.Tensor, cov: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SVD of every slice W_i·L_i with the right factor mapped back: W_i = U S (Vᵀ L_i⁻¹).
+
+    slices (k, f, d/k); cov (d, d), the input covariance of the unsliced layer. Returns
+    (U, S, Vᵀ L_i⁻¹), so truncating at rank j gives the output-optimal slice."""
+    k, _, width = slices.shape
+    blocks = torch.stack(
+        [cov[i * width : (i + 1) * width, i * width : (i + 1) * width] for i in range(k)]
+    )
+    scale = blocks.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)  # (k,)
+    eye = torch.eye(width, dtype=cov.dtype)
+    chol = torch.linalg.cholesky(blocks + DAMPING * scale[:, None, None] * eye)  # (k, ·, ·)
+    u, s, vh = torch.linalg.svd(slices.to(cov.dtype) @ chol, full_matrices=False)
+    vh = torch.linalg.solve_triangular(chol, vh, upper=False, left=False)  # Vᵀ L⁻¹
+    dtype = slices.dtype
+    return u.to(dtype), s.to(dtype), vh.to(dtype)
 
 
 class LowRankConv2d(nn.Module):

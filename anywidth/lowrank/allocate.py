@@ -16,8 +16,10 @@ The allocation with the lowest maximum error wins. Every (layer, k) is decompose
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import torch
 
 from anywidth.graph import PlanError
 from anywidth.lowrank._factors import LayerInfo, SliceSVD
@@ -44,11 +46,20 @@ class Allocator:
         layers: the layers that may be factored.
         metric: ``"params"`` or ``"macs"``: what the budget counts.
         max_k: the largest number of slices tried.
+        covs: per layer name, its input covariance (`input_covariances`): errors are then
+            relative errors of the layers' outputs on that data; without, of their weights.
     """
 
-    def __init__(self, layers: Sequence[LayerInfo], metric: str, max_k: int) -> None:
+    def __init__(
+        self,
+        layers: Sequence[LayerInfo],
+        metric: str,
+        max_k: int,
+        covs: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
         self.layers = list(layers)
         self.metric, self.max_k = metric, max_k
+        self.covs = dict(covs or {})
         self._svds: dict[tuple[int, int], SliceSVD] = {}
 
     # -- one layer -----------------------------------------------------------------------
@@ -57,7 +68,9 @@ class Allocator:
         if key not in self._svds:
             # ‖W‖₂ is the top singular value of the unsliced weight: computed once per layer
             norm = None if k == 1 else float(self.svd(index, 1).s[0][0])
-            self._svds[key] = SliceSVD.of(self.layers[index].module.weight, k, norm)
+            layer = self.layers[index]
+            cov = self.covs.get(layer.name)
+            self._svds[key] = SliceSVD.of(layer.module.weight, k, norm, cov)
         return self._svds[key]
 
     def size(self, index: int, choice: Choice) -> int:

@@ -33,10 +33,9 @@ def _ratio(printed: str, what: str) -> float:
 
 
 # Measured test accuracy after decomposing to half the parameters and recalibrating
-# BatchNorm (without fine-tuning): alds 33.98%, svd 40.11%. ALDS minimises the largest
-# operator-norm error of any layer (0.659 against svd's 0.785), which on this 5k-parameter
-# net does not translate into accuracy; both are far above chance (10%).
-@pytest.mark.parametrize(("method", "level"), [("alds", 0.30), ("svd", 0.35)])
+# BatchNorm (without fine-tuning), data-aware by default: alds 53.76%, svd 46.80% (factoring
+# the weights alone, --calibration-batches 0: 33.98% and 40.11%); chance is 10%.
+@pytest.mark.parametrize(("method", "level"), [("alds", 0.48), ("svd", 0.42)])
 def test_decompose_to_half_the_params_then_eval(
     method, level, trained_checkpoint, tmp_path, capsys
 ):
@@ -66,6 +65,19 @@ def test_decompose_to_half_the_params_then_eval(
     assert _cell(evaluated, "tiny_resnet", "params") == _cell(printed, "after", "params")
 
 
+def test_calibration_data_makes_alds_far_more_accurate(trained_checkpoint, tmp_path, capsys):
+    scores, kinds = [], []
+    for batches in ("8", "0"):
+        args = ["decompose", str(trained_checkpoint), "--target-params", "0.5"]
+        out = tmp_path / f"c{batches}.safetensors"
+        assert main([*args, "--calibration-batches", batches, "--out", str(out), *FAST]) == 0
+        printed = capsys.readouterr().out
+        scores.append(_accuracy(printed, "after"))
+        kinds.append(read_checkpoint(out).meta["extra"]["decompose"]["error_kind"])
+    assert kinds == ["output", "weight"]
+    assert scores[0] > scores[1] + 0.1  # measured 53.76% against 33.98%
+
+
 def test_decompose_is_deterministic(trained_checkpoint, tmp_path, capsys):
     tables = []
     for name in ("a", "b"):
@@ -79,7 +91,8 @@ def test_decompose_to_onnx(trained_checkpoint, tmp_path, capsys):
     onnx = tmp_path / "small.onnx"
     args = ["decompose", str(trained_checkpoint), "--target-macs", "0.5", "--no-recalibrate"]
     assert main([*args, "--out", str(onnx), *FAST]) == 0
-    assert _ratio(capsys.readouterr().out, "MACs") == pytest.approx(0.5, abs=0.005)
+    # one rank of this 5k-parameter net's wider layers is ~1% of its MACs: measured 49.5%
+    assert _ratio(capsys.readouterr().out, "MACs") == pytest.approx(0.5, abs=0.0075)
     # export_onnx checks the file against the model with onnxruntime before returning
     assert onnx.stat().st_size > 5000
 
@@ -87,8 +100,13 @@ def test_decompose_to_onnx(trained_checkpoint, tmp_path, capsys):
 def test_finetuning_recovers_accuracy(trained_checkpoint, tmp_path, capsys):
     small = tmp_path / "tuned.safetensors"
     args = ["decompose", str(trained_checkpoint), "--target-params", "0.5"]
-    assert main([*args, "--finetune-epochs", "1", "--lr", "0.01", "--out", str(small)]) == 0
-    # measured 42.62% after one epoch at lr 0.01, against 33.98% without fine-tuning
+    weights_only = ["--calibration-batches", "0"]
+    tune = ["--finetune-epochs", "1", "--lr", "0.01"]
+    assert main([*args, *weights_only, *tune, "--out", str(small)]) == 0
+    # measured 42.62% after one epoch at lr 0.01, against 33.98% without fine-tuning. (The
+    # data-aware default starts at 53.76% and one epoch at lr 0.01 on this 5k-parameter net
+    # *lowers* it to 36.49%: see benchmarks/results/lowrank.md for what fine-tuning does on
+    # real models.)
     assert _accuracy(capsys.readouterr().out, "after") > 0.38
     recorded = read_checkpoint(small).meta["extra"]["decompose"]
     assert recorded["finetune_epochs"] == 1 and recorded["finetune_lr"] == 0.01
@@ -136,7 +154,8 @@ def test_a_pruned_checkpoint_decomposes_further_and_reloads(trained_checkpoint, 
     args = ["decompose", str(pruned), "--target-params", "0.6", "--out", str(small)]
     assert main([*args, *FAST]) == 0
     printed = capsys.readouterr().out
-    assert _ratio(printed, "params") == pytest.approx(0.6, abs=0.006)  # of the pruned model
+    # of the pruned model, to one rank of its widest layer (~1.5% of its 4k params)
+    assert _ratio(printed, "params") == pytest.approx(0.6, abs=0.012)
     after = _accuracy(printed, "after")
     assert after > 0.3  # measured 35.93% (the pruned model: 72.14%)
     # the record replays the cut, then the decomposition
