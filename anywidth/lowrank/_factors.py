@@ -167,12 +167,17 @@ class SliceSVD:
         return lo
 
     def factors(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(first, second): first (k·j, (c/k)·κ1κ2) rows of √S Vᵀ per slice, second
-        (f, k·j) columns of U √S per slice, so second @ blockdiag(first) = Ŵ."""
+        """(first, second): first (k·j, (c/k)·κ1κ2) rows of Vᵀ per slice, second (f, k·j)
+        columns of U S per slice, so second @ blockdiag(first) = Ŵ, with each rank's
+        factor pair scaled to equal norms (√σ each for a plain SVD). Balanced factors
+        matter for fine-tuning: a data-aware Vᵀ L⁻¹ has rows of very different norms, and
+        unbalanced pairs made SGD diverge."""
         firsts, seconds = [], []
         for u, s, vh in zip(self.u, self.s, self.vh, strict=True):
-            root = s[:j].sqrt()
-            firsts.append(root[:, None] * vh[:j])
+            rows = vh[:j]
+            norms = rows.norm(dim=1).clamp_min(1e-30)  # 1 for a plain SVD
+            root = (s[:j] * norms).sqrt()  # each factor of rank r gets norm √(σ_r‖v_r‖)
+            firsts.append(rows * (root / norms)[:, None])
             seconds.append(u[:, :j] * root[None, :])
         return torch.cat(firsts, 0), torch.cat(seconds, 1)
 

@@ -118,3 +118,15 @@ def test_bad_data_is_a_clear_error():
         decompose(model, x, LowRankConfig(target_params=0.5), data=[])
     with pytest.raises(ValueError, match="calibration_batches=0"):
         LowRankConfig(target_params=0.5, calibration_batches=0)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_factor_pairs_are_balanced_for_fine_tuning(k):
+    # Unbalanced pairs (Vᵀ L⁻¹ rows far larger than U S columns) made 3 epochs of SGD at
+    # lr 0.01 collapse resnet20 from 98% to 53 ± 20% in the benchmark; balanced, 98.9%.
+    layer, x = _layer_and_inputs(padding=1)
+    cov, _ = _covariance(layer, x)
+    svd = SliceSVD.of(layer.weight, k, cov=cov)
+    first, second = svd.factors(3)
+    torch.testing.assert_close(first.norm(dim=1), second.norm(dim=0), rtol=1e-9, atol=0)
+    assert svd.vh[0][:3].norm(dim=1).max() > 10  # the unscaled rows are far from unit norm
