@@ -129,4 +129,4 @@ def test_factor_pairs_are_balanced_for_fine_tuning(k):
     svd = SliceSVD.of(layer.weight, k, cov=cov)
     first, second = svd.factors(3)
     torch.testing.assert_close(first.norm(dim=1), second.norm(dim=0), rtol=1e-9, atol=0)
-    assert svd.vh[0][:3].norm(dim=1).max() > 10  # the unscaled rows are far from unit norm
+    assert (svd.vh[0][:3].norm(dim=1).log().abs() > 2).all()  # unscaled rows: far from unit norm
