@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    parser.add_argument("--name", default="lowrank", help="results file name (no suffix)")
     args = parser.parse_args()
     # One thread by default: on a shared 2-core machine two spinning threads slowed the
     # fine-tunes by up to ~40x.
@@ -220,7 +221,7 @@ def main() -> None:
                          rounds=args.rounds, repeats=args.repeats,
                          calib=CALIBRATION_BATCHES)  # fmt: skip
     notes += f"\nWall time of the whole run: {(time.perf_counter() - start) / 60:.1f} min.\n"
-    print(write_table("lowrank", headers, rows, notes).read_text())
+    print(write_table(args.name, headers, rows, notes).read_text())
 
 
 if __name__ == "__main__":
