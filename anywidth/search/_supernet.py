@@ -45,50 +45,57 @@ class Choices:
 @dataclass
 class GroupSite:
     """Where a group's channels are written: BatchNorms (mixed with their own statistics)
-    and convs/linears not followed by one of those (mixed as they are)."""
+    and convs/linears not followed by one of those (mixed as they are), each with the
+    number of copies of the group its channel dimension holds (several when a grouped
+    conv ties channel ``k`` of every conv group: copy ``i`` is ``[i·C, (i+1)·C)``)."""
 
-    norms: list[str]
-    producers: list[str]
+    norms: dict[str, int]
+    producers: dict[str, int]
 
 
 def _module_of(member_name: str) -> str:
     return member_name.rpartition(".")[0]
 
 
+def _copies(offsets: set[int], size: int, length: int) -> int | None:
+    """How many whole copies of a ``size``-channel group fill ``length`` at ``offsets``."""
+    n, rest = divmod(length, size)
+    return n if not rest and offsets == {i * size for i in range(n)} else None
+
+
 def sites_of(model: nn.Module, gm: fx.GraphModule, group: ChannelGroup) -> GroupSite | str:
     """The modules that write ``group``, or why the search cannot resize it."""
-    norms, producers = set(), set()
+    writes: dict[str, set[int]] = {}
     for m in group.members:
         name = _module_of(m.name)
         module = model.get_submodule(name)
-        whole = m.offset == 0 and m.block == 1
-        if isinstance(module, _NORMS):
-            if not (whole and module.num_features == group.size):
-                return f"BatchNorm {name!r} holds it with other channels"
-            norms.add(name)
-        elif isinstance(module, _PRODUCERS):
-            if m.dim == 0 and not (whole and module.weight.shape[0] == group.size):
-                return f"{type(module).__name__} {name!r} writes it together with other channels"
-            if m.dim == 0:
-                producers.add(name)
-        else:
+        if m.block != 1 and m.dim == 0:
+            return f"module {name!r} holds it in blocks"
+        if isinstance(module, _NORMS) or (isinstance(module, _PRODUCERS) and m.dim == 0):
+            writes.setdefault(name, set()).add(m.offset)
+        elif not isinstance(module, _PRODUCERS):
             return f"module {name!r} ({type(module).__name__}) holds its channels"
+    norms, producers = {}, {}
+    for name, offsets in writes.items():
+        module = model.get_submodule(name)
+        length = module.num_features if isinstance(module, _NORMS) else module.weight.shape[0]
+        copies = _copies(offsets, group.size, length)
+        if copies is None:
+            what = type(module).__name__
+            return f"{what} {name!r} writes it together with other channels"
+        (norms if isinstance(module, _NORMS) else producers)[name] = copies
     # A producer whose every call feeds only a BatchNorm of the group is mixed there.
-    users: dict[str, list[fx.Node]] = {}
+    calls: dict[str, list[fx.Node]] = {}
     for node in gm.graph.nodes:
         if node.op == "call_module" and node.target in producers:
-            users.setdefault(node.target, []).append(node)
-    direct = [
-        p
-        for p, nodes in users.items()
-        if all(
-            len(n.users) == 1
-            and next(iter(n.users)).op == "call_module"
-            and next(iter(n.users)).target in norms
-            for n in nodes
-        )
-    ]
-    return GroupSite(sorted(norms), sorted(producers - set(direct)))
+            calls.setdefault(node.target, []).append(node)
+    for name, nodes in calls.items():
+        users = [u for n in nodes for u in n.users]
+        if len(users) == len(nodes) and all(
+            u.op == "call_module" and u.target in norms for u in users
+        ):
+            del producers[name]
+    return GroupSite(norms, producers)
 
 
 def _mix(outs: list[tuple[torch.Tensor, torch.Tensor | float]], full: int, dim: int):
@@ -105,48 +112,66 @@ def _mix(outs: list[tuple[torch.Tensor, torch.Tensor | float]], full: int, dim: 
     return mixed
 
 
-def _narrow_norm(norm: nn.Module, size: int) -> nn.Module:
+def _narrow_norm(norm: nn.Module, size: int, copies: int) -> nn.Module:
+    """A copy of ``norm`` keeping the first ``size`` channels of each of its copies."""
+    full = norm.num_features // copies
+    index = torch.tensor([i * full + k for i in range(copies) for k in range(size)])
     new = copy.deepcopy(norm)
-    new.num_features = size
+    new.num_features = len(index)
     for name in ("weight", "bias"):
         if getattr(norm, name) is not None:
-            setattr(new, name, nn.Parameter(getattr(norm, name).detach()[:size].clone()))
+            setattr(new, name, nn.Parameter(getattr(norm, name).detach()[index].clone()))
     for name in ("running_mean", "running_var"):
         if getattr(norm, name) is not None:
-            setattr(new, name, getattr(norm, name)[:size].clone())
+            setattr(new, name, getattr(norm, name)[index].clone())
     return new
+
+
+def _split(x: torch.Tensor, dim: int, copies: int) -> torch.Tensor:
+    """``dim`` (length ``copies·C``) as ``(copies, C)``; the channels are then ``dim + 1``."""
+    dim = dim % x.dim()
+    return x.unflatten(dim, (copies, x.shape[dim] // copies))
 
 
 class MixedNorm(nn.Module):
     """A BatchNorm with one copy per candidate width, mixing the sampled ones."""
 
-    def __init__(self, norm: nn.Module, sizes: list[int], slot: int, choices: Choices) -> None:
+    def __init__(
+        self, norm: nn.Module, sizes: list[int], slot: int, copies: int, choices: Choices
+    ) -> None:
         super().__init__()
-        self.norms = nn.ModuleList(_narrow_norm(norm, size) for size in sizes)
-        self.sizes, self.slot, self.full = sizes, slot, norm.num_features
+        self.norms = nn.ModuleList(_narrow_norm(norm, size, copies) for size in sizes)
+        self.sizes, self.slot, self.copies = sizes, slot, copies
         self.choices = [choices]  # a list, so the shared state is not a submodule
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, copies·C, *)
         picks = self.choices[0].widths[self.slot]
-        outs = [(self.norms[j](x[:, : self.sizes[j]]), w) for j, w in picks]
-        return _mix(outs, self.full, 1)
+        parts = _split(x, 1, self.copies)  # (B, copies, C, *)
+        outs = []
+        for j, w in picks:
+            kept = parts[:, :, : self.sizes[j]].flatten(1, 2)  # (B, copies·C_j, *)
+            outs.append((_split(self.norms[j](kept), 1, self.copies), w))
+        return _mix(outs, parts.shape[2], 2).flatten(1, 2)
 
 
 class MixedOutput(nn.Module):
     """A conv or linear whose output channels mix the sampled candidate widths."""
 
-    def __init__(self, module: nn.Module, sizes: list[int], slot: int, choices: Choices) -> None:
+    def __init__(
+        self, module: nn.Module, sizes: list[int], slot: int, copies: int, choices: Choices
+    ) -> None:
         super().__init__()
-        self.module, self.sizes, self.slot = module, sizes, slot
-        self.dim = -1 if isinstance(module, nn.Linear) else 1
-        self.full = module.weight.shape[0]
+        self.module, self.sizes, self.slot, self.copies = module, sizes, slot, copies
+        self.linear = isinstance(module, nn.Linear)
         self.choices = [choices]
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
-        y = self.module(*args, **kwargs)
+        y = self.module(*args, **kwargs)  # (B, copies·C, *) or (*, copies·C)
+        dim = y.dim() - 1 if self.linear else 1
+        parts = _split(y, dim, self.copies)  # channels at dim + 1
         picks = self.choices[0].widths[self.slot]
-        outs = [(y.narrow(self.dim, 0, self.sizes[j]), w) for j, w in picks]
-        return _mix(outs, self.full, self.dim)
+        outs = [(parts.narrow(dim + 1, 0, self.sizes[j]), w) for j, w in picks]
+        return _mix(outs, parts.shape[dim + 1], dim + 1).flatten(dim, dim + 1)
 
 
 class RunBlock(nn.Module):
@@ -203,10 +228,12 @@ def build_supernet(
         return name
 
     for slot, (site, sizes) in enumerate(zip(sites, candidates, strict=True)):
-        for name in site.norms:
+        for name, copies in site.norms.items():
             target = moved(name)
-            _replace(net, target, MixedNorm(net.get_submodule(target), sizes, slot, choices))
-        for name in site.producers:
+            old = net.get_submodule(target)
+            _replace(net, target, MixedNorm(old, sizes, slot, copies, choices))
+        for name, copies in site.producers.items():
             target = moved(name)
-            _replace(net, target, MixedOutput(net.get_submodule(target), sizes, slot, choices))
+            old = net.get_submodule(target)
+            _replace(net, target, MixedOutput(old, sizes, slot, copies, choices))
     return net
