@@ -222,8 +222,8 @@ def search_shape(
     check_reachable(arch, config.target_macs)
     choices = Choices()
     net = build_supernet(source, sites, candidates, runs, choices)
-    log = _run(net, arch, choices, data, config)
-    plan, depths = arch.shape()
+    log, shapes = _run(net, arch, choices, data, config)
+    plan, depths = _pick_shape(log, shapes, config)
     return SearchResult(
         plan=plan,
         depths={run[0]: k for run, k in zip(runs, depths, strict=True)},
@@ -252,7 +252,7 @@ def _run(net: nn.Module, arch: Architecture, choices: Choices, data, config: Sea
     opt_a = torch.optim.Adam(
         arch.parameters(), config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
     )
-    log = []
+    log, shapes = [], []
     bar = progress(range(config.epochs), "search")
     for epoch in bar:
         began = time.perf_counter()
@@ -268,8 +268,30 @@ def _run(net: nn.Module, arch: Architecture, choices: Choices, data, config: Sea
             _arch_step(net, arch, choices, opt_a, xa.to(device), ya.to(device), tau, config)
         scored = val or arch_half
         log.append(_epoch_entry(net, arch, choices, (weights_half, scored), epoch + 1, tau, began))
+        shapes.append(arch.shape())
         bar.set_postfix(macs=f"{log[-1]['argmax_macs']:.1%}", acc=f"{log[-1]['val_accuracy']:.1%}")
-    return log
+    return log, shapes
+
+
+def _pick_shape(log: list[dict], shapes: list, config: SearchConfig):
+    """The last epoch's argmax shape, unless it left the band: then the latest one inside.
+
+    Near the band's edge the argmax can flip in and out from one epoch to the next; the
+    reference keeps whatever the last step left.
+    """
+    for entry, shape in zip(reversed(log), reversed(shapes), strict=True):
+        if abs(entry["argmax_macs"] - config.target_macs) <= config.tolerance:
+            if entry is not log[-1]:
+                logger.info("search: epoch %d's shape, the last inside the band", entry["epoch"])
+            return shape
+    logger.warning(
+        "search: no epoch's shape is within %.0f%% ± %.0f%% of the MACs (last: %.1f%%); "
+        "search longer, or raise SearchConfig.arch_lr or cost_weight",
+        100 * config.target_macs,
+        100 * config.tolerance,
+        100 * log[-1]["argmax_macs"],
+    )
+    return shapes[-1]
 
 
 def _arch_step(net, arch: Architecture, choices: Choices, opt, x, y, tau, config) -> None:
