@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from anywidth.data import Loaders
 from anywidth.search.config import DistillConfig
 from anywidth.train import TrainConfig, TrainResult, train_
+from anywidth.train.loop import EpochHook
 from anywidth.train.losses import LossFn
 
 __all__ = ["distill_", "distillation_loss", "distillation_loss_fn"]
@@ -65,6 +66,7 @@ def distill_(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     checkpoint_extra: dict[str, Any] | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
     """Train ``student`` in place by knowledge distillation from ``teacher``.
 
@@ -82,6 +84,7 @@ def distill_(
         checkpoint_dir: where `train_` writes ``last``/``best`` checkpoints.
         resume: continue from ``checkpoint_dir/last.safetensors``.
         checkpoint_extra: recorded in every checkpoint, next to ``{"distill": config}``.
+        on_epoch_end: as for `train_` (``True`` stops the run).
 
     Returns:
         The `TrainResult` of the run.
@@ -104,4 +107,5 @@ def distill_(
         resume=resume,
         checkpoint_extra=extra,
         loss_fn=distillation_loss_fn(frozen, config),
+        on_epoch_end=on_epoch_end,
     )

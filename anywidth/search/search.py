@@ -81,6 +81,12 @@ class SearchResult:
         return abs(self.mac_ratio - self.config.target_macs) <= self.config.tolerance
 
     @property
+    def original_widths(self) -> dict[str, int]:
+        """The width of every searched group in the model searched."""
+        sizes = {g.name: g.size for g in self._analysis.groups} if self._analysis else {}
+        return {name: sizes[name] for name in self.plan if name in sizes}
+
+    @property
     def skipped(self) -> list[str]:
         """The blocks the found shape leaves out."""
         return [name for run in self.runs for name in run[self.depths[run[0]] :]]

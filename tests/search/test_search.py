@@ -4,6 +4,7 @@ meets its band, materialize builds the user's class with the plan's MACs, errors
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -137,6 +138,18 @@ def test_materialize_builds_the_users_class_with_the_plans_macs(found, tmp_path)
     loaded, _ = load_model(path)
     small.eval()
     torch.testing.assert_close(loaded.eval()(X), small(X))
+
+
+def test_skipped_blocks_are_replayed_on_load(found, tmp_path):
+    _, result = found
+    shallow = dataclasses.replace(result, depths={run[0]: 1 for run in result.runs})
+    small = shallow.materialize()
+    assert shallow.skipped == ["layer1.1", "layer1.2", "layer2.2", "layer3.2"]
+    assert all(isinstance(small.get_submodule(n), torch.nn.Identity) for n in shallow.skipped)
+    path = save_checkpoint(tmp_path / "shallow.safetensors", small)
+    loaded, meta = load_model(path)
+    assert [s["kind"] for s in meta["extra"]["steps"]] == ["cut", "skip"]
+    torch.testing.assert_close(loaded.eval()(X), small.eval()(X))
 
 
 def test_materialize_random_has_the_same_shape_and_new_weights(found):
