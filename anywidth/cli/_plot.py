@@ -33,8 +33,10 @@ def plot_accuracy_vs_macs(
     return path
 
 
-def plot_search_log(log: Sequence[Mapping[str, float]], target: float, path: str | Path) -> Path:
-    """Expected and argmax MACs (with the target) and validation accuracy per search epoch."""
+def plot_search_log(
+    log: Sequence[Mapping[str, float]], target: float, tolerance: float, path: str | Path
+) -> Path:
+    """Expected and argmax MACs (with the target band) and val accuracy per search epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,6 +47,8 @@ def plot_search_log(log: Sequence[Mapping[str, float]], target: float, path: str
     ax.plot(epochs, [100 * e["expected_macs"] for e in log], marker="o", label="expected MACs")
     ax.plot(epochs, [100 * e["argmax_macs"] for e in log], marker="s", label="argmax MACs")
     ax.axhline(100 * target, color="grey", linestyle="--", label="target")
+    low, high = 100 * (target - tolerance), 100 * (target + tolerance)
+    ax.axhspan(low, high, color="grey", alpha=0.15, label="band")
     ax.set_xlabel("search epoch")
     ax.set_ylabel("MACs (% of the trained model)")
     acc = ax.twinx()

@@ -80,7 +80,7 @@ def run_search(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1))
     if args.plot:
-        plot_search_log(result.log, config.target_macs, args.plot)
+        plot_search_log(result.log, config.target_macs, config.tolerance, args.plot)
     band = "inside" if result.in_band else "OUTSIDE"
     print(
         f"wrote {out}: {result.mac_ratio:.1%} of the MACs ({band} the band "
