@@ -211,3 +211,15 @@ def test_an_unreachable_target_is_refused(digits):
 def test_data_that_cannot_be_split_is_refused():
     with pytest.raises(TypeError, match="pass a DataLoader"):
         search_shape(_model("tiny_convnet"), X, [(X, torch.tensor([0]))], SearchConfig(epochs=1))
+
+
+def test_mobilenetv2_identity_blocks_are_depth_candidates():
+    model = anywidth.create_model("mobilenetv2", num_classes=10, in_channels=1, small_input=True)
+    runs = find_runs(model.eval(), torch.randn(1, 1, 32, 32), None)
+    assert runs == [
+        ["features.3"],
+        ["features.5", "features.6"],
+        ["features.8", "features.9", "features.10"],
+        ["features.12", "features.13"],
+        ["features.15", "features.16"],
+    ]
