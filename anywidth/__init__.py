@@ -13,6 +13,9 @@ import anywidth.integral.io  # noqa: E402, F401  isort: skip
 # Registers how load_model replays low-rank decompositions.
 import anywidth.lowrank  # noqa: E402, F401  isort: skip
 
+# Registers how load_model replays blocks a TAS search skipped.
+import anywidth.search  # noqa: E402, F401  isort: skip
+
 try:
     __version__ = version("anywidth")
 except PackageNotFoundError:  # running from a source tree that is not installed

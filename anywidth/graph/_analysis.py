@@ -139,6 +139,7 @@ class Analyzer:
     module_io: dict[str, LayerIO] = field(default_factory=dict)
     rewrites: list[Rewrite] = field(default_factory=list)
     layers: list[LayerCost] = field(default_factory=list)
+    layer_names: list[str] = field(default_factory=list)  # the module of each entry of layers
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     quiet: bool = False  # log fixes at debug level (the caller has seen them already)
 

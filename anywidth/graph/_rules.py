@@ -126,6 +126,7 @@ def _layer_rule(spec: LayerSpec, module, ax: Analyzer, call: Call) -> Any:
         cost = spec.cost(module, call, io)
         if cost is not None:
             ax.layers.append(cost)
+            ax.layer_names.append(call.node.target)
     return info
 
 

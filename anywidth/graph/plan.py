@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from anywidth.graph._affine import Form, FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
-from anywidth.graph._types import ChannelGroup
+from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, check_sizes
 from anywidth.measure import count_macs
 
@@ -60,6 +61,7 @@ class WidthCost:
             for layer in ax.layers
         ]
         self._param_terms = _param_terms(ax, form)
+        self._layer_names = list(ax.layer_names)
         full = self._vector({})
         self._mac_const = _full_macs(ax, example_input) - _sum_terms(self._mac_terms, full)
 
@@ -72,6 +74,36 @@ class WidthCost:
     def macs(self, sizes: Mapping[str, int]) -> int:
         """MACs of the model cut to ``sizes`` (``{group name: size}``; others stay whole)."""
         return self._mac_const + _sum_terms(self._mac_terms, self._vector(sizes))
+
+    @property
+    def other_macs(self) -> int:
+        """MACs outside layer modules (functional matmuls): constant in the group sizes."""
+        return self._mac_const
+
+    def macs_by_layer(self, sizes: Mapping[str, Any]) -> dict[str, Any]:
+        """MACs of each layer module (summed over its calls) at ``sizes``.
+
+        Sizes may be fractional, or tensors with autograd history (expected widths in a
+        differentiable search); they are not validated beyond their names. With whole
+        sizes, ``sum(values) + other_macs`` equals `macs`.
+
+        Example:
+            >>> cost.macs_by_layer({"conv1:out": torch.tensor(7.5)})["conv1"]
+            tensor(...)
+        """
+        vec: list[Any] = list(self._full)
+        for name, size in sizes.items():
+            if name not in self._index:
+                raise PlanError(f"unknown channel group {name!r}; pass names from channel_groups")
+            vec[self._index[name]] = size
+        out: dict[str, Any] = {}
+        for name, (coef, divisor, forms) in zip(self._layer_names, self._mac_terms, strict=True):
+            product = coef
+            for form in forms:
+                product = product * form.value(vec)
+            term = product // divisor if isinstance(product, int) else product / divisor
+            out[name] = out[name] + term if name in out else term
+        return out
 
     def params(self, sizes: Mapping[str, int]) -> int:
         """Parameter count of the model cut to ``sizes``."""
