@@ -1,7 +1,8 @@
 """ReXNet (Han et al., CVPR 2021): linearly growing channels, SiLU after expansions.
 
 Sixteen inverted bottlenecks in stages of [1, 2, 2, 3, 3, 5] blocks with first strides
-[1, 2, 2, 2, 1, 2]; block ``i`` outputs ``round(w * (16 + i * 180 / 16))`` channels, so
+[1, 2, 2, 2, 1, 2]; block ``i`` outputs ``round(w * (16 + i * 180 / 16))`` channels
+(`anywidth.analysis.linear_channels`), so
 each block widens its input a little and keeps a partial residual: the input is added to
 the first ``c_in`` output channels (see ALGORITHMS.md, section 4).
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from anywidth.analysis.channels import linear_channels
 from anywidth.models._common import init_weights_
 from anywidth.models._registry import register_model
 
@@ -154,15 +156,14 @@ def rexnet_block_specs(width_mult: float) -> tuple[int, list[BlockSpec], int]:
     stem_base = 32 / width_mult if width_mult < 1.0 else 32.0
     first_base = 16 / width_mult if width_mult < 1.0 else 16.0
     depth = sum(_STAGE_BLOCKS)
-    step = 180 / depth
+    channels = linear_channels(width_mult, blocks=depth, start=first_base, end=180)
     stages = list(zip(_STAGE_BLOCKS, _STAGE_STRIDES, _STAGE_SE, strict=True))
     strides = [s if i == 0 else 1 for n, s, _ in stages for i in range(n)]
     ses = [se for n, _, se in stages for _ in range(n)]
     stem = int(round(stem_base * width_mult))
     blocks = []
     in_channels = stem
-    for i in range(depth):
-        out_channels = int(round((first_base + i * step) * width_mult))
+    for i, out_channels in enumerate(channels):
         blocks.append(BlockSpec(in_channels, out_channels, 1 if i == 0 else 6, strides[i], ses[i]))
         in_channels = out_channels
     return stem, blocks, int(1280 * width_mult)
