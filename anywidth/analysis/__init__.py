@@ -7,11 +7,14 @@ from anywidth.analysis.channels import (  # isort: skip
     stagewise_channels,
 )
 from anywidth.analysis.rank_study import RankPoint, RankStudyConfig, RankStudyResult, rank_study
+from anywidth.analysis.ranks import LayerRank, layer_ranks
 
 __all__ = [
+    "LayerRank",
     "RankPoint",
     "RankStudyConfig",
     "RankStudyResult",
+    "layer_ranks",
     "linear_channels",
     "piecewise_channels",
     "rank_study",

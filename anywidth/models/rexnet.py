@@ -28,6 +28,7 @@ __all__ = [
     "LinearBottleneck",
     "BlockSpec",
     "ReXNet",
+    "block_specs_from_channels",
     "rexnet_block_specs",
     "rexnet_090",
     "rexnet_100",
@@ -155,18 +156,38 @@ def rexnet_block_specs(width_mult: float) -> tuple[int, list[BlockSpec], int]:
     # As in the reference: narrow models keep the stem at 32 and the first block at 16.
     stem_base = 32 / width_mult if width_mult < 1.0 else 32.0
     first_base = 16 / width_mult if width_mult < 1.0 else 16.0
+    channels = linear_channels(width_mult, blocks=sum(_STAGE_BLOCKS), start=first_base, end=180)
+    stem = int(round(stem_base * width_mult))
+    return stem, block_specs_from_channels(channels, stem), int(1280 * width_mult)
+
+
+def block_specs_from_channels(channels: list[int], stem_channels: int) -> list[BlockSpec]:
+    """ReXNet's 16 blocks (strides, expansions, SE) with the given output channels.
+
+    The channel configuration is the only thing that differs between the networks that
+    `anywidth.analysis.channel_search` compares.
+
+    Args:
+        channels: 16 block output widths.
+        stem_channels: the stem's width (the first block's input).
+
+    Example:
+        >>> [b.stride for b in block_specs_from_channels(list(range(1, 17)), 32)][:4]
+        [1, 2, 1, 2]
+    """
     depth = sum(_STAGE_BLOCKS)
-    channels = linear_channels(width_mult, blocks=depth, start=first_base, end=180)
+    if len(channels) != depth or any(int(c) < 1 for c in channels):
+        raise ValueError(f"channels must be {depth} widths >= 1, got {list(channels)}")
     stages = list(zip(_STAGE_BLOCKS, _STAGE_STRIDES, _STAGE_SE, strict=True))
     strides = [s if i == 0 else 1 for n, s, _ in stages for i in range(n)]
     ses = [se for n, _, se in stages for _ in range(n)]
-    stem = int(round(stem_base * width_mult))
     blocks = []
-    in_channels = stem
+    in_channels = stem_channels
     for i, out_channels in enumerate(channels):
-        blocks.append(BlockSpec(in_channels, out_channels, 1 if i == 0 else 6, strides[i], ses[i]))
-        in_channels = out_channels
-    return stem, blocks, int(1280 * width_mult)
+        expansion = 1 if i == 0 else 6
+        blocks.append(BlockSpec(in_channels, int(out_channels), expansion, strides[i], ses[i]))
+        in_channels = int(out_channels)
+    return blocks
 
 
 class ReXNet(nn.Module):
