@@ -49,7 +49,8 @@ def plot_rank_study(result, path: str | Path) -> Path:
     tol = "machine eps" if cfg.rtol is None else f"rtol {cfg.rtol:g}"
     fig.suptitle(
         f"Rank study: {cfg.networks} random nets per point, d_out in "
-        f"[{cfg.min_out}, {cfg.max_out}], {cfg.dtype}, {tol}",
+        f"[{cfg.min_out}, {cfg.max_out}], {'BN, ' if cfg.batch_norm else 'no BN, '}"
+        f"{cfg.dtype}, {tol}",
         fontsize=9,
     )
     fig.tight_layout()

@@ -54,10 +54,13 @@ class RandomNet:
         d_out: output channels.
         gen: the random generator.
         dtype: float32 or float64.
+        norm: BatchNorm (training mode, no affine) after every conv.
     """
 
-    def __init__(self, kind: str, d_in: int, d_out: int, gen, dtype: torch.dtype) -> None:
-        self.kind, self.d_out = kind, d_out
+    def __init__(
+        self, kind: str, d_in: int, d_out: int, gen, dtype: torch.dtype, norm: bool = True
+    ) -> None:
+        self.kind, self.d_out, self.norm = kind, d_out, norm
 
         def weight(out: int, inp: int, k: int) -> torch.Tensor:
             w = torch.randn(out, inp, k, k, generator=gen, dtype=torch.float64)
@@ -72,13 +75,16 @@ class RandomNet:
             self.w2 = weight(d_out, 1, 3)
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        """BN of the first layer's output: what every activation is applied to."""
-        return batch_norm(F.conv2d(x, self.w1, padding=self.w1.shape[-1] // 2))
+        """The first layer's output (after BN): what every activation is applied to."""
+        return self._norm(F.conv2d(x, self.w1, padding=self.w1.shape[-1] // 2))
+
+    def _norm(self, y: torch.Tensor) -> torch.Tensor:
+        return batch_norm(y) if self.norm else y
 
     def output(self, pre: torch.Tensor, act: Callable) -> torch.Tensor:
         """The network's output for ``act`` given `pre_activation`."""
         y = act(pre)  # (B, d_out, H, W)
         if self.w2 is not None:
             groups = self.d_out if self.kind == "ib_dw3x3" else 1
-            y = act(batch_norm(F.conv2d(y, self.w2, padding=1, groups=groups)))
+            y = act(self._norm(F.conv2d(y, self.w2, padding=1, groups=groups)))
         return y

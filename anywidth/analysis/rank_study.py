@@ -58,6 +58,8 @@ class RankStudyConfig:
         min_out, max_out: ``d_out`` is drawn uniformly from this range.
         batch, spatial: the input is ``(batch, d_in, spatial, spatial)``; the output
             matrix has ``batch * spatial**2`` columns, which must exceed ``max_out``.
+        batch_norm: BatchNorm (training mode, no affine) between each conv and f; False
+            applies f to the raw conv output.
         rtol: singular values above ``rtol * sigma_max`` count; None: the numerical rank
             of NumPy/LAPACK, ``rtol = max(rows, cols) * eps(dtype)``.
         dtype: ``"float32"`` (how networks compute) or ``"float64"``.
@@ -75,6 +77,7 @@ class RankStudyConfig:
     max_out: int = 64
     batch: int = 2
     spatial: int = 8
+    batch_norm: bool = True
     rtol: float | None = None
     dtype: str = "float32"
     seed: int = 0
@@ -174,7 +177,7 @@ def _study_cell(config: RankStudyConfig, kind: str, ratio: float, gen) -> dict[s
     for _ in range(config.networks):
         d_out = int(torch.randint(config.min_out, config.max_out + 1, (1,), generator=gen))
         d_in = max(1, round(ratio * d_out))
-        net = RandomNet(kind, d_in, d_out, gen, dtype)
+        net = RandomNet(kind, d_in, d_out, gen, dtype, config.batch_norm)
         shape = (config.batch, d_in, config.spatial, config.spatial)
         x = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
         pre = net.pre_activation(x)  # (B, d_out, S, S)
