@@ -20,7 +20,13 @@ import torch
 from anywidth._config import config_from_dict, config_to_dict
 from anywidth.analysis.channels import linear_channels, piecewise_channels, stagewise_channels
 
-__all__ = ["CANDIDATES", "ChannelSearchConfig", "ChannelSearchRow", "channel_search"]
+__all__ = [
+    "CANDIDATES",
+    "ChannelSearchConfig",
+    "ChannelSearchRow",
+    "channel_search",
+    "matched_channels",
+]
 
 _STAGES = [1, 2, 2, 3, 3, 5]
 
@@ -121,23 +127,44 @@ def _scaled(shape: list[float], scale: float) -> list[int]:
 
 
 def _match_macs(shape, target: int, config, loaders, x) -> tuple[list[int], int]:
-    """Scale ``shape`` until the network's MACs are within tolerance of ``target``."""
+    """Scale ``shape`` until the network's MACs are within tolerance of ``target``.
+
+    MACs grow about quadratically with a common width scale (1x1 convs dominate), so each
+    step rescales by ``sqrt(target / macs)``; a few steps suffice.
+    """
     from anywidth.measure import count_macs
 
-    lo, hi = 0.05, 8.0
-    best = None
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        channels = _scaled(shape, mid)
+    scale, best = 1.0, None
+    for _ in range(12):
+        channels = _scaled(shape, scale)
         macs = count_macs(_build(channels, config, loaders), x)
         if best is None or abs(macs - target) < abs(best[1] - target):
             best = (channels, macs)
-        if abs(macs - target) <= config.tolerance * target / 4:
+        if abs(macs - target) <= config.tolerance * target / 2:
             break
-        lo, hi = (mid, hi) if macs < target else (lo, mid)
+        scale *= (target / macs) ** 0.5
     if abs(best[1] - target) > config.tolerance * target:
         raise RuntimeError(f"could not match {target:,} MACs within {config.tolerance:.0%}")
     return best
+
+
+def matched_channels(config: ChannelSearchConfig) -> dict[str, tuple[list[int], int]]:
+    """``{candidate: (block widths, MACs)}``, each scaled to the linear configuration's MACs.
+
+    Example:
+        >>> matched_channels(ChannelSearchConfig())["stagewise"][0][:3]
+    """
+    from anywidth.data import make_loaders
+    from anywidth.measure import count_macs
+
+    loaders = make_loaders(config.data, batch_size=config.batch_size, seed=0)
+    x = next(iter(loaders.train))[0][:1]
+    reference = _scaled(CANDIDATES["linear"], config.width_mult)
+    target = count_macs(_build(reference, config, loaders), x)
+    return {
+        name: _match_macs(CANDIDATES[name], target, config, loaders, x)
+        for name in config.candidates
+    }
 
 
 def channel_search(config: ChannelSearchConfig | None = None) -> list[ChannelSearchRow]:
@@ -154,17 +181,12 @@ def channel_search(config: ChannelSearchConfig | None = None) -> list[ChannelSea
         >>> {r.name: round(r.mean, 3) for r in rows}
     """
     from anywidth.data import make_loaders
-    from anywidth.measure import count_macs, count_params, evaluate
+    from anywidth.measure import count_params, evaluate
     from anywidth.train import TrainConfig, train_
 
     config = config or ChannelSearchConfig()
-    loaders = make_loaders(config.data, batch_size=config.batch_size, seed=0)
-    x = next(iter(loaders.train))[0][:1]
-    reference = _scaled(CANDIDATES["linear"], config.width_mult)
-    target = count_macs(_build(reference, config, loaders), x)
     rows = []
-    for name in config.candidates:
-        channels, macs = _match_macs(CANDIDATES[name], target, config, loaders, x)
+    for name, (channels, macs) in matched_channels(config).items():
         row = ChannelSearchRow(name, channels, macs, 0)
         start = time.perf_counter()
         for seed in config.seeds:

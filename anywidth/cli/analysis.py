@@ -113,6 +113,7 @@ def add_channel_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=default.data)
     p.add_argument("--epochs", type=int, default=default.epochs)
     p.add_argument("--lr", type=float, default=default.lr)
+    p.add_argument("--batch-size", type=int, default=default.batch_size)
     p.add_argument("--seeds", type=int, nargs="+", default=list(default.seeds))
     p.add_argument("--csv", default=None, help="also write the table as CSV here")
     p.set_defaults(run=run_channel_search)
@@ -129,6 +130,7 @@ def run_channel_search(args: argparse.Namespace) -> int:
         data=args.data,
         epochs=args.epochs,
         lr=args.lr,
+        batch_size=args.batch_size,
         seeds=tuple(args.seeds),
     )
     rows = channel_search(config)
