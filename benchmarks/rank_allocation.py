@@ -44,7 +44,7 @@ def _one_seed(name: str, seed: int, epochs: int) -> tuple[dict, int, int]:
     groups = [g for g in analyze_channels(model, x) if not g.fixed]
     ratios = group_rank_ratios(model, loaders.train, groups)
     deficient = sum(r < 0.99 for r in ratios.values())
-    out = {}
+    out = {(1.0, "unpruned"): (1.0, count_params(model), *_accs(model, loaders))}
     inn = to_integral(model, x, IntegralConfig())
     for budget in BUDGETS:
         for ranking in ("global", "local", "rank"):

@@ -24,7 +24,7 @@ def plot_rank_study(result, path: str | Path) -> Path:
     kinds = result.config.kinds
     cols = min(2, len(kinds))
     rows = math.ceil(len(kinds) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=80, squeeze=False)
     for ax, kind in zip(axes.flat, kinds, strict=False):
         for act in result.config.activations:
             pts = sorted(
@@ -64,7 +64,7 @@ def plot_layer_ranks(ranks: Mapping[str, object], path: str | Path, title: str) 
     """Bars of each layer's rank ratio, in network order."""
     plt = _pyplot()
     names = list(ranks)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(names) + 2), 3.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.14 * len(names) + 2), 3.8), dpi=80)
     ax.bar(range(len(names)), [ranks[n].ratio for n in names], color="tab:blue")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=90, fontsize=6)

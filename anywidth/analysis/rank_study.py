@@ -72,7 +72,7 @@ class RankStudyConfig:
     kinds: tuple[str, ...] = tuple(KINDS)
     activations: tuple[str, ...] = tuple(ACTIVATIONS)
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    networks: int = 200
+    networks: int = 60
     min_out: int = 16
     max_out: int = 64
     batch: int = 2

@@ -41,7 +41,7 @@ def layer_ranks(
 
     Returns:
         ``{module name: LayerRank}`` in the model's module order (``.rank``, ``.channels``,
-        ``.ratio``, ``.rows``).
+        ``.ratio``, ``.rows``; ``.row_limited`` when fewer rows than channels cap the rank).
 
     Raises:
         PlanError: a ``layers`` pattern matching no module (close names suggested).

@@ -94,6 +94,12 @@ def run_ranks(args: argparse.Namespace) -> int:
     print(format_table(["layer", "channels", "rank", "rank ratio", "rows"], rows))
     low = [n for n, r in ranks.items() if r.ratio < 0.9]
     print(f"rtol {args.rtol:g}; {len(low)} of {len(ranks)} layers below rank ratio 0.9")
+    capped = [n for n, r in ranks.items() if r.row_limited and r.rank == r.rows]
+    if capped:
+        print(
+            f"{len(capped)} layers have fewer rows than channels and full row rank, so the data "
+            f"caps their rank (e.g. {capped[0]}): raise --batches"
+        )
     if args.plot:
         path = plot_layer_ranks(ranks, args.plot, f"{meta['model']['name']}: output rank ratio")
         print(f"plot: {path}")

@@ -56,6 +56,11 @@ class LayerRank:
         """``rank / channels``: 1 when every output channel direction is used."""
         return self.rank / self.channels
 
+    @property
+    def row_limited(self) -> bool:
+        """Fewer rows than channels: the data, not the layer, caps the rank (use more)."""
+        return self.rows < self.channels
+
 
 def gram_rank(gram: torch.Tensor, rtol: float = DEFAULT_RTOL) -> int:
     """Numerical rank of a matrix ``Y`` from its Gram matrix ``G = Y^T Y``.

@@ -49,6 +49,15 @@ def test_layers_picks_modules_by_glob_and_rtol_is_the_threshold() -> None:
 def test_max_batches_limits_the_rows() -> None:
     ranks = layer_ranks(LowRankFirst(), batches(n=3), max_batches=1)
     assert ranks["fc"].rows == 16
+    assert not ranks["fc"].row_limited
+
+
+def test_too_few_rows_are_flagged() -> None:
+    model = nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Linear(12, 2))
+    ranks = layer_ranks(model, torch.randn(8, 4))
+    assert ranks["0"].rank == 5  # 4 input directions + the bias
+    assert ranks["0"].rows == 8 < ranks["0"].channels
+    assert ranks["0"].row_limited
 
 
 def test_the_model_is_not_changed() -> None:
