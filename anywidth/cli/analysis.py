@@ -32,13 +32,23 @@ def add_rank_study(sub: argparse._SubParsersAction) -> None:
         "--rtol", type=float, default=None, help="rank threshold (default: machine precision)"
     )
     p.add_argument("--no-batch-norm", action="store_true", help="f(WX) without BatchNorm")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: the matrices are small; more threads only contend)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run_rank_study)
 
 
 def run_rank_study(args: argparse.Namespace) -> int:
+    import torch
+
     from anywidth.analysis.rank_study import RankStudyConfig, rank_study
 
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: give 1 or more")
     config = RankStudyConfig(
         kinds=tuple(args.kinds),
         activations=tuple(args.activations),
@@ -49,7 +59,12 @@ def run_rank_study(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = rank_study(config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        result = rank_study(config)
+    finally:
+        torch.set_num_threads(threads)
     csv_path, png = result.to_csv(out / "rank_study.csv"), result.plot(out / "rank_study.png")
     ratios = [r for r in config.ratios if r in (min(config.ratios), 0.5, max(config.ratios))]
     rows = [

@@ -3,6 +3,7 @@
 import csv
 
 import pytest
+import torch
 
 from anywidth.cli.main import main
 from tests.cli.conftest import FAST
@@ -10,7 +11,9 @@ from tests.cli.conftest import FAST
 
 def test_rank_study_writes_csv_png_and_findings(tmp_path, capsys) -> None:
     args = ["rank-study", "--out", str(tmp_path), "--networks", "2", "--kinds", "conv1x1"]
+    threads = torch.get_num_threads()
     assert main([*args, "--activations", "identity", "relu"]) == 0
+    assert torch.get_num_threads() == threads  # --threads 1 only for the study
     printed = capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "rank_study.csv").open()))
     assert len(rows) == 2 * 10  # two activations, ten ratios
