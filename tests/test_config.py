@@ -5,6 +5,8 @@ import json
 import pytest
 
 from anywidth._config import CONFIG_VERSION, check_keys
+from anywidth.analysis import RankStudyConfig
+from anywidth.analysis.channel_search import ChannelSearchConfig
 from anywidth.integral import IntegralConfig
 from anywidth.integral.training import WidthTrainConfig
 from anywidth.integral.tuning import TuneConfig
@@ -19,6 +21,8 @@ CONFIGS = [
     (PruneConfig(target_macs=0.5, fixed=("layer3.*",), round_to=2), "target_mac", "target_macs"),
     (WidthTrainConfig(min_ratio=0.5, random_plans=2), "min_ration", "min_ratio"),
     (TuneConfig(steps=7, tune_bn=False), "step", "steps"),
+    (RankStudyConfig(kinds=("conv1x1",), networks=3, rtol=1e-2), "network", "networks"),
+    (ChannelSearchConfig(candidates=("linear",), epochs=2, seeds=(1,)), "epoch", "epochs"),
 ]
 IDS = [type(c[0]).__name__ for c in CONFIGS]
 

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from anywidth.cli._table import format_table, human
+from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
 from anywidth.cli.demo import add_demo
 from anywidth.cli.integral import add_integrate, add_resample
 from anywidth.cli.lowrank import add_decompose
@@ -185,4 +186,7 @@ REGISTERED = [
     add_decompose,
     add_search,
     add_distill,
+    add_rank_study,
+    add_ranks,
+    add_channel_search,
 ]

@@ -167,7 +167,7 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--ratio", type=float, help="the same width ratio for every group")
-    p.add_argument("--allocation", choices=["uniform", "global"], default="uniform")
+    p.add_argument("--allocation", choices=["uniform", "global", "rank"], default="uniform")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
     add_data_options(p, default=None)
@@ -187,7 +187,12 @@ def run_resample(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.inn}: the integral model records no zoo model name")
     loaders = loaders_for_checkpoint(args, {"extra": {"data": data}})
     example = next(iter(loaders.test))[0][:1]
-    plan = inn.width_plan(args.ratio, target_macs=args.target_macs, allocation=args.allocation)
+    plan = inn.width_plan(
+        args.ratio,
+        target_macs=args.target_macs,
+        allocation=args.allocation,
+        data=loaders.train,
+    )
     full = inn.resample(1.0)
     small = inn.resample(plan)
     if not args.no_recalibrate:

@@ -23,7 +23,7 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
     p.add_argument("--importance", choices=["l1", "l2", "taylor", "random"], default="l1")
-    p.add_argument("--ranking", choices=["global", "local"], default="global")
+    p.add_argument("--ranking", choices=["global", "local", "rank"], default="global")
     p.add_argument("--round-to", type=int, default=1)
     p.add_argument("--fixed", action="append", default=[], help="group name/glob to keep")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")

@@ -30,6 +30,7 @@ from anywidth.graph.groups import (
 from anywidth.graph.layers import Channels, LayerCost, LayerIO, LayerSpec, register_layer
 from anywidth.graph.permute import permute_channels
 from anywidth.graph.plan import WidthCost, plan_macs, plan_params
+from anywidth.graph.ranks import LayerRank, group_rank_ratios, output_ranks, rank_priority
 
 # The specs of the torch.nn layers (conv, linear, norms...), registered like a user's own.
 import anywidth.graph._layers_torch  # noqa: E402, F401  isort: skip
@@ -43,6 +44,7 @@ __all__ = [
     "GraphError",
     "LayerCost",
     "LayerIO",
+    "LayerRank",
     "LayerSpec",
     "Member",
     "PlanError",
@@ -53,15 +55,18 @@ __all__ = [
     "cut",
     "export_onnx",
     "fix_unreadable",
+    "group_rank_ratios",
     "group_sizes",
     "keep_first",
     "lookup",
     "match_names",
+    "output_ranks",
     "permute_channels",
     "plan_for_budget",
     "plan_macs",
     "plan_params",
     "plan_shapes",
+    "rank_priority",
     "register_layer",
     "width_agnostic",
 ]

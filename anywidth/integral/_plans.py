@@ -27,6 +27,7 @@ from anywidth.graph import (
     check_sizes,
     lookup,
     plan_for_budget,
+    rank_priority,
 )
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
     "uniform_priority",
 ]
 
-ALLOCATIONS: tuple[str, ...] = ("uniform", "global")
+ALLOCATIONS: tuple[str, ...] = ("uniform", "global", "rank")
 
 PlanSpec = Mapping[str, int] | float | None
 
@@ -84,10 +85,12 @@ class Planner:
         tolerance: float,
         round_to: int,
         importance: Callable[[], dict[str, torch.Tensor]],
+        rank_ratios: Callable[[], dict[str, float]] | None = None,
     ) -> dict[str, int]:
         """A plan, a ratio or a budget as ``{resizable group: size}``; None: ``current``.
 
-        ``importance`` gives the channel scores of ``allocation="global"``.
+        ``importance`` gives the channel scores of ``allocation="global"``, ``rank_ratios``
+        each group's output rank ratio for ``allocation="rank"``.
         """
         if sum(v is not None for v in (plan, target_macs, target_params)) > 1:
             raise ValueError("give one of plan, target_macs= or target_params=")
@@ -97,7 +100,17 @@ class Planner:
                 raise ValueError(f"allocation={allocation!r}; use one of {list(ALLOCATIONS)}")
             if self._cost is None:
                 self._cost = WidthCost(self.source, self.example_input, self.groups)
-            priority = uniform_priority(self.groups) if allocation == "uniform" else importance()
+            if allocation == "rank":
+                if rank_ratios is None:
+                    raise ValueError(
+                        "allocation='rank' measures output ranks on data: pass data= "
+                        "(input batches), or use allocation='uniform' or 'global'"
+                    )
+                priority = rank_priority(self.groups, rank_ratios())
+            elif allocation == "uniform":
+                priority = uniform_priority(self.groups)
+            else:
+                priority = importance()
             return budget_sizes(self._cost, self.groups, priority, budget, round_to)
         if plan is None:
             return dict(current)

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from anywidth.graph import ChannelGroup, lookup
+from anywidth.graph import ChannelGroup, group_rank_ratios, lookup
 from anywidth.integral import _plans
 from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype
@@ -224,6 +224,7 @@ class IntegralModel(nn.Module):
         allocation: str = "uniform",
         tolerance: float = 0.02,
         round_to: int = 1,
+        data=None,
     ) -> dict[str, int]:
         """Resolve a plan, a ratio or a budget into a full, validated plan.
 
@@ -236,11 +237,14 @@ class IntegralModel(nn.Module):
             target_macs: MAC budget, a fraction of the source's (<= 1) or an absolute
                 count, for the example input; through `anywidth.graph.plan_for_budget`.
             target_params: the same for parameters. Give at most one of the three.
-            allocation: how a budget is spread: ``"uniform"`` (the same ratio everywhere)
-                or ``"global"`` (by `channel_importance`: groups whose channels matter
-                unevenly give up more).
+            allocation: how a budget is spread: ``"uniform"`` (the same ratio everywhere),
+                ``"global"`` (by `channel_importance`: groups whose channels matter
+                unevenly give up more) or ``"rank"`` (sizes in proportion to the numerical
+                rank of each group's outputs on ``data``, `anywidth.graph.group_rank_ratios`
+                of the full-width model: rank-deficient groups give up more).
             tolerance: accepted relative distance to the budget.
             round_to: budget sizes are multiples of this (except whole groups).
+            data: input batches (or a tensor) for ``allocation="rank"``.
 
         Returns:
             ``{group: size}`` for every resizable group.
@@ -263,7 +267,14 @@ class IntegralModel(nn.Module):
             tolerance=tolerance,
             round_to=round_to,
             importance=self.channel_importance,
+            rank_ratios=None if data is None else lambda: self._rank_ratios(data),
         )
+
+    def _rank_ratios(self, data) -> dict[str, float]:
+        """Output rank ratio of every resizable group, at full width, on ``data``."""
+        with torch.no_grad():
+            full = self.resample(self._planner.full())
+        return group_rank_ratios(full, data, self.groups)
 
     def channel_importance(self) -> dict[str, Tensor]:
         """``{group: (size,) scores}``: per-channel L1 of the full-width sampled weights.
@@ -425,6 +436,7 @@ class IntegralModel(nn.Module):
         allocation: str = "uniform",
         tolerance: float = 0.02,
         round_to: int = 1,
+        data=None,
     ) -> nn.Module:
         """A plain, smaller model: this INN sampled at a plan, a ratio or a budget.
 
@@ -450,6 +462,7 @@ class IntegralModel(nn.Module):
             allocation=allocation,
             tolerance=tolerance,
             round_to=round_to,
+            data=data,
         )
         tensors = self._entry(sizes, _plan_key(sizes)).tensors
         small = self._export.resample(sizes, tensors, self.lam.float_like())

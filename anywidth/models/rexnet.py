@@ -1,7 +1,8 @@
 """ReXNet (Han et al., CVPR 2021): linearly growing channels, SiLU after expansions.
 
 Sixteen inverted bottlenecks in stages of [1, 2, 2, 3, 3, 5] blocks with first strides
-[1, 2, 2, 2, 1, 2]; block ``i`` outputs ``round(w * (16 + i * 180 / 16))`` channels, so
+[1, 2, 2, 2, 1, 2]; block ``i`` outputs ``round(w * (16 + i * 180 / 16))`` channels
+(`anywidth.analysis.linear_channels`), so
 each block widens its input a little and keeps a partial residual: the input is added to
 the first ``c_in`` output channels (see ALGORITHMS.md, section 4).
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from anywidth.analysis.channels import linear_channels
 from anywidth.models._common import init_weights_
 from anywidth.models._registry import register_model
 
@@ -26,6 +28,7 @@ __all__ = [
     "LinearBottleneck",
     "BlockSpec",
     "ReXNet",
+    "block_specs_from_channels",
     "rexnet_block_specs",
     "rexnet_090",
     "rexnet_100",
@@ -153,19 +156,38 @@ def rexnet_block_specs(width_mult: float) -> tuple[int, list[BlockSpec], int]:
     # As in the reference: narrow models keep the stem at 32 and the first block at 16.
     stem_base = 32 / width_mult if width_mult < 1.0 else 32.0
     first_base = 16 / width_mult if width_mult < 1.0 else 16.0
+    channels = linear_channels(width_mult, blocks=sum(_STAGE_BLOCKS), start=first_base, end=180)
+    stem = int(round(stem_base * width_mult))
+    return stem, block_specs_from_channels(channels, stem), int(1280 * width_mult)
+
+
+def block_specs_from_channels(channels: list[int], stem_channels: int) -> list[BlockSpec]:
+    """ReXNet's 16 blocks (strides, expansions, SE) with the given output channels.
+
+    The channel configuration is the only thing that differs between the networks that
+    `anywidth.analysis.channel_search` compares.
+
+    Args:
+        channels: 16 block output widths.
+        stem_channels: the stem's width (the first block's input).
+
+    Example:
+        >>> [b.stride for b in block_specs_from_channels(list(range(1, 17)), 32)][:4]
+        [1, 2, 1, 2]
+    """
     depth = sum(_STAGE_BLOCKS)
-    step = 180 / depth
+    if len(channels) != depth or any(int(c) < 1 for c in channels):
+        raise ValueError(f"channels must be {depth} widths >= 1, got {list(channels)}")
     stages = list(zip(_STAGE_BLOCKS, _STAGE_STRIDES, _STAGE_SE, strict=True))
     strides = [s if i == 0 else 1 for n, s, _ in stages for i in range(n)]
     ses = [se for n, _, se in stages for _ in range(n)]
-    stem = int(round(stem_base * width_mult))
     blocks = []
-    in_channels = stem
-    for i in range(depth):
-        out_channels = int(round((first_base + i * step) * width_mult))
-        blocks.append(BlockSpec(in_channels, out_channels, 1 if i == 0 else 6, strides[i], ses[i]))
-        in_channels = out_channels
-    return stem, blocks, int(1280 * width_mult)
+    in_channels = stem_channels
+    for i, out_channels in enumerate(channels):
+        expansion = 1 if i == 0 else 6
+        blocks.append(BlockSpec(in_channels, int(out_channels), expansion, strides[i], ses[i]))
+        in_channels = int(out_channels)
+    return blocks
 
 
 class ReXNet(nn.Module):

@@ -11,7 +11,15 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.graph import Budget, Cutter, WidthCost, analyze_channels, plan_for_budget
+from anywidth.graph import (
+    Budget,
+    Cutter,
+    WidthCost,
+    analyze_channels,
+    group_rank_ratios,
+    plan_for_budget,
+    rank_priority,
+)
 from anywidth.graph.budget import check_target
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning.importance import Importance, make_importance
@@ -19,6 +27,7 @@ from anywidth.pruning.importance import Importance, make_importance
 __all__ = ["PruneConfig", "PruneReport", "prune"]
 
 _IMPORTANCES = ("l1", "l2", "taylor", "random")
+_RANKINGS = ("global", "local", "rank")
 
 
 @dataclass
@@ -31,7 +40,10 @@ class PruneConfig:
         target_params: the same for parameters; give exactly one of the two.
         importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``) or ``"random"``.
         ranking: ``"global"`` compares channels across groups (scores divided by their
-            group's mean); ``"local"`` removes the same fraction from every group.
+            group's mean); ``"local"`` removes the same fraction from every group;
+            ``"rank"`` (needs ``data``) keeps channels in proportion to the numerical rank
+            of each group's outputs (`anywidth.graph.group_rank_ratios`), so groups whose
+            outputs are rank-deficient give up more; within a group the criterion decides.
         round_to: group sizes are multiples of this (hardware-friendly widths).
         min_channels: the smallest width a group may be cut to.
         fixed: group names or globs never to cut, e.g. ``["layer3.*"]``.
@@ -64,8 +76,8 @@ class PruneConfig:
             raise ValueError(
                 f"PruneConfig.importance={self.importance!r}; use one of {list(_IMPORTANCES)}"
             )
-        if self.ranking not in ("global", "local"):
-            raise ValueError(f"PruneConfig.ranking={self.ranking!r}; use 'global' or 'local'")
+        if self.ranking not in _RANKINGS:
+            raise ValueError(f"PruneConfig.ranking={self.ranking!r}; use one of {list(_RANKINGS)}")
         if self.round_to < 1 or self.min_channels < 1:
             raise ValueError("PruneConfig.round_to and .min_channels must be >= 1")
         if self.taylor_batches < 1:
@@ -154,7 +166,7 @@ def prune(
         model: the trained network.
         example_input: an input of the shape the model expects (batch 1 is enough).
         config: criterion, ranking and budget.
-        data: training batches (needed by the Taylor criterion).
+        data: training batches (needed by the Taylor criterion and ``ranking="rank"``).
         importance: a custom `Importance`; overrides ``config.importance``.
 
     Returns:
@@ -173,10 +185,19 @@ def prune(
     crit.prepare(model, data)
     tensors = dict(model.named_parameters())
     scores = {g.name: crit(g, tensors) for g in resizable}
+    if config.ranking == "rank":
+        if data is None:
+            raise ValueError(
+                "PruneConfig.ranking='rank' measures output ranks on data: pass data= "
+                "(training batches), or use ranking='global' or 'local'"
+            )
+        priority = rank_priority(resizable, group_rank_ratios(model, data, resizable), scores)
+    else:
+        priority = _priorities(resizable, scores, config.ranking)
     cost = WidthCost(model, example_input, groups)
     keep = plan_for_budget(
         cost,
-        _priorities(resizable, scores, config.ranking),
+        priority,
         config.budget(),
         round_to=config.round_to,
         min_channels=config.min_channels,
