@@ -57,8 +57,11 @@ log = logging.getLogger("lowrank-bench")
 
 
 def mean_std(values: list[float]) -> str:
-    """``mean ± std`` in percent (sample std over seeds; 0 when all runs agree)."""
+    """``mean ± std`` in percent (sample std over seeds; 0 when all runs agree); the
+    value alone for a single seed."""
     pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.1f}"
     std = statistics.stdev(pct) if len(pct) > 1 else 0.0
     return f"{statistics.mean(pct):.1f} ± {std:.1f}"
 
