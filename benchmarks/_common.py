@@ -23,13 +23,17 @@ CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench"
 __all__ = ["RESULTS", "environment", "trained", "write_table"]
 
 
-def trained(name: str, epochs: int = 15, seed: int = 0) -> tuple[torch.nn.Module, Loaders]:
-    """A zoo model trained on digits (cached under runs/bench so reruns skip training).
+def trained(
+    name: str, epochs: int = 15, seed: int = 0, data: str = "digits", **data_options: int
+) -> tuple[torch.nn.Module, Loaders]:
+    """A zoo model trained on ``data`` (cached under runs/bench so reruns skip training).
 
     Recipe: SGD lr 0.05 with 2 warm-up epochs, cosine, weight decay 5e-4, batch 64.
+    ``data_options`` go to `make_loaders` (e.g. ``limit=5000`` for a fixed subset).
     """
-    loaders = make_loaders("digits", batch_size=64, seed=seed)
-    folder = CACHE / f"{name}-digits-e{epochs}-s{seed}-lr0.05-w2"
+    loaders = make_loaders(data, batch_size=64, seed=seed, **data_options)
+    subset = "".join(f"-{k}{v}" for k, v in sorted(data_options.items()))
+    folder = CACHE / f"{name}-{data}{subset}-e{epochs}-s{seed}-lr0.05-w2"
     path = folder / "last.safetensors"
     if path.exists():
         model, _ = load_model(path)
