@@ -33,6 +33,7 @@ from anywidth.integral.grid import TrainableGrid
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs, count_params, evaluate
+from anywidth.slim.export import shrink
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint
 from anywidth.train.checkpoint import read_checkpoint
 
@@ -189,16 +190,15 @@ def run_resample(args: argparse.Namespace) -> int:
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
     wide, data, loaders, example = _load_any_width(args)
-    plan = wide.width_plan(args.ratio, target_macs=args.target_macs, allocation=args.allocation)
+    plan_args = {"ratio": args.ratio, "target_macs": args.target_macs}
+    plan_args["allocation"] = args.allocation
     full = wide.resample(1.0)
-    done = []
-    if isinstance(wide, IntegralModel) and not args.no_tune:
-        wide = tune_partition(wide, plan, loaders.train, TuneConfig(steps=args.tune_steps))
-        done.append(f"tuned the partition for {args.tune_steps} steps (weights frozen)")
-    small = wide.resample(plan).eval()
-    if not args.no_recalibrate:
-        recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
-        done.append(f"recalibrated BatchNorm on {_RECALIBRATE_BATCHES} batches")
+    tune_steps = 0 if args.no_tune else args.tune_steps
+    batches = 0 if args.no_recalibrate else _RECALIBRATE_BATCHES
+    small, report = shrink(
+        wide, loaders.train, **plan_args, tune_steps=tune_steps, recalibrate_batches=batches
+    )
+    done = report.done
     before, after = _measure(full, example, loaders), _measure(small, example, loaders)
     print(before_after_table(before, after))
     kind = "INN resampled" if isinstance(wide, IntegralModel) else "slimmable: first channels kept"
@@ -209,7 +209,7 @@ def run_resample(args: argparse.Namespace) -> int:
         record = {"target_macs": args.target_macs, "ratio": args.ratio}
         record.update(allocation=args.allocation, recalibrated=not args.no_recalibrate)
         if isinstance(wide, IntegralModel):
-            record["tune_steps"] = 0 if args.no_tune else args.tune_steps
+            record["tune_steps"] = report.tune_steps
         metrics = {"test_accuracy": after[2], "macs": after[1]}
         save_checkpoint(out, small, metrics=metrics, extra={"data": data, "resample": record})
     print(f"wrote {out} ({after[1] / before[1]:.1%} of the MACs)")
