@@ -15,7 +15,7 @@ import torch
 
 from anywidth.data import Loaders, make_loaders
 from anywidth.models import create_model
-from anywidth.train import TrainConfig, load_model, train_
+from anywidth.train import TrainConfig, load_model, read_checkpoint, train_
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench"
@@ -35,14 +35,16 @@ def trained(
     subset = "".join(f"-{k}{v}" for k, v in sorted(data_options.items()))
     folder = CACHE / f"{name}-{data}{subset}-e{epochs}-s{seed}-lr0.05-w2"
     path = folder / "last.safetensors"
-    if path.exists():
+    if path.exists() and read_checkpoint(path).meta.get("epoch") == epochs:
         model, _ = load_model(path)
         return model.eval(), loaders
     kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
     model = create_model(name, **kwargs)
     # Warm-up: resnet56 stalls near chance on digits when started at full lr 0.1.
     config = TrainConfig(epochs=epochs, lr=0.05, warmup_epochs=2, weight_decay=5e-4, seed=seed)
-    train_(model, loaders, config, checkpoint_dir=folder, model_name=name, model_kwargs=kwargs)
+    resume = path.exists()  # an interrupted run: finish it
+    train_(model, loaders, config, checkpoint_dir=folder, model_name=name, model_kwargs=kwargs,
+           resume=resume)  # fmt: skip
     return model.eval(), loaders
 
 
