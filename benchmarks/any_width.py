@@ -28,18 +28,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 
 import torch
 from _common import CACHE, trained, write_table
 from integral_pruning import control
+from torch import nn
 
 from anywidth.graph import PlanError
 from anywidth.integral import IntegralConfig, to_integral
+from anywidth.integral.training import _discrete_pace_hooks
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import evaluate
+from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn
-from anywidth.slim import WidthTrainConfig, train_any_width
+from anywidth.slim import WidthTrainConfig, to_slimmable, train_any_width
 from anywidth.train import TrainConfig
+from anywidth.train.width import width_random_loss
 
 BUDGETS = (0.75, 0.5, 0.35, 0.25, 0.15, 0.10)
 UNSEEN = ("25% global", "ratio 0.25")
@@ -150,6 +155,33 @@ def table_rows(data: str, name: str, records: list[dict]) -> list[list[object]]:
     return out
 
 
+def step_seconds(name: str, repeats: int = 12) -> list[list[object]]:
+    """CPU seconds of one width-random step (loss + backward) per method, interleaved.
+
+    The methods alternate step by step in one process, so load from other processes on a
+    shared machine hits both alike; the median of the last ``repeats - 2`` steps is kept.
+    """
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_channels=1).eval()
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    wides = {"slice": to_slimmable(model, x[:1]), "integral": to_integral(model, x[:1])}
+    hooks = _discrete_pace_hooks(wides["integral"])
+    times: dict[str, list[float]] = {"plain (one full-width step)": [], **{k: [] for k in wides}}
+    for _ in range(repeats):
+        for method, wide in wides.items():
+            loss_fn = width_random_loss(wide.train(), WidthTrainConfig(method=method))
+            began = time.process_time()
+            loss_fn(wide, x, y)[0].backward()
+            times[method].append(time.process_time() - began)
+        began = time.process_time()
+        nn.functional.cross_entropy(model.train()(x), y).backward()
+        times["plain (one full-width step)"].append(time.process_time() - began)
+    for hook in hooks:
+        hook.remove()
+    medians = {k: statistics.median(v[2:]) for k, v in times.items()}
+    return [[name, k, f"{v:.3f}", f"{v / medians['slice']:.2f}"] for k, v in medians.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=list(RECIPES), choices=list(RECIPES))
@@ -173,11 +205,18 @@ def main() -> None:
     headers = ["data", "model", "seeds", "method", "full", *(f"{b:.0%}" for b in BUDGETS)]
     headers += [f"{u} (unseen)" for u in UNSEEN] + ["train s"]
     print(write_table("any_width", headers, rows, NOTES).read_text())
+    steps = [r for name in args.models for r in step_seconds(name)]
+    headers = ["model", "method", "CPU s per step (batch 64, 28×28)", "× slimmable"]
+    print(write_table("any_width_step_time", headers, steps, STEP_NOTES).read_text())
 
 
 NOTES = """Test accuracy % after BatchNorm recalibration, mean ± std over seeds (each seed
 trains its own model). Columns are MAC budgets (uniform allocation), then widths the
 trained methods never saw. "train s": seconds of width-random training steps."""
+
+
+STEP_NOTES = """One width-random step = full width + smallest width + one random width (shared
+ratio), forward and backward; the INN's includes sampling every tensor and its backward."""
 
 
 if __name__ == "__main__":
