@@ -36,14 +36,14 @@ from integral_pruning import control
 from torch import nn
 
 from anywidth.graph import PlanError
-from anywidth.integral import IntegralConfig, to_integral
+from anywidth.integral import IntegralConfig, load_integral, save_integral, to_integral
 from anywidth.integral.training import _discrete_pace_hooks
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import evaluate
 from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn
 from anywidth.slim import WidthTrainConfig, to_slimmable, train_any_width
-from anywidth.train import TrainConfig
+from anywidth.train import TrainConfig, load_model, save_checkpoint
 from anywidth.train.width import width_random_loss
 
 BUDGETS = (0.75, 0.5, 0.35, 0.25, 0.15, 0.10)
@@ -71,86 +71,113 @@ def plans(wide, unseen: bool = False):
     return out
 
 
-def untrained_rows(model, x, loaders, steps: int) -> dict[str, dict[str, float]]:
-    """L1 + recal, the γ/β control and the INN + partition tuning, per budget."""
-    rows = {"L1 + recal": {}, f"control: L1 + recal + BN γ/β {steps} steps": {}}
-    inn_row = rows[f"INN + partition tuning {steps} steps"] = {}
-    inn = to_integral(model, x, IntegralConfig())
-    for column, plan in plans(inn).items():
-        tuned = tune_partition(inn, plan, loaders.train, TuneConfig(steps=steps))
-        inn_row[column] = accuracy(tuned.resample(plan), loaders)
+class Record:
+    """One seed's results, saved as JSON after every number so a stopped run resumes."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {"rows": {}, "seconds": {}}
+
+    def has(self, method: str, column: str) -> bool:
+        return column in self.data["rows"].get(method, {})
+
+    def put(self, method: str, column: str, value: float) -> None:
+        self.data["rows"].setdefault(method, {})[column] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1))
+
+
+def measure(record: Record, method: str, columns: dict, make) -> None:
+    """``record`` ``method`` at every column not measured yet: ``make(plan)`` -> model."""
+    for column, plan in columns.items():
+        if not record.has(method, column):
+            record.put(method, column, accuracy(make(plan), loaders_of[0]))
+
+
+def pruning_rows(record: Record, model, x, loaders, steps: int) -> None:
+    """L1 + recal and the γ/β control, per budget."""
     for budget in BUDGETS:
         column = f"{budget:.0%}"
+        if record.has(f"control: L1 + recal + BN γ/β {steps} steps", column):
+            continue
         try:
             small, _ = prune(model, x, PruneConfig(target_macs=budget))
         except PlanError:
             continue
-        rows["L1 + recal"][column] = accuracy(small, loaders)
+        record.put("L1 + recal", column, accuracy(small, loaders))
         fixed = control(model, small, loaders, steps)
-        rows[f"control: L1 + recal + BN γ/β {steps} steps"][column] = accuracy(fixed, loaders)
-    return rows
+        record.put(f"control: L1 + recal + BN γ/β {steps} steps", column, accuracy(fixed, loaders))
 
 
-def trained_rows(model, x, loaders, method: str, epochs: int, seed: int, steps: int):
-    """The width-random trained model's rows (and the INN's + tuning rows), and its seconds."""
+def trained_wide(record: Record, model, x, loaders, method: str, epochs: int, seed: int):
+    """The width-random trained model (saved beside the record, reloaded on a rerun)."""
+    path = record.path.with_suffix(f".{method}.safetensors")
+    if path.exists():
+        if method == "integral":
+            return load_integral(path).eval()
+        return to_slimmable(load_model(path)[0].eval(), x, sort=False).eval()
     config = TrainConfig(epochs=epochs, lr=0.02, weight_decay=5e-4, seed=seed)
     width = WidthTrainConfig(method=method, min_ratio=0.3, seed=seed)
     wide, result = train_any_width(model, x, loaders, config, width)
-    seconds = sum(h["seconds"] for h in result.history)
-    wide.eval()
-    name = "slimmable" if method == "slice" else "INN trained"
-    rows = {f"{name} {epochs} ep.": {}}
-    tuned_row = rows[f"INN trained {epochs} ep. + partition tuning {steps}"] = {}
-    for column, plan in plans(wide, unseen=True).items():
-        rows[f"{name} {epochs} ep."][column] = accuracy(wide.resample(plan), loaders)
-        if method == "integral" and column not in UNSEEN:
-            tuned = tune_partition(wide, plan, loaders.train, TuneConfig(steps=steps))
-            tuned_row[column] = accuracy(tuned.resample(plan), loaders)
-    if method == "slice":
-        del rows[f"INN trained {epochs} ep. + partition tuning {steps}"]
-    return rows, seconds
+    record.data["seconds"][method] = sum(h["seconds"] for h in result.history)
+    if method == "integral":
+        save_integral(wide, path)
+    else:
+        save_checkpoint(path, wide.model)
+    return wide.eval()
 
 
 def run_seed(data: str, name: str, seed: int, steps: int) -> dict:
-    """Every row for one data set, model and seed (cached as JSON)."""
-    path = OUT / f"{data}-{name}-s{seed}-t{steps}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    """Every row for one data set, model and seed; the headline rows first."""
+    record = Record(OUT / f"{data}-{name}-s{seed}-t{steps}.json")
     options, base_epochs, epochs = RECIPES[data]
     torch.manual_seed(seed)
     model, loaders = trained(name, epochs=base_epochs, seed=seed, data=data, **options)
+    loaders_of[:] = [loaders]
     x = next(iter(loaders.test))[0][:1]
-    rows = {"full model": {"100%": 100 * evaluate(model, loaders.test)["accuracy"]}}
-    rows.update(untrained_rows(model, x, loaders, steps))
-    seconds = {}
-    for method in ("slice", "integral"):
-        more, seconds[method] = trained_rows(model, x, loaders, method, epochs, seed, steps)
-        rows.update(more)
-    macs = {f"{b:.0%}": b for b in BUDGETS}
-    record = {"rows": rows, "seconds": seconds, "macs": macs, "epochs": epochs}
-    OUT.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
-    return record
+    measure(record, "full model", {"100%": None}, lambda _: model)
+    for method, label in (("slice", "slimmable"), ("integral", "INN trained")):
+        wide = trained_wide(record, model, x, loaders, method, epochs, seed)
+        measure(record, f"{label} {epochs} ep.", plans(wide, unseen=True), wide.resample)
+    pruning_rows(record, model, x, loaders, steps)
+    inn = to_integral(model, x, IntegralConfig())
+    measure(record, f"INN + partition tuning {steps} steps", plans(inn),
+            lambda plan: tuned(inn, plan, loaders, steps))  # fmt: skip
+    measure(record, f"INN trained {epochs} ep. + partition tuning {steps}", plans(wide),
+            lambda plan: tuned(wide, plan, loaders, steps))  # fmt: skip
+    return record.data
 
 
-def summary(values: list[float]) -> str:
+def tuned(inn, plan, loaders, steps: int):
+    return tune_partition(inn, plan, loaders.train, TuneConfig(steps=steps)).resample(plan)
+
+
+loaders_of: list = []  # the current seed's loaders, for `measure`
+
+
+def summary(values: list[float], seeds: int = 0) -> str:
+    """Mean ± std (one value as it is); ``[n]`` when fewer than ``seeds`` values exist."""
     if not values:
         return "—"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    text = f"{values[0]:.1f}"
+    if len(values) > 1:
+        text = f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    return text + (f" [{len(values)}]" if len(values) < seeds else "")
 
 
 def table_rows(data: str, name: str, records: list[dict]) -> list[list[object]]:
     """One row per method: mean ± std over seeds at every column, and training seconds."""
     columns = ["100%", *(f"{b:.0%}" for b in BUDGETS), *UNSEEN]
     out = []
-    for method in records[0]["rows"]:
-        cells = [summary([r["rows"][method][c] for r in records if c in r["rows"][method]])
+    methods = list(dict.fromkeys(m for r in records for m in r["rows"]))
+    for method in methods:
+        cells = [summary([r["rows"][method][c] for r in records
+                          if c in r["rows"].get(method, {})], len(records))
                  for c in columns]  # fmt: skip
         kind = "slice" if method.startswith("slimmable") else "integral"
         trained_method = method.startswith(("slimmable", "INN trained"))
-        secs = summary([r["seconds"][kind] for r in records]) if trained_method else ""
+        secs = [r["seconds"][kind] for r in records if kind in r["seconds"]]
+        secs = summary(secs) if trained_method else ""
         out.append([data, name, len(records), method, *cells, secs])
     return out
 
@@ -197,7 +224,9 @@ def main() -> None:
             records = []
             for seed in args.seeds:
                 path = OUT / f"{data}-{name}-s{seed}-t{args.steps}.json"
-                if args.table_only and not path.exists():
+                if args.table_only:
+                    if path.exists():
+                        records.append(Record(path).data)
                     continue
                 records.append(run_seed(data, name, seed, args.steps))
             if records:
