@@ -127,6 +127,17 @@ def trained_wide(record: Record, model, x, loaders, method: str, epochs: int, se
     return wide.eval()
 
 
+def merged(path) -> dict:
+    """A seed's record with the rows of ``<stem>.extra.json`` (extra variants run apart)."""
+    data = Record(path).data
+    extra = path.with_suffix(".extra.json")
+    if extra.exists():
+        more = Record(extra).data
+        data["rows"].update(more["rows"])
+        data["seconds"].update(more["seconds"])
+    return data
+
+
 def run_seed(data: str, name: str, seed: int, steps: int) -> dict:
     """Every row for one data set, model and seed; the headline rows first."""
     record = Record(OUT / f"{data}-{name}-s{seed}-t{steps}.json")
@@ -175,7 +186,8 @@ def table_rows(data: str, name: str, records: list[dict]) -> list[list[object]]:
                           if c in r["rows"].get(method, {})], len(records))
                  for c in columns]  # fmt: skip
         kind = "slice" if method.startswith("slimmable") else "integral"
-        trained_method = method.startswith(("slimmable", "INN trained"))
+        kind = "integral-nodes0.5" if "nodes 0.5" in method else kind
+        trained_method = method.startswith(("slimmable", "INN trained", "INN nodes"))
         secs = [r["seconds"][kind] for r in records if kind in r["seconds"]]
         secs = summary(secs) if trained_method else ""
         out.append([data, name, len(records), method, *cells, secs])
@@ -227,7 +239,7 @@ def main() -> None:
                 path = OUT / f"{data}-{name}-s{seed}-t{args.steps}.json"
                 if args.table_only:
                     if path.exists():
-                        records.append(Record(path).data)
+                        records.append(merged(path))
                     continue
                 records.append(run_seed(data, name, seed, args.steps))
             if records:
