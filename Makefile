@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test fuzz lint bench clean
+.PHONY: demo test fuzz lint bench data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ PROPERTY_TESTS := tests/graph/test_property.py \
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest --hypothesis-show-statistics $(PROPERTY_TESTS)
+
+# Fashion-MNIST for the benchmarks (benchmarks/any_width.py): Debian's dataset package puts
+# the original idx files in /usr/share/datasets/fashion-mnist. Not needed by `make test`.
+data:
+	test -d /usr/share/datasets/fashion-mnist || \
+		(apt-get update && apt-get install -y dataset-fashion-mnist)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

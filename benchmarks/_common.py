@@ -15,7 +15,7 @@ import torch
 
 from anywidth.data import Loaders, make_loaders
 from anywidth.models import create_model
-from anywidth.train import TrainConfig, load_model, train_
+from anywidth.train import TrainConfig, load_model, read_checkpoint, train_
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench"
@@ -23,22 +23,28 @@ CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench"
 __all__ = ["RESULTS", "environment", "trained", "write_table"]
 
 
-def trained(name: str, epochs: int = 15, seed: int = 0) -> tuple[torch.nn.Module, Loaders]:
-    """A zoo model trained on digits (cached under runs/bench so reruns skip training).
+def trained(
+    name: str, epochs: int = 15, seed: int = 0, data: str = "digits", **data_options: int
+) -> tuple[torch.nn.Module, Loaders]:
+    """A zoo model trained on ``data`` (cached under runs/bench so reruns skip training).
 
     Recipe: SGD lr 0.05 with 2 warm-up epochs, cosine, weight decay 5e-4, batch 64.
+    ``data_options`` go to `make_loaders` (e.g. ``limit=5000`` for a fixed subset).
     """
-    loaders = make_loaders("digits", batch_size=64, seed=seed)
-    folder = CACHE / f"{name}-digits-e{epochs}-s{seed}-lr0.05-w2"
+    loaders = make_loaders(data, batch_size=64, seed=seed, **data_options)
+    subset = "".join(f"-{k}{v}" for k, v in sorted(data_options.items()))
+    folder = CACHE / f"{name}-{data}{subset}-e{epochs}-s{seed}-lr0.05-w2"
     path = folder / "last.safetensors"
-    if path.exists():
+    if path.exists() and read_checkpoint(path).meta.get("epoch") == epochs:
         model, _ = load_model(path)
         return model.eval(), loaders
     kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
     model = create_model(name, **kwargs)
     # Warm-up: resnet56 stalls near chance on digits when started at full lr 0.1.
     config = TrainConfig(epochs=epochs, lr=0.05, warmup_epochs=2, weight_decay=5e-4, seed=seed)
-    train_(model, loaders, config, checkpoint_dir=folder, model_name=name, model_kwargs=kwargs)
+    resume = path.exists()  # an interrupted run: finish it
+    train_(model, loaders, config, checkpoint_dir=folder, model_name=name, model_kwargs=kwargs,
+           resume=resume)  # fmt: skip
     return model.eval(), loaders
 
 

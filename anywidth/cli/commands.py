@@ -13,6 +13,7 @@ from anywidth.cli.integral import add_integrate, add_resample
 from anywidth.cli.lowrank import add_decompose
 from anywidth.cli.prune import add_prune
 from anywidth.cli.search import add_distill, add_search
+from anywidth.cli.slim import add_slim
 from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
 from anywidth.models import create_model, list_models
@@ -182,6 +183,7 @@ REGISTERED = [
     add_info,
     add_prune,
     add_integrate,
+    add_slim,
     add_resample,
     add_decompose,
     add_search,

@@ -1,10 +1,11 @@
 """`anywidth demo`: the main job on the embedded digits data.
 
 Trains a resnet20 on scikit-learn's bundled digits, then makes it smaller at 75/50/35/25%
-of its MACs without fine-tuning the weights, seven ways: L1 pruning, low-rank decomposition
-(uniform SVD and ALDS), the INN resampled, the INN resampled after partition tuning, the INN
-trained once with random widths then resampled, and that trained INN resampled after
-partition tuning. Every smaller model gets
+of its MACs without fine-tuning the weights for a budget, eight ways: L1 pruning, low-rank
+decomposition (uniform SVD and ALDS), the INN resampled, the INN resampled after partition
+tuning, slimmable training (trained once with random widths, each width keeps the first
+channels), the INN trained once with the same loop and epochs then resampled, and that
+trained INN resampled after partition tuning. Every smaller model gets
 its BatchNorm statistics recalibrated. Prints one table and writes it with a plot of
 accuracy against MACs.
 """
@@ -27,6 +28,7 @@ from anywidth.lowrank import LowRankConfig, decompose
 from anywidth.measure import Report, evaluate, profile
 from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn
+from anywidth.slim import train_any_width
 from anywidth.train import TrainConfig, train_
 
 __all__ = ["add_demo"]
@@ -36,7 +38,9 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train resnet20 on the bundled digits and report it")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--inn-epochs", type=int, default=20, help="width-random INN training")
+    p.add_argument(
+        "--inn-epochs", type=int, default=20, help="width-random training (slimmable and INN)"
+    )
     p.add_argument("--tune-steps", type=int, default=100, help="partition tuning per budget")
     p.add_argument("--out", default="runs/demo", help="folder for the checkpoint and tables")
     p.set_defaults(run=run_demo)
@@ -86,6 +90,20 @@ def _lowrank_rows(model, example, loaders, curves) -> list[list[str]]:
     return rows
 
 
+def _slimmable_rows(model, example, loaders, curves, args) -> list[list[str]]:
+    """Slimmable training (keep-first widths, same loop and epochs as the INN's)."""
+    print(f"slimmable training with random widths for {args.inn_epochs} epochs ...", flush=True)
+    config = TrainConfig(epochs=args.inn_epochs, lr=0.02, weight_decay=5e-4, seed=args.seed)
+    width = WidthTrainConfig(method="slice", min_ratio=0.3, seed=args.seed)
+    slim, _ = train_any_width(model, example, loaders, config, width)
+    slim.eval()
+    rows = []
+    for budget in BUDGETS[1:]:
+        small = slim.resample(target_macs=budget)
+        rows.append(_measured("slimmable, widths random", small, example, loaders, curves, budget))
+    return rows
+
+
 def _integral_rows(model, example, loaders, curves, args) -> list[list[str]]:
     """INN resampled; after partition tuning; trained with random widths, then resampled."""
     inn = to_integral(model, example, IntegralConfig())
@@ -101,7 +119,8 @@ def _integral_rows(model, example, loaders, curves, args) -> list[list[str]]:
         rows.append(_measured("INN + partition tuning", small, example, loaders, curves, budget))
     print(f"training the INN with random widths for {args.inn_epochs} epochs ...", flush=True)
     config = TrainConfig(epochs=args.inn_epochs, lr=0.02, weight_decay=5e-4, seed=args.seed)
-    train_integral_(inn, loaders, config, WidthTrainConfig(min_ratio=0.3, seed=args.seed))
+    width = WidthTrainConfig(method="integral", min_ratio=0.3, seed=args.seed)
+    train_integral_(inn, loaders, config, width)
     for budget in BUDGETS[1:]:
         small = inn.resample(target_macs=budget)
         rows.append(
@@ -145,6 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
     rows += _pruning_rows(model, example, loaders, curves)
     print("low-rank decomposition without fine-tuning ...", flush=True)
     rows += _lowrank_rows(model, example, loaders, curves)
+    rows += _slimmable_rows(model, example, loaders, curves, args)
     rows += _integral_rows(model, example, loaders, curves, args)
     for points in curves.values():
         points.append((1.0, report.accuracy))

@@ -33,6 +33,7 @@ from anywidth.integral.grid import TrainableGrid
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs, count_params, evaluate
+from anywidth.slim.export import shrink
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint
 from anywidth.train.checkpoint import read_checkpoint
 
@@ -162,62 +163,75 @@ def _data_record(args: argparse.Namespace, meta: dict) -> dict:
 def add_resample(sub: argparse._SubParsersAction) -> None:
     from anywidth.cli.commands import add_data_options
 
-    p = sub.add_parser("resample", help="sample an integral model at a budget or a ratio")
-    p.add_argument("inn", help="an integral model written by `anywidth integrate`")
+    p = sub.add_parser(
+        "resample",
+        help="cut an any-width model (integral or slimmable) to a budget or a ratio",
+        description=(
+            "Sample an integral model (from `anywidth integrate`) or cut a slimmable "
+            "checkpoint (from `anywidth slim`) at a budget. By default an INN's partition is "
+            "tuned for that plan (--tune-steps, weights frozen) and BatchNorm is recalibrated."
+        ),
+    )
+    p.add_argument("inn", help="a model written by `anywidth integrate` or `anywidth slim`")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--ratio", type=float, help="the same width ratio for every group")
     p.add_argument("--allocation", choices=["uniform", "global", "rank"], default="uniform")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
+    p.add_argument("--no-tune", action="store_true", help="skip the INN's partition tuning")
+    p.add_argument("--tune-steps", type=int, default=100, help="partition tuning steps")
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
     add_data_options(p, default=None)
     p.set_defaults(run=run_resample)
 
 
 def run_resample(args: argparse.Namespace) -> int:
-    from anywidth.cli.commands import loaders_for_checkpoint
-
     out = Path(args.out)
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
-    meta = read_checkpoint(args.inn).meta
-    data = (meta.get("extra") or {}).get("data") or (meta.get("metrics") or {}).get("data")
-    inn = load_integral(args.inn)
-    if inn.model_name is None:
-        raise ValueError(f"{args.inn}: the integral model records no zoo model name")
-    loaders = loaders_for_checkpoint(args, {"extra": {"data": data}})
-    example = next(iter(loaders.test))[0][:1]
-    plan = inn.width_plan(
-        args.ratio,
-        target_macs=args.target_macs,
-        allocation=args.allocation,
-        data=loaders.train,
+    wide, data, loaders, example = _load_any_width(args)
+    plan_args = {"ratio": args.ratio, "target_macs": args.target_macs}
+    plan_args["allocation"] = args.allocation
+    full = wide.resample(1.0)
+    tune_steps = 0 if args.no_tune else args.tune_steps
+    batches = 0 if args.no_recalibrate else _RECALIBRATE_BATCHES
+    small, report = shrink(
+        wide, loaders.train, **plan_args, tune_steps=tune_steps, recalibrate_batches=batches
     )
-    full = inn.resample(1.0)
-    small = inn.resample(plan)
-    if not args.no_recalibrate:
-        recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
+    done = report.done
     before, after = _measure(full, example, loaders), _measure(small, example, loaders)
     print(before_after_table(before, after))
+    kind = "INN resampled" if isinstance(wide, IntegralModel) else "slimmable: first channels kept"
+    print(f"{kind}; " + ("; ".join(done) or "no tuning, no recalibration"))
     if out.suffix == ".onnx":
         export_onnx(small.eval(), example, out)
     else:
-        save_checkpoint(
-            out,
-            small,
-            metrics={"test_accuracy": after[2], "macs": after[1]},
-            extra={
-                "data": data,
-                "resample": {
-                    "target_macs": args.target_macs,
-                    "ratio": args.ratio,
-                    "allocation": args.allocation,
-                    "recalibrated": not args.no_recalibrate,
-                },
-            },
-        )
+        record = {"target_macs": args.target_macs, "ratio": args.ratio}
+        record.update(allocation=args.allocation, recalibrated=not args.no_recalibrate)
+        if isinstance(wide, IntegralModel):
+            record["tune_steps"] = report.tune_steps
+        metrics = {"test_accuracy": after[2], "macs": after[1]}
+        save_checkpoint(out, small, metrics=metrics, extra={"data": data, "resample": record})
     print(f"wrote {out} ({after[1] / before[1]:.1%} of the MACs)")
     return 0
+
+
+def _load_any_width(args: argparse.Namespace):
+    """The INN or slimmable model of ``args.inn``, its data record, loaders and an input."""
+    from anywidth.cli.commands import loaders_for_checkpoint
+    from anywidth.cli.slim import load_slimmable
+
+    meta = read_checkpoint(args.inn).meta
+    extra = meta.get("extra") or {}
+    data = extra.get("data") or (meta.get("metrics") or {}).get("data")
+    loaders = loaders_for_checkpoint(args, {"extra": {"data": data}})
+    example = next(iter(loaders.test))[0][:1]
+    if "slimmable" in extra:
+        return load_slimmable(args.inn, example)[0], data, loaders, example
+    inn = load_integral(args.inn)
+    if inn.model_name is None:
+        raise ValueError(f"{args.inn}: the integral model records no zoo model name")
+    return inn, data, loaders, example
 
 
 def _measure(model: nn.Module, example: torch.Tensor, loaders) -> tuple[int, int, float]:

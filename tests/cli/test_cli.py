@@ -48,6 +48,7 @@ def test_demo_reports_the_trained_model(tmp_path, capsys):
         "low rank, ALDS",
         "INN",
         "INN + partition tuning",
+        "slimmable, widths random",
         "INN trained, widths random",
         "INN trained + partition tuning",
     )

@@ -71,8 +71,11 @@ def test_integrate_with_training_and_partition_tuning(trained_checkpoint, tmp_pa
 def test_resample_to_checkpoint_then_eval(inn_file, tmp_path, capsys):
     small = tmp_path / "small.safetensors"
     args = ["resample", str(inn_file), "--target-macs", "0.5", "--out", str(small), *FAST]
-    assert main(args) == 0
+    assert main([*args, "--tune-steps", "5"]) == 0
     table = capsys.readouterr().out
+    # tuning and recalibration are the defaults, and resample says it did them
+    assert "tuned the partition for 5 steps" in table and "recalibrated BatchNorm" in table
+    assert read_checkpoint(small).meta["extra"]["resample"]["tune_steps"] == 5
     assert _macs(table, "after") == pytest.approx(0.5 * _macs(table, "before"), rel=0.15)
     assert _accuracy(table, "before") == pytest.approx(SOURCE_ACCURACY, abs=0.1)
     assert _accuracy(table, "after") > 0.25  # measured 40.4% (chance: 10%)
@@ -87,8 +90,9 @@ def test_resample_to_checkpoint_then_eval(inn_file, tmp_path, capsys):
 def test_resample_to_onnx(inn_file, tmp_path, capsys):
     onnx = tmp_path / "small.onnx"
     args = ["resample", str(inn_file), "--ratio", "0.5", "--allocation", "uniform"]
-    assert main(args + ["--out", str(onnx), "--no-recalibrate", *FAST]) == 0
+    assert main(args + ["--out", str(onnx), "--no-recalibrate", "--no-tune", *FAST]) == 0
     assert onnx.exists() and onnx.stat().st_size > 1000
+    assert "no tuning, no recalibration" in capsys.readouterr().out
 
 
 def test_resample_missing_file(tmp_path, capsys):

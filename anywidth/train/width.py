@@ -1,0 +1,225 @@
+"""Width-random training: one loop for every model that runs at any width plan.
+
+A *width model* is a module with ``resizable`` (its resizable channel groups), ``at(plan)``
+(a context in which its forward runs at that plan), ``resample(plan)`` (a plain model at
+that plan) and ``load_running_stats_(buffers)``: `anywidth.slim.SlimmableModel` (each
+width keeps the first channels) and `anywidth.integral.IntegralModel` (each width samples
+weight functions) are both. Training is the same for both:
+
+- the sandwich rule: every step runs the full width and the smallest width, plus random
+  widths in between;
+- in-place distillation: narrower widths learn from the full width's (detached) output;
+- BatchNorm normalises with batch statistics in training (narrow widths' running-statistics
+  updates are discarded) and is recalibrated, per plan, for inference.
+
+Widths are drawn as in universally slimmable networks: one ratio per plan, the same for
+every group (``sampling="shared"``), or independently per group (``"per-group"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from anywidth._config import config_from_dict, config_to_dict
+from anywidth.data import Loaders
+from anywidth.measure import evaluate
+from anywidth.train.config import TrainConfig
+from anywidth.train.loop import TrainResult, train_
+from anywidth.train.recalibrate import recalibrate_bn_
+from anywidth.train.tune import distillation_loss
+
+__all__ = [
+    "METHODS",
+    "SAMPLINGS",
+    "WidthTrainConfig",
+    "random_plan",
+    "recalibrate_full_bn_",
+    "smallest_plan",
+    "train_width_random_",
+    "width_random_loss",
+]
+
+METHODS: tuple[str, ...] = ("slice", "integral")
+SAMPLINGS: tuple[str, ...] = ("shared", "per-group")
+
+
+@dataclass
+class WidthTrainConfig:
+    """How widths are drawn and combined in each training step.
+
+    Args:
+        method: what a width is: ``"slice"`` (keep the first, most important channels:
+            slimmable training) or ``"integral"`` (sample the INN's weight functions);
+            read by `anywidth.slim.train_any_width`, which builds the model.
+        min_ratio: the smallest width of every group, as a fraction of its size.
+        random_plans: random plans per step besides the full and the smallest width.
+        sampling: ``"shared"``: one ratio drawn per plan for every group (US-Nets);
+            ``"per-group"``: an independent width for every group.
+        distill: narrower widths learn from the full width's output (else from labels).
+        temperature: distillation temperature.
+        consistency: weight of a mean-squared consistency term between the logits of two
+            random plans (0 disables it).
+        recalibrate_batches: batches used to re-estimate BatchNorm statistics after each
+            epoch, so that validation and later resampling start from fresh statistics.
+        seed: seeds the width draws.
+
+    Example:
+        >>> WidthTrainConfig(method="slice", min_ratio=0.3, random_plans=1)
+    """
+
+    method: str = "slice"
+    min_ratio: float = 0.3
+    random_plans: int = 1
+    sampling: str = "shared"
+    distill: bool = True
+    temperature: float = 1.0
+    consistency: float = 0.0
+    recalibrate_batches: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"WidthTrainConfig.method={self.method!r}; use one of {list(METHODS)}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(
+                f"WidthTrainConfig.sampling={self.sampling!r}; use one of {list(SAMPLINGS)}"
+            )
+        if not 0 < self.min_ratio <= 1:
+            raise ValueError(f"WidthTrainConfig.min_ratio={self.min_ratio} must be in (0, 1]")
+        if self.random_plans < 0:
+            raise ValueError("WidthTrainConfig.random_plans must be >= 0")
+        if self.temperature <= 0 or self.consistency < 0 or self.recalibrate_batches < 1:
+            raise ValueError(
+                "WidthTrainConfig needs temperature > 0, consistency >= 0 and "
+                "recalibrate_batches >= 1"
+            )
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WidthTrainConfig:
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
+
+
+def _low(size: int, min_ratio: float) -> int:
+    return max(1, math.ceil(min_ratio * size))
+
+
+def smallest_plan(model: nn.Module, min_ratio: float) -> dict[str, int]:
+    """Every resizable group of a width model at ``ceil(min_ratio * size)`` channels."""
+    return {g.name: _low(g.size, min_ratio) for g in model.resizable}
+
+
+def random_plan(
+    model: nn.Module, min_ratio: float, generator: torch.Generator, sampling: str = "per-group"
+) -> dict[str, int]:
+    """A random plan between the smallest width and the full width.
+
+    ``"per-group"``: every group's width uniform in ``[ceil(min_ratio * size), size]``.
+    ``"shared"``: one ratio ``r`` uniform in ``[min_ratio, 1]``, every group at
+    ``round(r * size)`` (clamped to the same range), as universally slimmable networks do.
+    """
+    if sampling == "shared":
+        r = min_ratio + (1 - min_ratio) * float(torch.rand((), generator=generator))
+        return {
+            g.name: min(g.size, max(_low(g.size, min_ratio), round(r * g.size)))
+            for g in model.resizable
+        }
+    plan = {}
+    for g in model.resizable:
+        low = _low(g.size, min_ratio)
+        plan[g.name] = int(torch.randint(low, g.size + 1, (1,), generator=generator))
+    return plan
+
+
+def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothing: float = 0.0):
+    """A ``loss_fn(module, images, labels) -> (loss, logits)`` for `anywidth.train.train_`.
+
+    Full width on the labels; the smallest width and ``config.random_plans`` random widths
+    on the full width's detached output (or the labels, without ``distill``); the loss is the
+    sum over widths, as in slimmable training (the full width keeps its whole gradient).
+    The logits returned (for accuracy) are the full width's.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    smallest = smallest_plan(model, config.min_ratio)
+
+    def loss_fn(module: nn.Module, images: torch.Tensor, labels: torch.Tensor):
+        ce = nn.functional.cross_entropy
+        with model.at(None):
+            full = module(images)  # (B, K)
+        losses = [ce(full, labels, label_smoothing=label_smoothing)]
+        teacher = full.detach()
+        plans = [smallest] + [
+            random_plan(model, config.min_ratio, generator, config.sampling)
+            for _ in range(config.random_plans)
+        ]
+        outputs = []
+        for plan in plans:
+            with model.at(plan):
+                logits = module(images)
+            outputs.append(logits)
+            if config.distill:
+                losses.append(distillation_loss(logits, teacher, config.temperature))
+            else:
+                losses.append(ce(logits, labels, label_smoothing=label_smoothing))
+        loss = torch.stack(losses).sum()
+        if config.consistency > 0 and len(outputs) >= 2:
+            loss = loss + config.consistency * (outputs[-1] - outputs[-2]).pow(2).mean()
+        return loss, full
+
+    return loss_fn
+
+
+@torch.no_grad()
+def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) -> None:
+    """Re-estimate a width model's full-width BatchNorm statistics, in place.
+
+    Measured on ``model.resample(None)`` and written back with ``load_running_stats_``;
+    other widths start from these (recalibrate a resampled model for its exact values).
+    """
+    full = model.resample(None)
+    recalibrate_bn_(full, data, batches=batches)
+    model.load_running_stats_(dict(full.named_buffers()))
+
+
+def train_width_random_(
+    model: nn.Module,
+    loaders: Loaders,
+    config: TrainConfig,
+    width: WidthTrainConfig | None = None,
+) -> TrainResult:
+    """Train a width model in place with random widths (see `WidthTrainConfig`).
+
+    After every epoch the BatchNorm statistics are recalibrated at full width and the
+    full-width and smallest-width accuracies on the validation split are added to the
+    epoch's record (``val_accuracy``, ``val_accuracy_smallest``); its ``seconds`` count the
+    training steps only (not recalibration or validation).
+
+    Returns:
+        The `TrainResult` of the run.
+
+    Example:
+        >>> slim = to_slimmable(model, x)
+        >>> train_width_random_(slim, loaders, TrainConfig(epochs=5), WidthTrainConfig())
+        >>> small = recalibrate_bn(slim.resample(target_macs=0.25), loaders.train)
+    """
+    width = width or WidthTrainConfig()
+    loss_fn = width_random_loss(model, width, label_smoothing=config.label_smoothing)
+    smallest = smallest_plan(model, width.min_ratio)
+
+    def after_epoch(epoch: int, metrics: dict) -> None:
+        recalibrate_full_bn_(model, loaders.train, batches=width.recalibrate_batches)
+        metrics["val_accuracy"] = evaluate(model.resample(None), loaders.val)["accuracy"]
+        narrow = model.resample(smallest)
+        recalibrate_bn_(narrow, loaders.train, batches=width.recalibrate_batches)
+        metrics["val_accuracy_smallest"] = evaluate(narrow, loaders.val)["accuracy"]
+
+    return train_(model, loaders.train, config, loss_fn=loss_fn, on_epoch_end=after_epoch)
