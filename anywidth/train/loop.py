@@ -96,12 +96,21 @@ class _Run:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW over all parameters, as ``config`` says."""
+def _build_optimizer(
+    model: nn.Module, config: TrainConfig, param_groups: list[dict[str, Any]] | None = None
+) -> torch.optim.Optimizer:
+    """SGD or AdamW over all parameters (or ``param_groups``), as ``config`` says.
+
+    A group's ``lr_scale`` multiplies ``config.lr`` for its parameters.
+    """
+    groups = [
+        {"params": list(g["params"]), "lr": config.lr * g.get("lr_scale", 1.0)}
+        for g in (param_groups or [{"params": model.parameters()}])
+    ]
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
-        model.parameters(),
+        groups,
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
@@ -252,6 +261,7 @@ def _make_run(
     checkpoint_extra: dict[str, Any] | None,
     loss_fn: LossFn | None,
     metric: Metric,
+    param_groups: list[dict[str, Any]] | None,
 ) -> _Run:
     train_loader = data.train if isinstance(data, Loaders) else data
     if val_loader is None and isinstance(data, Loaders):
@@ -271,7 +281,7 @@ def _make_run(
     device = torch.device(config.device)
     model.to(device)
     torch.manual_seed(config.seed)
-    optimizer = _build_optimizer(model, config)
+    optimizer = _build_optimizer(model, config, param_groups)
     return _Run(
         model=model,
         config=config,
@@ -302,6 +312,7 @@ def train_(
     resume: bool = False,
     loss_fn: LossFn | None = None,
     metric: Metric = ACCURACY,
+    param_groups: list[dict[str, Any]] | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and return its per-epoch record.
@@ -340,6 +351,8 @@ def train_(
         metric: scores train and val batches (``train_<name>``, ``val_<name>``) and picks
             the best epoch; top-1 accuracy by default, ``anywidth.metrics.psnr_metric(s)``
             for super-resolution.
+        param_groups: optimizer groups, each ``{"params": [...], "lr_scale": float}``
+            (``lr_scale`` multiplies ``config.lr``); by default one group of all parameters.
         on_epoch_end: ``on_epoch_end(epoch, metrics)`` after each epoch's checkpoint;
             returning ``True`` stops training (an exception propagates after the checkpoint).
 
@@ -364,6 +377,7 @@ def train_(
         checkpoint_extra,
         loss_fn,
         metric,
+        param_groups,
     )
     if resume and run.checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (where last.safetensors is)")
