@@ -112,7 +112,7 @@ def run_one(name: str, seed: int, args) -> dict:
     torch.manual_seed(seed)
     model = create_model(name, scale=scale)
     began = time.perf_counter()
-    train_(model, loaders, adam(epochs, 1e-3, seed), loss_fn=image_loss(kind), metric=metric)
+    train_(model, loaders, adam(epochs, args.lr, seed), loss_fn=image_loss(kind), metric=metric)
     rec["discrete"] = scores(model, loaders, scale) | {"seconds": time.perf_counter() - began}
     rec["discrete"]["half"] = scores(pruned(model, x, 0.5), loaders, scale)["psnr"]
 
@@ -120,7 +120,7 @@ def run_one(name: str, seed: int, args) -> dict:
     inn = to_integral(create_model(name, scale=scale), x, IntegralConfig(reorder=False))
     width = WidthTrainConfig(min_ratio=0.5, random_plans=0, seed=seed)
     began = time.perf_counter()
-    train_integral_images_(inn, loaders, adam(epochs, 1e-3, seed), metric, width, kind)
+    train_integral_images_(inn, loaders, adam(epochs, args.lr, seed), metric, width, kind)
     rec["inn"] = scores(inn.resample(None), loaders, scale)
     rec["inn"] |= {"seconds": time.perf_counter() - began}
     rec["inn"]["half"] = scores(inn.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -134,7 +134,7 @@ def run_one(name: str, seed: int, args) -> dict:
 
     began = time.perf_counter()
     ft_epochs = max(1, epochs // 4)
-    train_integral_images_(init, loaders, adam(ft_epochs, 1e-4, seed), metric, width, kind)
+    train_integral_images_(init, loaders, adam(ft_epochs, args.lr / 10, seed), metric, width, kind)
     rec["init_ft"] = scores(init.resample(None), loaders, scale)
     rec["init_ft"] |= {"seconds": time.perf_counter() - began, "epochs": ft_epochs}
     rec["init_ft"]["half"] = scores(init.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -229,7 +229,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--srcnn-epochs", type=int, default=8)
-    parser.add_argument("--edsr-epochs", type=int, default=12)
+    parser.add_argument("--edsr-epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     parser.add_argument("--patch", type=int, default=16, help="LR patch side")
     parser.add_argument("--patches", type=int, default=512, help="patches per epoch")
     parser.add_argument("--tune-steps", type=int, default=50)
