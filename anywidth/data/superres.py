@@ -54,7 +54,7 @@ SR_SPLITS: dict[str, tuple[str, ...]] = {
 
 
 def _check_scale(scale: int) -> None:
-    if scale not in SCALES:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 

@@ -32,7 +32,7 @@ _SHIFT = 0.5  # EDSR's input centring
 
 
 def _check_scale(scale: int) -> None:
-    if scale not in SCALES:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 

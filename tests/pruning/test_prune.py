@@ -4,9 +4,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from anywidth import create_model, list_models
-from anywidth.models.superres import SR_MODELS
 from anywidth.graph import PlanError, channel_groups
 from anywidth.measure import count_macs, count_params
+from anywidth.models.superres import SR_MODELS
 from anywidth.pruning import (
     MagnitudeImportance,
     PruneConfig,
