@@ -52,6 +52,8 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["l1", "l2"], default="l1", help="super-resolution loss")
     p.add_argument("--patch", type=int, default=None, help="SR training patch side (LR pixels)")
     p.add_argument("--patches", type=int, default=None, help="SR training patches per epoch")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="crop SR photographs to their centre (quick runs)")  # fmt: skip
 
 
 def task_for(args: argparse.Namespace) -> Task:
@@ -73,7 +75,11 @@ def task_for(args: argparse.Namespace) -> Task:
                     "acc %", {}, _SGD)  # fmt: skip
     scale = args.scale if args.scale is not None else model_kwargs(args.model)["scale"]
     options = {"scale": scale}
-    options |= {k: getattr(args, k) for k in ("patch", "patches") if getattr(args, k) is not None}
+    options |= {
+        k: getattr(args, k)
+        for k in ("patch", "patches", "max_size")
+        if getattr(args, k) is not None
+    }
     loaders = make_loaders(args.data, **common, **options)
     kwargs = {"scale": scale, "in_channels": loaders.in_channels}
     metric = psnr_metric(scale)

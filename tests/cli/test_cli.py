@@ -94,6 +94,7 @@ def test_train_a_super_resolution_model(tmp_path, capsys):
     out = tmp_path / "sr"
     args = ["train", "--model", "srcnn", "--data", "sr-skimage", "--scale", "3"]
     small = ["--epochs", "1", "--patches", "16", "--patch", "8", "--batch-size", "8"]
+    small += ["--max-size", "60"]
     assert main([*args, *small, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "val PSNR dB" in printed and (out / "best.safetensors").exists()
