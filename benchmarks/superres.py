@@ -217,10 +217,17 @@ def tables(records: list[dict]) -> None:
 TEST_NAMES = ["astronaut", "camera", "chelsea", "coffee", "coins", "rocket"]
 NOTES = """
 PSNR/SSIM: Y channel, border crop = scale, mean over the six held-out photographs of
-sr-skimage (astronaut, camera, chelsea, coffee, coins, rocket), then mean ± std over seeds.
+sr-skimage (astronaut, camera, chelsea, coffee, coins, rocket; whole images), then mean ± std
+over seeds. Budget (CPU, one thread per process): SRCNN 8 epochs, EDSR (4 blocks × 32) 10
+epochs, 512 random 16×16 low-resolution patches per epoch, batch 16, Adam lr 2e-3, cosine;
+INN (scratch): the same epochs, full + smallest width (50% channels) per step; INN-init
+fine-tune: a quarter of the epochs at lr 2e-4. Trained on 12 photographs (textures and
+micrographs among them), so absolute PSNR is not comparable with DIV2K-trained papers.
 "PSNR at 50% MACs": no fine-tuning for that budget (discrete: L1 pruning; INNs: resampled).
-"train s": wall seconds of that row's training (conversion only for INN-init), one thread.
-Per-image values: superres_images.md; pipelines B/C: superres_pruning.md.
+"train s": wall seconds of that row's training (conversion only for INN-init), on a shared
+2-core machine under heavy load: compare within a column only roughly.
+Per-image values: superres_images.md; pipelines B/C: superres_pruning.md; findings:
+docs/super_resolution.md.
 """
 
 
