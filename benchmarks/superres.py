@@ -227,7 +227,8 @@ micrographs among them), so absolute PSNR is not comparable with DIV2K-trained p
 "train s": wall seconds of that row's training (conversion only for INN-init), on a shared
 2-core machine under heavy load: compare within a column only roughly.
 Per-image values: superres_images.md; pipelines B/C: superres_pruning.md; findings:
-docs/super_resolution.md.
+docs/super_resolution.md. This run: the default options, as two processes (`--models srcnn`,
+`--models edsr`) sharing the cache, then the command above to write the tables.
 """
 
 
