@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from anywidth._config import check_keys
+from anywidth.metrics import ACCURACY, Metric
 
 __all__ = [
     "Report",
@@ -136,24 +137,35 @@ def latency(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: Iterable, device: str | torch.device = "cpu"
+    model: nn.Module,
+    loader: Iterable,
+    device: str | torch.device = "cpu",
+    metric: Metric = ACCURACY,
 ) -> dict[str, float]:
-    """Top-1 accuracy and mean cross-entropy of ``model`` over ``loader``.
+    """Mean score and loss of ``model`` over ``loader``, per sample.
+
+    Args:
+        model: run in eval mode, without gradients.
+        loader: ``(inputs, targets)`` batches.
+        device: where to run.
+        metric: what to score; top-1 accuracy and cross-entropy by default,
+            ``anywidth.metrics.psnr_metric(scale)`` for super-resolution.
 
     Returns:
-        ``{"accuracy": fraction in [0, 1], "loss": mean loss, "samples": count}``.
+        ``{metric.name: mean score, "loss": mean loss, "samples": count}``, e.g.
+        ``{"accuracy": fraction in [0, 1], "loss": ..., "samples": ...}``.
     """
-    correct, loss_sum, count = 0, 0.0, 0
-    with eval_mode(model):
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-            count += labels.numel()
+    score_sum, loss_sum, count = 0.0, 0.0, 0
+    with eval_mode(model), torch.no_grad():
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            outputs = model(inputs)
+            score_sum += metric.score(outputs, targets).sum().item()
+            loss_sum += metric.loss(outputs, targets).sum().item()
+            count += targets.shape[0]
     if count == 0:
         raise ValueError("evaluate got an empty loader; check the data split")
-    return {"accuracy": correct / count, "loss": loss_sum / count, "samples": count}
+    return {metric.name: score_sum / count, "loss": loss_sum / count, "samples": count}
 
 
 @dataclass

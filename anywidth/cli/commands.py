@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from anywidth.cli._table import format_table, human
+from anywidth.cli._task import add_task_options, task_for
 from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
 from anywidth.cli.demo import add_demo
 from anywidth.cli.integral import add_integrate, add_resample
@@ -73,12 +74,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="resnet20", help="zoo model name (see `info '*'`)")
     add_data_options(p)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--lr", type=float, default=None, help="default 0.1 (SR: 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (SR: 0)")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
+                   help="default sgd (SR: adamw)")  # fmt: skip
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--out", default="runs/train", help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    add_task_options(p)
     p.set_defaults(run=run_train)
 
 
@@ -93,42 +96,37 @@ def data_record(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    loaders = make_loaders(
-        args.data,
-        batch_size=args.batch_size,
-        root=args.data_root,
-        seed=args.seed,
-        image_size=args.image_size,
-    )
-    kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
+    task = task_for(args)
     torch.manual_seed(args.seed)  # --seed fixes the initial weights too
-    model = create_model(args.model, **kwargs)
+    model = create_model(args.model, **task.kwargs)
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
+        lr=task.default(args, "lr"),
+        weight_decay=task.default(args, "weight_decay"),
+        optimizer=task.default(args, "optimizer"),
         label_smoothing=args.label_smoothing,
         seed=args.seed,
     )
     result = train_(
         model,
-        loaders,
+        task.loaders,
         config,
         checkpoint_dir=args.out,
         model_name=args.model,
-        model_kwargs=kwargs,
-        checkpoint_extra={"data": data_record(args)},
+        model_kwargs=task.kwargs,
+        checkpoint_extra={"data": data_record(args) | {"options": task.data_options}},
         resume=args.resume,
+        loss_fn=task.loss_fn,
+        metric=task.metric,
     )
-    test = evaluate(model, loaders.test)
+    test = evaluate(model, task.loaders.test, metric=task.metric)
+    name = task.metric.name
     rows = [
-        [r["epoch"], f"{r['train_loss']:.4f}", f"{100 * r['val_accuracy']:.2f}"]
-        for r in result.history
+        [r["epoch"], f"{r['train_loss']:.4f}", task.show(r[f"val_{name}"])] for r in result.history
     ]
-    print(format_table(["epoch", "train loss", "val acc %"], rows))
-    print(f"test accuracy {100 * test['accuracy']:.2f}%  checkpoints: {args.out}/")
+    print(format_table(["epoch", "train loss", f"val {task.label}"], rows))
+    print(f"{task.summary(test[name])}  checkpoints: {args.out}/")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 ``digits`` (scikit-learn's 8×8 digits) is bundled and the default; ``fashion-mnist`` reads the
 IDX files of the Debian package ``dataset-fashion-mnist`` (or a folder you name); ``cifar10``
-reads a local copy of the python batches; ``synthetic`` makes seeded random images. Nothing is
-ever downloaded.
+reads a local copy of the python batches; ``synthetic`` makes seeded random images;
+``sr-skimage`` serves (low, high) resolution pairs of scikit-image's bundled photographs for
+super-resolution (``scale=2/3/4``). Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from anywidth.data._dataset import ImageDataset, stratified_split
 from anywidth.data.cifar10 import load_cifar10
 from anywidth.data.digits import load_digits
 from anywidth.data.fashion_mnist import load_fashion_mnist
+from anywidth.data.superres import PairDataset, PatchDataset, load_sr_skimage
 from anywidth.data.synthetic import load_synthetic
 
 __all__ = [
     "ImageDataset",
     "Loaders",
+    "PairDataset",
+    "PatchDataset",
     "list_datasets",
     "load_dataset",
     "make_loaders",
@@ -41,6 +45,7 @@ _SOURCES: dict[str, tuple[Callable[..., dict[str, ImageDataset]], str]] = {
     "fashion-mnist": (load_fashion_mnist, "optional"),
     "cifar10": (load_cifar10, "required"),
     "synthetic": (load_synthetic, "no"),
+    "sr-skimage": (load_sr_skimage, "no"),
 }
 
 
@@ -49,7 +54,7 @@ def list_datasets() -> list[str]:
 
     Example:
         >>> list_datasets()
-        ['cifar10', 'digits', 'fashion-mnist', 'synthetic']
+        ['cifar10', 'digits', 'fashion-mnist', 'sr-skimage', 'synthetic']
     """
     return sorted(_SOURCES)
 
@@ -178,10 +183,16 @@ def make_loaders(
     train = DataLoader(
         data["train"], shuffle=True, generator=torch.Generator().manual_seed(seed), **common
     )
+
+    def fixed_order(split: str) -> DataLoader:
+        # whole images of different sizes (super-resolution) come one per batch
+        size = getattr(data[split], "eval_batch_size", batch_size)
+        return DataLoader(data[split], shuffle=False, batch_size=size, num_workers=num_workers)
+
     return Loaders(
         train=train,
-        val=DataLoader(data["val"], shuffle=False, **common),
-        test=DataLoader(data["test"], shuffle=False, **common),
+        val=fixed_order("val"),
+        test=fixed_order("test"),
         num_classes=data["train"].num_classes,
         in_channels=data["train"].in_channels,
         image_size=data["train"].output_size,

@@ -19,7 +19,7 @@ with a logged warning that names the node.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -180,6 +180,42 @@ class Analyzer:
             self.warn(call, self.table.fix(info.slot), why)
         label = f"{call.node.target}:in" if call.node.op == "call_module" else call.node.name
         return self.fresh(int(value.shape[dim]), label, fixed=True), 1
+
+    def coarsen(self, slot: int, factor: int) -> int:
+        """Re-read a slot of ``n * factor`` channels as ``n`` channels of ``factor`` entries.
+
+        A pixel shuffle turns channel ``c * r² + j`` of its input into a spatial position of
+        its output channel ``c``: the producer's ``n * r²`` channels are really ``n`` channels
+        of ``r²`` entries. Every record of ``slot`` so far (bindings, layer I/O and costs,
+        node infos) is rewritten onto a new slot of ``n`` channels with its block multiplied
+        by ``factor``. Only a slot that is one leaf not yet tied to anything else can be
+        re-read this way; anything else raises `NotUnderstood`.
+        """
+        table = self.table
+        if table.children[slot] is not None or table.classes().get(table.find(slot)) != [slot]:
+            raise NotUnderstood("its input channels are already tied to other tensors")
+        if any(getattr(r, "slot", None) == slot for r in self.rewrites):
+            raise NotUnderstood("its input channels are reshaped explicitly before it")
+        new = table.new(table.size[slot] // factor, table.label[slot], table.is_fixed(slot))
+
+        def moved(channels: Any) -> Any:
+            if isinstance(channels, (Tracked, Channels)) and channels.slot == slot:
+                return replace(channels, slot=new, block=channels.block * factor)
+            return channels
+
+        self.bindings = {
+            key: (new, block * factor) if s == slot else (s, block)
+            for key, (s, block) in self.bindings.items()
+        }
+        self.module_io = {
+            name: replace(io, inputs=moved(io.inputs), outputs=moved(io.outputs))
+            for name, io in self.module_io.items()
+        }
+        self.layers = [
+            replace(cost, factors=tuple(moved(c) for c in cost.factors)) for cost in self.layers
+        ]
+        self.infos = {node: moved(info) for node, info in self.infos.items()}
+        return new
 
     def fix_info(self, info: Any) -> list[str]:
         """Fix every group an info (or nested tuple of infos) refers to."""

@@ -323,6 +323,14 @@ _register(
 )
 _register((nn.Flatten,), _as(ops.reshape))
 _register((nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d), _as(ops.spatial))
+_register(
+    (nn.PixelShuffle,),
+    LayerSpec(lambda ax, call, m: ops.pixel_shuffle(ax, call, factor=m.upscale_factor)),
+)
+_register(
+    (nn.PixelUnshuffle,),
+    LayerSpec(lambda ax, call, m: ops.pixel_unshuffle(ax, call, factor=m.downscale_factor)),
+)
 
 
 def _by_dims(prefixes: tuple[str, ...]) -> dict[int, tuple[type, ...]]:

@@ -78,6 +78,10 @@ FUNCTION_RULES.update(
         F.log_softmax: ops.softmax,
         F.interpolate: ops.spatial,
         F.pad: ops.pad,
+        F.pixel_shuffle: ops.pixel_shuffle,
+        F.pixel_unshuffle: ops.pixel_unshuffle,
+        torch.pixel_shuffle: ops.pixel_shuffle,
+        torch.pixel_unshuffle: ops.pixel_unshuffle,
     }
 )
 for _d in (1, 2, 3):

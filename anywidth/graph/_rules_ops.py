@@ -32,6 +32,8 @@ __all__ = [
     "spatial",
     "pad",
     "no_tensor",
+    "pixel_shuffle",
+    "pixel_unshuffle",
 ]
 
 
@@ -336,3 +338,41 @@ def pad(ax: Analyzer, call: Call, count: int | None = None) -> Any:
     if count is None:
         count = len(call.pick(1, "pad")[1]) // 2
     return _untouched_dims(ax, call, count, "it pads the channel dimension")
+
+
+def _shuffle_input(ax: Analyzer, call: Call, factor: int | None) -> tuple[Tracked | None, int]:
+    """(info of a pixel (un)shuffle's input, r²), or (None, r²) when it carries no channels."""
+    info, value = _self(ax, call)
+    if factor is None:
+        factor = call.pick(1, "upscale_factor")[1]
+        if factor is None:
+            factor = call.pick(1, "downscale_factor")[1]
+    if not isinstance(info, Tracked):
+        return None, factor * factor
+    if info.dim != value.dim() - 3:
+        raise NotUnderstood("its channels are not the dimension before height and width")
+    return info, factor * factor
+
+
+def pixel_shuffle(ax: Analyzer, call: Call, factor: int | None = None) -> Any:
+    """``pixel_shuffle``: input channel ``c * r² + j`` becomes a pixel of output channel ``c``.
+
+    The producer's ``C * r²`` channels are coupled in blocks of ``r²``: the output group has
+    ``C`` channels and every tensor of the input owns ``r²`` entries per channel.
+    """
+    info, r2 = _shuffle_input(ax, call, factor)
+    if info is None:
+        return _untracked(call.result)
+    if info.block % r2 == 0:  # the input's channels already own whole blocks of r² entries
+        return Tracked(info.dim, info.slot, info.block // r2)
+    if info.block != 1:
+        raise NotUnderstood("its blocks of r² channels cut through the input's channels")
+    return Tracked(info.dim, ax.coarsen(info.slot, r2), 1)
+
+
+def pixel_unshuffle(ax: Analyzer, call: Call, factor: int | None = None) -> Any:
+    """``pixel_unshuffle``: input channel ``c`` becomes output channels ``c * r² + j``."""
+    info, r2 = _shuffle_input(ax, call, factor)
+    if info is None:
+        return _untracked(call.result)
+    return Tracked(info.dim, info.slot, info.block * r2)

@@ -11,7 +11,7 @@ from anywidth.train.checkpoint import (
 )
 from anywidth.train.config import TrainConfig
 from anywidth.train.loop import TrainResult, train_
-from anywidth.train.losses import LossFn, cross_entropy_loss
+from anywidth.train.losses import LossFn, cross_entropy_loss, image_loss
 from anywidth.train.recalibrate import recalibrate_bn, recalibrate_bn_
 
 # Registers the checkpoint hooks that rebuild smaller (cut) models on load.
@@ -25,6 +25,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "cross_entropy_loss",
+    "image_loss",
     "load_model",
     "read_checkpoint",
     "recalibrate_bn",

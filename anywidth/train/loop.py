@@ -16,6 +16,7 @@ from torch import nn
 from anywidth._progress import progress
 from anywidth.data import Loaders
 from anywidth.measure import evaluate
+from anywidth.metrics import ACCURACY, Metric
 from anywidth.record import zoo_origin
 from anywidth.train._state import (
     CheckpointError,
@@ -44,8 +45,10 @@ class TrainResult:
     Attributes:
         history: one record per completed epoch: ``epoch``, ``lr`` (at the epoch's first
             step), ``train_loss``, ``train_accuracy``, ``val_loss`` and ``val_accuracy``
+            (``train_<name>``/``val_<name>`` of another `Metric`, e.g. ``val_psnr``)
             (with a val loader), ``seconds``.
-        best: the record with the highest ``val_accuracy`` (the first on ties); ``None``
+        best: the record with the highest ``val_accuracy`` (or ``val_<metric>``; the first
+            on ties); ``None``
             without a val loader.
         last: the record of the last completed epoch.
         best_path: ``checkpoint_dir/best.safetensors`` when written.
@@ -89,15 +92,25 @@ class _Run:
     model_name: str | None
     model_kwargs: dict[str, Any]
     checkpoint_extra: dict[str, Any]
+    metric: Metric = ACCURACY
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW over all parameters, as ``config`` says."""
+def _build_optimizer(
+    model: nn.Module, config: TrainConfig, param_groups: list[dict[str, Any]] | None = None
+) -> torch.optim.Optimizer:
+    """SGD or AdamW over all parameters (or ``param_groups``), as ``config`` says.
+
+    A group's ``lr_scale`` multiplies ``config.lr`` for its parameters.
+    """
+    groups = [
+        {"params": list(g["params"]), "lr": config.lr * g.get("lr_scale", 1.0)}
+        for g in (param_groups or [{"params": model.parameters()}])
+    ]
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
-        model.parameters(),
+        groups,
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
@@ -140,14 +153,14 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     _reseed_shuffle(run.train_loader, run.config.seed + epoch)
     lr = run.optimizer.param_groups[0]["lr"]
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    score_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     batches = progress(
         run.train_loader, desc=f"epoch {epoch}/{run.config.epochs}", total=len(run.train_loader)
     )
     for images, labels in batches:
-        images, labels = images.to(device), labels.to(device)  # (B, C, H, W), (B,)
-        loss, logits = run.loss_fn(model, images, labels)
+        images, labels = images.to(device), labels.to(device)  # (B, C, H, W), (B, ...)
+        loss, outputs = run.loss_fn(model, images, labels)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if run.config.grad_clip is not None:
@@ -155,7 +168,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         run.optimizer.step()
         run.scheduler.step()
         loss_sum += loss.detach() * labels.shape[0]
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
+        score_sum += run.metric.score(outputs.detach(), labels).sum()
         count += int(labels.shape[0])
     train_loss = loss_sum.item() / count
     if not math.isfinite(train_loss):
@@ -167,7 +180,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         "epoch": epoch,
         "lr": lr,
         "train_loss": train_loss,
-        "train_accuracy": correct.item() / count,
+        f"train_{run.metric.name}": score_sum.item() / count,
     }
 
 
@@ -187,9 +200,10 @@ def _save(run: _Run, path: Path, metrics: dict[str, Any], with_state: bool) -> P
     )
 
 
-def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    scored = [h for h in history if h.get("val_accuracy") is not None]
-    return max(scored, key=lambda h: h["val_accuracy"]) if scored else None
+def _best(history: list[dict[str, Any]], metric: Metric) -> dict[str, Any] | None:
+    key = f"val_{metric.name}"
+    scored = [h for h in history if h.get(key) is not None]
+    return max(scored, key=lambda h: h[key]) if scored else None
 
 
 def _resume(run: _Run) -> int:
@@ -232,7 +246,7 @@ def _finish_epoch(run: _Run, metrics: dict[str, Any], result: TrainResult) -> No
     if run.checkpoint_dir is None:
         return
     result.last_path = _save(run, run.checkpoint_dir / LAST_NAME, metrics, with_state=True)
-    if _best(run.history) is metrics:
+    if _best(run.history, run.metric) is metrics:
         result.best_path = _save(run, run.checkpoint_dir / BEST_NAME, metrics, with_state=False)
 
 
@@ -246,6 +260,8 @@ def _make_run(
     model_kwargs: dict[str, Any] | None,
     checkpoint_extra: dict[str, Any] | None,
     loss_fn: LossFn | None,
+    metric: Metric,
+    param_groups: list[dict[str, Any]] | None,
 ) -> _Run:
     train_loader = data.train if isinstance(data, Loaders) else data
     if val_loader is None and isinstance(data, Loaders):
@@ -265,7 +281,7 @@ def _make_run(
     device = torch.device(config.device)
     model.to(device)
     torch.manual_seed(config.seed)
-    optimizer = _build_optimizer(model, config)
+    optimizer = _build_optimizer(model, config, param_groups)
     return _Run(
         model=model,
         config=config,
@@ -279,6 +295,7 @@ def _make_run(
         model_name=model_name,
         model_kwargs=model_kwargs,
         checkpoint_extra=dict(checkpoint_extra or {}),
+        metric=metric,
     )
 
 
@@ -294,6 +311,8 @@ def train_(
     checkpoint_extra: dict[str, Any] | None = None,
     resume: bool = False,
     loss_fn: LossFn | None = None,
+    metric: Metric = ACCURACY,
+    param_groups: list[dict[str, Any]] | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and return its per-epoch record.
@@ -326,7 +345,14 @@ def train_(
             that `load_model` can rebuild a reshaped model).
         resume: continue from ``checkpoint_dir/last.safetensors``.
         loss_fn: ``loss_fn(model, images, labels) -> (loss, logits)``; default cross-entropy
-            with ``config.label_smoothing`` (a custom one handles smoothing itself).
+            with ``config.label_smoothing`` (a custom one handles smoothing itself). The
+            "labels" are whatever the loader yields as targets (high-resolution images for
+            super-resolution, with ``anywidth.train.image_loss``).
+        metric: scores train and val batches (``train_<name>``, ``val_<name>``) and picks
+            the best epoch; top-1 accuracy by default, ``anywidth.metrics.psnr_metric(s)``
+            for super-resolution.
+        param_groups: optimizer groups, each ``{"params": [...], "lr_scale": float}``
+            (``lr_scale`` multiplies ``config.lr``); by default one group of all parameters.
         on_epoch_end: ``on_epoch_end(epoch, metrics)`` after each epoch's checkpoint;
             returning ``True`` stops training (an exception propagates after the checkpoint).
 
@@ -350,6 +376,8 @@ def train_(
         model_kwargs,
         checkpoint_extra,
         loss_fn,
+        metric,
+        param_groups,
     )
     if resume and run.checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (where last.safetensors is)")
@@ -359,8 +387,9 @@ def train_(
         began = time.perf_counter()
         metrics = _train_epoch(run, epoch)
         if run.val_loader is not None:
-            scores = evaluate(model, run.val_loader, run.device)
-            metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+            scores = evaluate(model, run.val_loader, run.device, run.metric)
+            name = run.metric.name
+            metrics.update({"val_loss": scores["loss"], f"val_{name}": scores[name]})
         metrics["seconds"] = time.perf_counter() - began
         _finish_epoch(run, metrics, result)
         if on_epoch_end is not None and on_epoch_end(epoch, metrics) is True:
@@ -371,7 +400,7 @@ def train_(
 
 def _result(run: _Run, result: TrainResult) -> TrainResult:
     result.history = run.history
-    result.best = _best(run.history)
+    result.best = _best(run.history, run.metric)
     result.last = run.history[-1] if run.history else None
     if run.checkpoint_dir is not None:
         for attr, name in (("last_path", LAST_NAME), ("best_path", BEST_NAME)):

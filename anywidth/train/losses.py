@@ -8,7 +8,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LossFn", "cross_entropy_loss"]
+__all__ = ["LOSS_KINDS", "LossFn", "cross_entropy_loss", "image_loss"]
+
+LOSS_KINDS = ("l1", "l2")
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``loss_fn(model, images, labels) -> (loss, logits)``: runs the model and scores it.
@@ -37,5 +39,36 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(images)  # (B, num_classes)
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
+
+    return loss_fn
+
+
+def image_loss(kind: str = "l1") -> LossFn:
+    """An image-to-image loss: mean absolute (``"l1"``) or squared (``"l2"``) error of
+    ``model(inputs)`` against the target images (EDSR trains with L1, SRCNN with L2).
+
+    Args:
+        kind: ``"l1"`` or ``"l2"``.
+
+    Returns:
+        A `LossFn` returning ``(loss, outputs)``.
+
+    Example:
+        >>> loss, sr = image_loss("l1")(model, low_res, high_res)
+    """
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"image loss must be one of {LOSS_KINDS}, got {kind!r}")
+    criterion = F.l1_loss if kind == "l1" else F.mse_loss
+
+    def loss_fn(
+        model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = model(inputs)  # (B, C, H, W)
+        if outputs.shape != targets.shape:
+            raise ValueError(
+                f"the model returned {tuple(outputs.shape)} for targets of "
+                f"{tuple(targets.shape)}; check the model's scale against the data's"
+            )
+        return criterion(outputs, targets), outputs
 
     return loss_fn

@@ -89,3 +89,29 @@ def test_prune_rejects_an_unknown_output_type(trained_checkpoint, tmp_path, caps
     args = ["prune", str(trained_checkpoint), "--target-macs", "0.5", "--out", "x.pt"]
     assert main(args) == 2
     assert "use a .safetensors or .onnx file name" in capsys.readouterr().err
+
+
+def test_train_a_super_resolution_model(tmp_path, capsys):
+    out = tmp_path / "sr"
+    args = ["train", "--model", "srcnn", "--data", "sr-skimage", "--scale", "3"]
+    small = ["--epochs", "1", "--patches", "16", "--patch", "8", "--batch-size", "8"]
+    small += ["--max-size", "60"]
+    assert main([*args, *small, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "val PSNR dB" in printed and (out / "best.safetensors").exists()
+    psnr = float(printed.split("test PSNR ")[1].split(" dB")[0])
+    assert 5 < psnr < 40
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--model", "srcnn"], "do not fit"),
+        (["--model", "tiny_convnet", "--data", "sr-skimage"], "do not fit"),
+        (["--model", "tiny_convnet", "--scale", "2"], "--scale is for super-resolution"),
+        (["--model", "edsr", "--data", "sr-skimage", "--scale", "5"], "scale must be one of"),
+    ],
+)
+def test_train_refuses_mismatched_task_options(args, match, tmp_path, capsys):
+    assert main(["train", *args, "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert match in capsys.readouterr().err

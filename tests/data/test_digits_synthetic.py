@@ -77,7 +77,7 @@ def test_make_loaders_digits():
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*cifar10.*digits.*synthetic"):
         make_loaders("mnist")
-    assert list_datasets() == ["cifar10", "digits", "fashion-mnist", "synthetic"]
+    assert list_datasets() == ["cifar10", "digits", "fashion-mnist", "sr-skimage", "synthetic"]
 
 
 def test_unknown_option_and_split_are_refused():

@@ -69,6 +69,9 @@ class Block(nn.Module):
             self.a = _cbr(c, c + p[0], "relu")
         elif kind == "split":
             self.a, self.b = _cbr(p[0], p[1], "relu", k=1), _cbr(c - p[0], p[2], "gelu", k=1)
+        elif kind == "shuffle":  # an SR upsampler: conv to C·r², pixel shuffle, back to 4×4
+            self.a = nn.Conv2d(c, p[0] * 4, 3, padding=1)
+            self.shuffle, self.unshuffle = nn.PixelShuffle(2), nn.PixelUnshuffle(2)
 
     def forward(self, x):
         kind, p = self.kind, self.p
@@ -102,6 +105,10 @@ class Block(nn.Module):
             else:
                 left, right = x[:, : p[0]], x[:, p[0] :]
             return torch.cat([self.a(left), self.b(right)], dim=1)
+        if kind == "shuffle":
+            if p[1] == "module_unshuffle":  # (B, 4·p0, 4, 4): blocks of 4 downstream
+                return self.unshuffle(F.relu(self.shuffle(self.a(x))))
+            return F.avg_pool2d(F.relu(F.pixel_shuffle(self.a(x), 2)), 2)  # (B, p0, 4, 4)
         return x.mul(0.5) + F.relu(x) * 1.5 - torch.tanh(x) / 2.0  # "elementwise"
 
 
@@ -115,6 +122,7 @@ def out_channels(kind: str, c: int, p: tuple) -> int:
         "dense": lambda: c + p[1],
         "partial": lambda: c + p[0],
         "split": lambda: p[1] + p[2],
+        "shuffle": lambda: p[0] * (4 if p[1] == "module_unshuffle" else 1),
     }.get(kind, lambda: c)()
 
 
@@ -152,7 +160,7 @@ class RandomNet(nn.Module):
 @st.composite
 def block(draw, c: int) -> tuple:
     kinds = ["conv", "residual", "projection", "depthwise", "se", "concat", "dense", "partial"]
-    kinds += ["elementwise"]
+    kinds += ["elementwise", "shuffle"]
     divisors = [g for g in range(2, c) if c % g == 0]
     kinds += ["grouped"] if divisors else []
     kinds += ["split"] if c >= 2 else []
@@ -179,6 +187,8 @@ def block(draw, c: int) -> tuple:
         return (kind, draw(width), draw(width))
     if kind == "partial":
         return (kind, draw(st.integers(1, 3)))
+    if kind == "shuffle":
+        return (kind, draw(st.integers(1, 3)), draw(st.sampled_from(["module_unshuffle", "pool"])))
     if kind == "split":
         how = draw(st.sampled_from(["split", "slice"] + (["chunk"] if c % 2 == 0 else [])))
         first = c // 2 if how == "chunk" else draw(st.integers(1, c - 1))

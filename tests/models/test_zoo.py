@@ -9,9 +9,11 @@ from torch import nn
 from anywidth.measure import count_macs, count_params
 from anywidth.models import create_model, list_models, model_kwargs
 from anywidth.models.rexnet import LinearBottleneck, rexnet_block_specs
+from anywidth.models.superres import SR_MODELS
 
 # Test modules register their own models under names starting with "_": leave those out.
-ALL_MODELS = [name for name in list_models() if not name.startswith("_")]
+# The super-resolution models map images to images: tests/models/test_superres.py.
+ALL_MODELS = [n for n in list_models() if not n.startswith("_") and n not in SR_MODELS]
 TINY_MODELS = list_models("tiny_*")
 IMAGENET_MODELS = ["mobilenetv2", *list_models("rexnet_*")]
 
