@@ -17,7 +17,9 @@ from anywidth.cli.search import add_distill, add_search
 from anywidth.cli.slim import add_slim
 from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
+from anywidth.metrics import psnr_metric
 from anywidth.models import create_model, list_models
+from anywidth.models.superres import SR_MODELS
 from anywidth.train import TrainConfig, load_model, train_
 
 __all__ = ["REGISTERED"]
@@ -141,12 +143,15 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 def loaders_for_checkpoint(args: argparse.Namespace, meta: dict) -> Loaders:
     """The data a checkpoint was trained on (as recorded), unless the options say otherwise."""
     recorded = (meta.get("extra") or {}).get("data") or {}
+    # the dataset's own options (an SR run's scale, patch size, ...) unless --data overrides it
+    options = (recorded.get("options") or {}) if args.data is None else {}
     return make_loaders(
         args.data or recorded.get("name") or "digits",
         batch_size=args.batch_size,
         root=args.data_root or recorded.get("root"),
         seed=recorded.get("seed", args.seed) if args.data is None else args.seed,
         image_size=args.image_size or recorded.get("image_size"),
+        **options,
     )
 
 
@@ -155,22 +160,17 @@ def run_eval(args: argparse.Namespace) -> int:
     loaders = loaders_for_checkpoint(args, meta)
     loader = getattr(loaders, args.split)
     example = next(iter(loader))[0][:1]
-    report = profile(model, example, loader=loader, name=meta["model"]["name"])
-    print(
-        format_table(
-            ["model", "data", "params", "MACs", "latency ms", f"{args.split} acc %"],
-            [
-                [
-                    report.name,
-                    loaders.name,
-                    human(report.params),
-                    human(report.macs),
-                    f"{report.latency_ms:.2f}",
-                    f"{100 * report.accuracy:.2f}",
-                ]
-            ],
-        )
-    )
+    name = meta["model"]["name"]
+    report = profile(model, example, name=name)
+    if name in SR_MODELS:  # scored as it was trained: Y-channel PSNR at the model's scale
+        label, metric = "PSNR dB", psnr_metric(int(model.scale))
+        score = f"{evaluate(model, loader, metric=metric)['psnr']:.2f}"
+    else:
+        label, score = "acc %", f"{100 * evaluate(model, loader)['accuracy']:.2f}"
+    row = [report.name, loaders.name, human(report.params), human(report.macs),
+           f"{report.latency_ms:.2f}", score]  # fmt: skip
+    headers = ["model", "data", "params", "MACs", "latency ms", f"{args.split} {label}"]
+    print(format_table(headers, [row]))
     return 0
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from anywidth.cli.main import main
+from anywidth.train import read_checkpoint
 
 
 def test_info_prints_a_row_per_matching_model(capsys):
@@ -101,6 +102,13 @@ def test_train_a_super_resolution_model(tmp_path, capsys):
     assert "val PSNR dB" in printed and (out / "best.safetensors").exists()
     psnr = float(printed.split("test PSNR ")[1].split(" dB")[0])
     assert 5 < psnr < 40
+    # eval reloads it with its recorded data options (scale, crop) and scores PSNR as train did
+    assert main(["eval", str(out / "best.safetensors")]) == 0
+    evaluated = capsys.readouterr().out
+    assert "test PSNR dB" in evaluated and "sr-skimage" in evaluated
+    assert float(evaluated.split("|")[-2]) == pytest.approx(psnr, abs=0.01)
+    recorded = read_checkpoint(out / "best.safetensors").meta["extra"]["data"]["options"]
+    assert recorded["scale"] == 3 and recorded["max_size"] == 60
 
 
 @pytest.mark.parametrize(
