@@ -60,6 +60,7 @@ def test_integrate_with_training_and_partition_tuning(trained_checkpoint, tmp_pa
     table = capsys.readouterr().out
     for row in ("full", "75% MACs", "50% MACs", "25% MACs"):
         assert f"| {row} " in table
+    assert "try: anywidth slim" in table  # the measured better method for training widths
     assert _macs(table, "50% MACs") == pytest.approx(0.5 * _macs(table, "full"), rel=0.15)
     assert _accuracy(table, "full") > 0.6  # measured 75.2% (chance: 10%)
     assert _accuracy(table, "50% MACs") > 0.35  # measured 53.8%
