@@ -28,11 +28,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 
 def before_after_table(
-    before: tuple[float, float, float], after: tuple[float, float, float]
+    before: tuple[float, float, float],
+    after: tuple[float, float, float],
+    scorer=None,
 ) -> str:
-    """The (params, MACs, accuracy) of a model before and after a command shrank it."""
+    """The (params, MACs, score) of a model before and after a command shrank it; the score
+    is accuracy (a fraction) unless a `Scorer` says otherwise (PSNR for super-resolution)."""
+    label = scorer.label if scorer is not None else "test acc %"
+    show = scorer.show if scorer is not None else (lambda value: f"{100 * value:.2f}")
     rows = [
-        [label, human(params), human(macs), f"{100 * accuracy:.2f}"]
-        for label, (params, macs, accuracy) in (("before", before), ("after", after))
+        [name, human(params), human(macs), show(score)]
+        for name, (params, macs, score) in (("before", before), ("after", after))
     ]
-    return format_table(["", "params", "MACs", "test acc %"], rows)
+    return format_table(["", "params", "MACs", label], rows)

@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from anywidth.cli._score import scorer_for
 from anywidth.cli._table import format_table, human
 from anywidth.cli._task import add_task_options, task_for
 from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
@@ -17,9 +18,7 @@ from anywidth.cli.search import add_distill, add_search
 from anywidth.cli.slim import add_slim
 from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
-from anywidth.metrics import psnr_metric
 from anywidth.models import create_model, list_models
-from anywidth.models.superres import SR_MODELS
 from anywidth.train import TrainConfig, load_model, train_
 
 __all__ = ["REGISTERED"]
@@ -160,16 +159,11 @@ def run_eval(args: argparse.Namespace) -> int:
     loaders = loaders_for_checkpoint(args, meta)
     loader = getattr(loaders, args.split)
     example = next(iter(loader))[0][:1]
-    name = meta["model"]["name"]
-    report = profile(model, example, name=name)
-    if name in SR_MODELS:  # scored as it was trained: Y-channel PSNR at the model's scale
-        label, metric = "PSNR dB", psnr_metric(int(model.scale))
-        score = f"{evaluate(model, loader, metric=metric)['psnr']:.2f}"
-    else:
-        label, score = "acc %", f"{100 * evaluate(model, loader)['accuracy']:.2f}"
+    report = profile(model, example, name=meta["model"]["name"])
+    score = scorer_for(model, args.split)
     row = [report.name, loaders.name, human(report.params), human(report.macs),
-           f"{report.latency_ms:.2f}", score]  # fmt: skip
-    headers = ["model", "data", "params", "MACs", "latency ms", f"{args.split} {label}"]
+           f"{report.latency_ms:.2f}", score.show(score(model, loader))]  # fmt: skip
+    headers = ["model", "data", "params", "MACs", "latency ms", score.label]
     print(format_table(headers, [row]))
     return 0
 

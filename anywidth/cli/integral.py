@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from anywidth.cli._score import scorer_for
 from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.integral import (
@@ -215,7 +216,7 @@ def run_resample(args: argparse.Namespace) -> int:
     )
     done = report.done
     before, after = _measure(full, example, loaders), _measure(small, example, loaders)
-    print(before_after_table(before, after))
+    print(before_after_table(before, after, scorer_for(small)))
     kind = "INN resampled" if isinstance(wide, IntegralModel) else "slimmable: first channels kept"
     print(f"{kind}; " + ("; ".join(done) or "no tuning, no recalibration"))
     if out.suffix == ".onnx":
@@ -250,6 +251,6 @@ def _load_any_width(args: argparse.Namespace):
 
 
 def _measure(model: nn.Module, example: torch.Tensor, loaders) -> tuple[int, int, float]:
-    """``(params, MACs, test accuracy)`` of ``model``."""
-    acc = evaluate(model, loaders.test)["accuracy"]
-    return count_params(model), count_macs(model, example), acc
+    """``(params, MACs, test score)`` of ``model`` (accuracy; PSNR for super-resolution)."""
+    score = scorer_for(model)(model, loaders.test)
+    return count_params(model), count_macs(model, example), score

@@ -6,10 +6,10 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from anywidth.cli._score import scorer_for
 from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.lowrank import LowRankConfig, LowRankReport, decompose
-from anywidth.measure import evaluate
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint, train_
 
 __all__ = ["add_decompose"]
@@ -100,7 +100,8 @@ def run_decompose(args: argparse.Namespace) -> int:
     model, meta = load_model(args.checkpoint)
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
-    before = evaluate(model, loaders.test)["accuracy"]
+    score = scorer_for(model)
+    before = score(model, loaders.test)
     data = loaders.train if args.calibration_batches else None
     small, report = decompose(model, example, config, data=data)
     if not args.no_recalibrate:
@@ -110,12 +111,13 @@ def run_decompose(args: argparse.Namespace) -> int:
         train = _finetune_config(args, meta)
         lr = train.lr
         train_(small, loaders, train)
-    after = evaluate(small, loaders.test)["accuracy"]
+    after = score(small, loaders.test)
     print(_layer_table(report))
     print(
         before_after_table(
             (report.params_before, report.macs_before, before),
             (report.params_after, report.macs_after, after),
+            score,
         )
     )
     if out.suffix == ".onnx":
@@ -125,7 +127,7 @@ def run_decompose(args: argparse.Namespace) -> int:
             out,
             small,
             metrics={
-                "test_accuracy": after,
+                f"test_{score.metric.name}": after,
                 "macs": report.macs_after,
                 "params": report.params_after,
                 "max_error": report.max_error,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from anywidth.cli._score import scorer_for
 from anywidth.cli._table import before_after_table, format_table
 from anywidth.graph import export_onnx
-from anywidth.measure import evaluate
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn_
 from anywidth.train import load_model, save_checkpoint
 
@@ -49,11 +49,12 @@ def run_prune(args: argparse.Namespace) -> int:
         round_to=args.round_to,
         fixed=tuple(args.fixed),
     )
-    before = evaluate(model, loaders.test)["accuracy"]
+    score = scorer_for(model)
+    before = score(model, loaders.test)
     small, report = prune(model, example, config, data=loaders.train)
     if not args.no_recalibrate:
         recalibrate_bn_(small, loaders.train)
-    after = evaluate(small, loaders.test)["accuracy"]
+    after = score(small, loaders.test)
     changed = report.changed()
     rows = [[name, b, a] for name, (b, a) in changed.items()]
     print(format_table(["group", "before", "after"], rows))
@@ -61,6 +62,7 @@ def run_prune(args: argparse.Namespace) -> int:
         before_after_table(
             (report.params_before, report.macs_before, before),
             (report.params_after, report.macs_after, after),
+            score,
         )
     )
     if out.suffix == ".onnx":
@@ -69,7 +71,7 @@ def run_prune(args: argparse.Namespace) -> int:
         save_checkpoint(
             out,
             small,
-            metrics={"test_accuracy": after, "macs": report.macs_after},
+            metrics={f"test_{score.metric.name}": after, "macs": report.macs_after},
             extra={"data": (meta.get("extra") or {}).get("data"), "prune": config.to_dict()},
         )
     print(f"wrote {out} ({report.mac_ratio:.1%} of the MACs, {report.seconds:.2f} s to prune)")

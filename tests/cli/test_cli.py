@@ -109,6 +109,17 @@ def test_train_a_super_resolution_model(tmp_path, capsys):
     assert float(evaluated.split("|")[-2]) == pytest.approx(psnr, abs=0.01)
     recorded = read_checkpoint(out / "best.safetensors").meta["extra"]["data"]["options"]
     assert recorded["scale"] == 3 and recorded["max_size"] == 60
+    # pruning and decomposing an SR checkpoint report PSNR too, and the saved model reloads
+    for command, target in (("prune", "--target-macs"), ("decompose", "--target-params")):
+        small = tmp_path / f"{command}.safetensors"
+        assert (
+            main([command, str(out / "best.safetensors"), target, "0.5", "--out", str(small)]) == 0
+        )
+        printed = capsys.readouterr().out
+        after = printed.split("\n| after ")[1].split("\n")[0]  # the before/after table's row
+        assert "test PSNR dB" in printed and 5 < float(after.split("|")[-2]) < 40
+        assert main(["eval", str(small)]) == 0
+        assert float(capsys.readouterr().out.split("|")[-2]) == float(after.split("|")[-2])
 
 
 @pytest.mark.parametrize(
