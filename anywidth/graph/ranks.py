@@ -10,7 +10,7 @@ kept (accumulated in float64 over batches), so any amount of data fits in memory
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +23,7 @@ from anywidth.measure import eval_mode
 __all__ = [
     "DEFAULT_RTOL",
     "LayerRank",
+    "gram_matrices",
     "gram_rank",
     "group_rank_ratios",
     "output_ranks",
@@ -86,29 +87,46 @@ def _default_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, _RANKED)]
 
 
-def output_grams(
-    model: nn.Module, data, names: Sequence[str], max_batches: int
+RowsFn = Callable[[str, nn.Module, tuple, object], torch.Tensor]
+
+
+def _output_rows(name: str, _module: nn.Module, _inputs: tuple, out) -> torch.Tensor:
+    """A layer's output ``(B, C, *spatial)`` as ``(rows, C)``."""
+    if not isinstance(out, torch.Tensor) or out.dim() < 2:
+        raise GraphError(
+            f"layer {name!r} returns {type(out).__name__} "
+            f"{tuple(getattr(out, 'shape', ()))}; ranks need a (batch, channels, ...) "
+            "tensor: pick layers with layers=..."
+        )
+    return out.detach().movedim(1, -1).reshape(-1, out.shape[1])
+
+
+def gram_matrices(
+    model: nn.Module,
+    data,
+    layers: Mapping[str, nn.Module],
+    max_batches: int,
+    rows: RowsFn = _output_rows,
 ) -> dict[str, tuple[torch.Tensor, int]]:
-    """``{module: (Gram (C, C) float64, rows)}`` of each named module's output on ``data``."""
-    modules = dict(model.named_modules())
+    """``{name: (Σ YᵀY float64, rows seen)}`` over the first ``max_batches`` batches of
+    ``data`` through ``model``, Y = ``rows(name, module, inputs, output)`` of each of its
+    ``layers`` (by default the output, ``(rows, channels)``); eval mode, ``no_grad``.
+
+    Raises:
+        ValueError: ``data`` gives no batch.
+    """
     grams: dict[str, list] = {}
 
     def hook(name):
-        def record(_module, _inputs, out):
-            if not isinstance(out, torch.Tensor) or out.dim() < 2:
-                raise GraphError(
-                    f"layer {name!r} returns {type(out).__name__} "
-                    f"{tuple(getattr(out, 'shape', ()))}; ranks need a (batch, channels, ...) "
-                    "tensor: pick layers with layers=..."
-                )
-            y = out.detach().movedim(1, -1).reshape(-1, out.shape[1]).double()  # (rows, C)
-            g = grams.setdefault(name, [torch.zeros(out.shape[1], out.shape[1]).double(), 0])
+        def record(module, inputs, out):
+            y = rows(name, module, inputs, out).double()
+            g = grams.setdefault(name, [torch.zeros(y.shape[1], y.shape[1]).double(), 0])
             g[0] += y.T @ y
             g[1] += y.shape[0]
 
         return record
 
-    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
+    handles = [module.register_forward_hook(hook(name)) for name, module in layers.items()]
     seen = 0
     try:
         with eval_mode(model), torch.no_grad():
@@ -120,7 +138,7 @@ def output_grams(
             h.remove()
     if seen == 0:
         raise ValueError("data gave no batches: pass a tensor or an iterable of batches")
-    return {n: (grams[n][0], grams[n][1]) for n in names if n in grams}
+    return {n: (grams[n][0], grams[n][1]) for n in layers if n in grams}
 
 
 def output_ranks(
@@ -146,7 +164,8 @@ def output_ranks(
         raise GraphError(
             f"{type(model).__name__} has no Conv/Linear layer to rank; name layers with layers="
         )
-    grams = output_grams(model, data, names, max_batches)
+    modules = dict(model.named_modules())
+    grams = gram_matrices(model, data, {n: modules[n] for n in names}, max_batches)
     return {n: LayerRank(n, g.shape[0], gram_rank(g, rtol), rows) for n, (g, rows) in grams.items()}
 
 
@@ -178,7 +197,8 @@ def group_rank_ratios(
     free = [g for g in groups if not g.fixed]
     producers = {g.name: _producers(g, modules) for g in free}
     names = sorted({n for p in producers.values() for n, _ in p})
-    grams = output_grams(model, data, names, max_batches) if names else {}
+    layers = {n: modules[n] for n in names}
+    grams = gram_matrices(model, data, layers, max_batches) if names else {}
     ratios = {}
     for g in free:
         best = 0.0

@@ -8,14 +8,14 @@ relative output error is read from the same singular values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from anywidth.graph.ranks import gram_matrices
 from anywidth.lowrank._factors import LayerInfo
-from anywidth.measure import eval_mode
 
 __all__ = ["input_covariances"]
 
@@ -31,12 +31,10 @@ def _columns(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _batches(data) -> Iterable[torch.Tensor | tuple]:
-    train = getattr(data, "train", None)  # a `Loaders`: its training split
-    return train if train is not None else data
+def _input_columns(_name: str, module: nn.Module, inputs: tuple, _out) -> torch.Tensor:
+    return _columns(module, inputs[0].detach())
 
 
-@torch.no_grad()
 def input_covariances(
     model: nn.Module, layers: Sequence[LayerInfo], data, batches: int
 ) -> dict[str, torch.Tensor]:
@@ -57,28 +55,12 @@ def input_covariances(
             "decompose(data=...) takes a DataLoader, a Loaders or an iterable of batches, "
             "not one tensor; wrap it: data=[tensor]"
         )
-    sums: dict[str, torch.Tensor] = {}
-
-    def hook_for(name: str, module: nn.Module):
-        def hook(_m, inputs, _out) -> None:
-            cols = _columns(module, inputs[0].detach()).double()
-            sums[name] = sums.get(name, 0) + cols.T @ cols
-
-        return hook
-
-    hooks = [info.module.register_forward_hook(hook_for(info.name, info.module)) for info in layers]
-    seen = 0
+    data = getattr(data, "train", data)  # a `Loaders`: its training split
+    modules = {info.name: info.module for info in layers}
     try:
-        with eval_mode(model):
-            for batch in _batches(data):
-                if seen >= batches:
-                    break
-                inputs = batch[0] if isinstance(batch, tuple | list) else batch
-                model(inputs)
-                seen += 1
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if seen == 0:
-        raise ValueError("decompose(data=...) yielded no batch; pass a non-empty DataLoader")
-    return sums
+        grams = gram_matrices(model, data, modules, batches, rows=_input_columns)
+    except ValueError:
+        raise ValueError(
+            "decompose(data=...) yielded no batch; pass a non-empty DataLoader"
+        ) from None
+    return {name: gram for name, (gram, _rows) in grams.items()}

@@ -67,18 +67,12 @@ def shrink(
         >>> report.done
         ['tuned the partition for 100 steps (weights frozen)', 'recalibrated BatchNorm ...']
     """
-    if allocation == "rank" and not isinstance(wide, IntegralModel):
-        raise ValueError(
-            "allocation='rank' plans an INN's widths from its layers' output ranks; a "
-            "slimmable model keeps its first channels: use allocation='uniform' or 'global'"
-        )
-    extra = {"data": data} if allocation == "rank" else {}
     plan = wide.width_plan(
         ratio,
         target_macs=target_macs,
         target_params=target_params,
         allocation=allocation,
-        **extra,
+        data=data,
     )
     report = ShrinkReport(plan=plan)
     if isinstance(wide, IntegralModel) and tune_steps > 0:

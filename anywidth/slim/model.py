@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from anywidth.graph import ChannelGroup, Cutter, channel_groups, keep_first, permute_channels
+from anywidth.graph.ranks import group_rank_ratios
 from anywidth.integral._plans import Planner, PlanSpec, channel_importance
 from anywidth.integral._skeleton import Skeletons
 from anywidth.slim._private import slice_indices
@@ -81,8 +82,10 @@ class SlimmableModel(nn.Module):
         allocation: str = "uniform",
         tolerance: float = 0.02,
         round_to: int = 1,
+        data=None,
     ) -> dict[str, int]:
-        """A plan, a ratio or a budget as a full plan; as `IntegralModel.width_plan`."""
+        """A plan, a ratio or a budget as a full plan; as `IntegralModel.width_plan`
+        (``allocation="rank"`` reads the full-width model's output ranks on ``data``)."""
         return self._planner.resolve(
             plan,
             self._sizes,
@@ -92,6 +95,9 @@ class SlimmableModel(nn.Module):
             tolerance=tolerance,
             round_to=round_to,
             importance=self.channel_importance,
+            rank_ratios=None
+            if data is None
+            else lambda: group_rank_ratios(self.model, data, self.groups),
         )
 
     def channel_importance(self) -> dict[str, Tensor]:

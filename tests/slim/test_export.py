@@ -46,3 +46,16 @@ def test_shrink_never_tunes_a_slimmable_model(one_thread):
     slim = to_slimmable(random_model("tiny_resnet"), x[:1]).eval()
     _, report = shrink(slim, _data(x), ratio=0.5)
     assert report.tune_steps == 0 and report.recalibrate_batches == 20
+
+
+@pytest.mark.parametrize("kind", ["integral", "slice"])
+def test_rank_allocation_plans_both_kinds_from_the_same_data(kind, one_thread):
+    x = input_for("tiny_resnet", batch=8)
+    model = random_model("tiny_resnet")
+    wide = to_slimmable(model, x[:1]) if kind == "slice" else to_integral(model, x[:1])
+    wide.eval()
+    data = _data(x)
+    _, report = shrink(wide, data, target_macs=0.5, allocation="rank", tune_steps=0)
+    assert report.plan == wide.width_plan(target_macs=0.5, allocation="rank", data=data)
+    with pytest.raises(Exception, match="pass data="):
+        wide.width_plan(target_macs=0.5, allocation="rank")
