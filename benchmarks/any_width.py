@@ -26,12 +26,13 @@ Run: .venv/bin/python benchmarks/any_width.py [--data digits fashion-mnist]
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import time
 
 import torch
-from _common import CACHE, trained, write_table
+from _common import CACHE, RESULTS, trained, write_table
 from integral_pruning import control
 from torch import nn
 
@@ -246,10 +247,28 @@ def main() -> None:
                 rows += table_rows(data, name, records)
     headers = ["data", "model", "seeds", "method", "full", *(f"{b:.0%}" for b in BUDGETS)]
     headers += [f"{u} (unseen)" for u in UNSEEN] + ["train s"]
+    rows = kept_rows("any_width", rows, key=2) + rows
     print(write_table("any_width", headers, rows, NOTES).read_text())
     steps = [r for name in args.models for side in (8, 28) for r in step_seconds(name, side)]
+    steps = kept_rows("any_width_step_time", steps, key=1) + steps
     headers = ["model", "input", "method", "CPU s per step (batch 64)", "× slimmable"]
     print(write_table("any_width_step_time", headers, steps, STEP_NOTES).read_text())
+
+
+def kept_rows(stem: str, new: list[list[object]], key: int) -> list[list[object]]:
+    """The committed table's rows for the (data set,) models this run did not measure.
+
+    The per-seed cache lives in an ignored folder, so a run for one model on a new checkout
+    must not drop the other models' committed rows: rows are keyed by their first ``key``
+    cells, and the committed CSV's rows whose key this run did not produce are kept.
+    """
+    path = RESULTS / f"{stem}.csv"
+    if not path.exists():
+        return []
+    done = {tuple(map(str, r[:key])) for r in new}
+    with open(path, newline="") as f:
+        old = list(csv.reader(f))[1:]
+    return [r for r in old if tuple(r[:key]) not in done]
 
 
 NOTES = """Test accuracy % after BatchNorm recalibration, mean ± std over seeds (each seed

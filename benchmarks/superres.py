@@ -36,9 +36,8 @@ from torch.nn import functional as F
 
 from anywidth.data import make_loaders
 from anywidth.integral import IntegralConfig, to_integral
-from anywidth.integral.regression import train_integral_images_, tune_partition_images
-from anywidth.integral.training import WidthTrainConfig
-from anywidth.integral.tuning import TuneConfig
+from anywidth.integral.training import WidthTrainConfig, train_integral_
+from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs
 from anywidth.metrics import psnr, psnr_metric, ssim
 from anywidth.models import create_model
@@ -120,7 +119,7 @@ def run_one(name: str, seed: int, args) -> dict:
     inn = to_integral(create_model(name, scale=scale), x, IntegralConfig(reorder=False))
     width = WidthTrainConfig(min_ratio=0.5, random_plans=0, seed=seed)
     began = time.perf_counter()
-    train_integral_images_(inn, loaders, adam(epochs, args.lr, seed), metric, width, kind)
+    train_integral_(inn, loaders, adam(epochs, args.lr, seed), width, kind, metric)
     rec["inn"] = scores(inn.resample(None), loaders, scale)
     rec["inn"] |= {"seconds": time.perf_counter() - began}
     rec["inn"]["half"] = scores(inn.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -134,7 +133,7 @@ def run_one(name: str, seed: int, args) -> dict:
 
     began = time.perf_counter()
     ft_epochs = max(1, epochs // 4)
-    train_integral_images_(init, loaders, adam(ft_epochs, args.lr / 10, seed), metric, width, kind)
+    train_integral_(init, loaders, adam(ft_epochs, args.lr / 10, seed), width, kind, metric)
     rec["init_ft"] = scores(init.resample(None), loaders, scale)
     rec["init_ft"] |= {"seconds": time.perf_counter() - began, "epochs": ft_epochs}
     rec["init_ft"]["half"] = scores(init.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -148,7 +147,7 @@ def prune_rows(model, init, loaders, x, scale, kind, steps) -> dict:
     for budget in BUDGETS:
         l1 = pruned(model, x, budget)
         plan = init.width_plan(target_macs=budget)
-        tuned = tune_partition_images(init, plan, loaders.train, TuneConfig(steps=steps), kind)
+        tuned = tune_partition(init, plan, loaders.train, TuneConfig(steps=steps), loss=kind)
         rows = {
             "L1 pruning": l1,
             f"L1 + bias tuning ({steps} steps)": bias_control(

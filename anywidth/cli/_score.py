@@ -10,17 +10,32 @@ from torch import nn
 from anywidth.measure import evaluate
 from anywidth.metrics import ACCURACY, Metric, psnr_metric
 from anywidth.models.superres import EDSR, SRCNN
+from anywidth.train.losses import LossFn, cross_entropy_loss, image_loss
 
 __all__ = ["Scorer", "scorer_for"]
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """A metric with the column label and number format the tables use."""
+    """A metric with the column label and number format the tables use, and how commands
+    that train or tune such a model do it (its loss, optimizer and learning rate)."""
 
     metric: Metric
     label: str  # e.g. "test acc %"
     percent: bool
+    loss: str = "cross_entropy"  # "l1" for super-resolution
+    optimizer: str = "sgd"  # super-resolution models fine-tune with Adam
+    lr: float = 0.02  # the default fine-tuning learning rate
+
+    @property
+    def is_accuracy(self) -> bool:
+        return self.percent
+
+    def loss_fn(self, label_smoothing: float = 0.0) -> LossFn:
+        """The training loss `train_` should use for this kind of model."""
+        if self.loss == "cross_entropy":
+            return cross_entropy_loss(label_smoothing)
+        return image_loss(self.loss)
 
     def __call__(self, model: nn.Module, loader: Iterable) -> float:
         return evaluate(model, loader, metric=self.metric)[self.metric.name]
@@ -33,5 +48,6 @@ def scorer_for(model: nn.Module, split: str = "test") -> Scorer:
     """PSNR at the model's scale for the zoo's SR models (and what `cut` made of them),
     accuracy for everything else."""
     if isinstance(model, SRCNN | EDSR):
-        return Scorer(psnr_metric(int(model.scale)), f"{split} PSNR dB", percent=False)
+        metric = psnr_metric(int(model.scale))
+        return Scorer(metric, f"{split} PSNR dB", False, loss="l1", optimizer="adamw", lr=1e-4)
     return Scorer(ACCURACY, f"{split} acc %", percent=True)

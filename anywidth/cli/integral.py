@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth.cli._score import scorer_for
+from anywidth.cli._score import Scorer, scorer_for
 from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.integral import (
@@ -33,7 +33,7 @@ from anywidth.integral import (
 from anywidth.integral.grid import TrainableGrid
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
-from anywidth.measure import count_macs, count_params, evaluate
+from anywidth.measure import count_macs, count_params
 from anywidth.slim.export import shrink
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint
 from anywidth.train.checkpoint import read_checkpoint
@@ -66,7 +66,8 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
         help="epochs of random-width training of the INN; to train for many widths, "
         "`anywidth slim` (slimmable training) scores higher at equal epochs",
     )
-    p.add_argument("--lr", type=float, default=0.02, help="SGD learning rate for training")
+    lr_help = "learning rate for training (default: SGD 0.02; Adam 1e-4 for SR)"
+    p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument("--min-ratio", type=float, default=0.3, help="smallest width in training")
     p.add_argument("--rule", choices=["trapezoid", "rectangle", "simpson"], default="trapezoid")
     p.add_argument("--no-reorder", action="store_true", help="keep the channel order")
@@ -101,24 +102,20 @@ def run_integrate(args: argparse.Namespace) -> int:
         model_name=meta["model"]["name"],
         model_kwargs=meta["model"]["kwargs"],
     )
+    scorer = scorer_for(model)
     if args.train_epochs:
-        train = TrainConfig(
-            epochs=args.train_epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            optimizer="sgd",
-            seed=args.seed,
-        )
-        train_integral_(inn, loaders, train, WidthTrainConfig(min_ratio=args.min_ratio))
+        train = fine_tune_config(scorer, args, args.train_epochs)
+        width = WidthTrainConfig(min_ratio=args.min_ratio, seed=args.seed)
+        train_integral_(inn, loaders, train, width, scorer.loss, scorer.metric)
         print(_PREFER_SLIM.format(checkpoint=args.checkpoint, epochs=args.train_epochs))
     if args.tune_partition:
         plan = inn.width_plan(target_macs=args.tune_target_macs)
-        inn = _tuned(inn, plan, loaders.train, TuneConfig(steps=args.tune_steps))
+        inn = _tuned(inn, plan, loaders.train, TuneConfig(steps=args.tune_steps), scorer.loss)
     inn.eval()
-    rows, metrics = _width_table(inn, example, loaders)
+    rows, metrics = _width_table(inn, example, loaders, scorer)
     metrics["data"] = _data_record(args, meta)
     save_integral(inn, out, metrics=metrics)
-    print(format_table(["width", "params", "MACs", "test acc %"], rows))
+    print(format_table(["width", "params", "MACs", scorer.label], rows))
     print(f"wrote {out}")
     return 0
 
@@ -131,30 +128,45 @@ _PREFER_SLIM = (
 )
 
 
-def _tuned(inn: IntegralModel, plan: dict, data, config: TuneConfig) -> IntegralModel:
+def fine_tune_config(scorer: Scorer, args: argparse.Namespace, epochs: int) -> TrainConfig:
+    """The width-random training run of `integrate` and `slim`: SGD for classifiers, Adam
+    (no weight decay) for super-resolution; ``--lr`` when given, else the task's default."""
+    lr = scorer.lr if args.lr is None else args.lr
+    decay = {} if scorer.optimizer == "sgd" else {"weight_decay": 0.0}
+    return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr,
+                       optimizer=scorer.optimizer, seed=args.seed, **decay)  # fmt: skip
+
+
+def _tuned(
+    inn: IntegralModel, plan: dict, data, config: TuneConfig, loss: str = "cross_entropy"
+) -> IntegralModel:
     """`tune_partition`, recorded as a trainable-partition INN so `load_integral` reads it."""
-    tuned = tune_partition(inn, plan, data, config)
+    tuned = tune_partition(inn, plan, data, config, loss=loss)
     if any(isinstance(g, TrainableGrid) for g in tuned.grids.values()):
         # tune_partition swaps every grid for a trainable one; the record must say so.
         tuned.config = dataclasses.replace(tuned.config, partition="trainable")
     return tuned
 
 
-def _width_table(inn: IntegralModel, example: torch.Tensor, loaders) -> tuple[list, dict]:
-    """Rows for full width and each `_REPORT_MACS` budget, and the metrics to record."""
+def _width_table(
+    inn: IntegralModel, example: torch.Tensor, loaders, scorer: Scorer
+) -> tuple[list, dict]:
+    """Rows for full width and each `_REPORT_MACS` budget (recalibrated), and the metrics
+    (``test_accuracy``, or ``test_psnr`` for super-resolution, per budget)."""
+    key = f"test_{scorer.metric.name}"
     full = inn.resample(1.0)
     macs_full = count_macs(full, example)
-    acc = evaluate(full, loaders.test)["accuracy"]
-    rows = [["full", human(count_params(full)), human(macs_full), f"{100 * acc:.2f}"]]
-    metrics: dict[str, Any] = {"test_accuracy": acc, "macs": macs_full}
+    score = scorer(full, loaders.test)
+    rows = [["full", human(count_params(full)), human(macs_full), scorer.show(score)]]
+    metrics: dict[str, Any] = {key: score, "macs": macs_full}
     for target in _REPORT_MACS:
         small = inn.resample(target_macs=target)
         recalibrate_bn_(small, loaders.train, batches=_RECALIBRATE_BATCHES)
         macs = count_macs(small, example)
-        acc = evaluate(small, loaders.test)["accuracy"]
+        score = scorer(small, loaders.test)
         label = f"{target:.0%} MACs"
-        rows.append([label, human(count_params(small)), human(macs), f"{100 * acc:.2f}"])
-        metrics[f"test_accuracy_{target:.0%}_macs".replace("%", "pct")] = acc
+        rows.append([label, human(count_params(small)), human(macs), scorer.show(score)])
+        metrics[f"{key}_{target:.0%}_macs".replace("%", "pct")] = score
     return rows, metrics
 
 
@@ -211,12 +223,12 @@ def run_resample(args: argparse.Namespace) -> int:
     full = wide.resample(1.0)
     tune_steps = 0 if args.no_tune else args.tune_steps
     batches = 0 if args.no_recalibrate else _RECALIBRATE_BATCHES
-    small, report = shrink(
-        wide, loaders.train, **plan_args, tune_steps=tune_steps, recalibrate_batches=batches
-    )
+    scorer = scorer_for(full)
+    small, report = shrink(wide, loaders.train, **plan_args, tune_steps=tune_steps,
+                           recalibrate_batches=batches, loss=scorer.loss)  # fmt: skip
     done = report.done
     before, after = _measure(full, example, loaders), _measure(small, example, loaders)
-    print(before_after_table(before, after, scorer_for(small)))
+    print(before_after_table(before, after, scorer))
     kind = "INN resampled" if isinstance(wide, IntegralModel) else "slimmable: first channels kept"
     print(f"{kind}; " + ("; ".join(done) or "no tuning, no recalibration"))
     if out.suffix == ".onnx":
@@ -226,7 +238,7 @@ def run_resample(args: argparse.Namespace) -> int:
         record.update(allocation=args.allocation, recalibrated=not args.no_recalibrate)
         if isinstance(wide, IntegralModel):
             record["tune_steps"] = report.tune_steps
-        metrics = {"test_accuracy": after[2], "macs": after[1]}
+        metrics = {f"test_{scorer.metric.name}": after[2], "macs": after[1]}
         save_checkpoint(out, small, metrics=metrics, extra={"data": data, "resample": record})
     print(f"wrote {out} ({after[1] / before[1]:.1%} of the MACs)")
     return 0

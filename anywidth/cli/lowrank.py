@@ -110,7 +110,8 @@ def run_decompose(args: argparse.Namespace) -> int:
     if args.finetune_epochs:
         train = _finetune_config(args, meta)
         lr = train.lr
-        train_(small, loaders, train)
+        loss_fn = score.loss_fn(train.label_smoothing)
+        train_(small, loaders, train, loss_fn=loss_fn, metric=score.metric)
     after = score(small, loaders.test)
     print(_layer_table(report))
     print(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from anywidth.cli._plot import plot_search_log
+from anywidth.cli._score import scorer_for
 from anywidth.cli._table import before_after_table, format_table
 from anywidth.measure import count_macs, count_params, evaluate
 from anywidth.search import DistillConfig, SearchConfig, SearchResult, distill_, search_shape
@@ -44,6 +45,16 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_search)
 
 
+def _classifier_only(model, checkpoint: str, command: str) -> None:
+    """TAS searches and distils with cross-entropy and KL on logits: classifiers only."""
+    if not scorer_for(model).is_accuracy:
+        raise ValueError(
+            f"anywidth {command}: {checkpoint} holds a super-resolution model; TAS searches "
+            "and distils classifiers only. For it, use `anywidth prune`, `anywidth integrate` "
+            "or `anywidth slim`, which train and score super-resolution models in PSNR"
+        )
+
+
 def run_search(args: argparse.Namespace) -> int:
     from anywidth.cli.commands import loaders_for_checkpoint
 
@@ -61,6 +72,7 @@ def run_search(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     model, meta = load_model(args.checkpoint)
+    _classifier_only(model, args.checkpoint, "search")
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
     result = search_shape(model, example, loaders, config)
@@ -122,6 +134,7 @@ def run_distill(args: argparse.Namespace) -> int:
         raise ValueError(f"--shape {shape}: no such file; write one with `anywidth search`")
     kd = DistillConfig(temperature=args.temperature, weight=args.weight)
     teacher, meta = load_model(args.checkpoint)
+    _classifier_only(teacher, args.checkpoint, "distill")
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
     result = SearchResult.from_dict(json.loads(shape.read_text()), teacher, example)

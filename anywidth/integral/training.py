@@ -10,9 +10,11 @@ to the discrete network's pace.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from anywidth.data import Loaders
 from anywidth.integral.model import IntegralModel
+from anywidth.metrics import ACCURACY, Metric
 from anywidth.train import TrainConfig, TrainResult
 from anywidth.train.width import (
     WidthTrainConfig,
@@ -25,6 +27,7 @@ from anywidth.train.width import (
 
 __all__ = [
     "WidthTrainConfig",
+    "pace_groups",
     "random_plan",
     "recalibrate_integral_bn_",
     "smallest_plan",
@@ -49,11 +52,18 @@ def train_integral_(
     loaders: Loaders,
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
+    loss: str = "cross_entropy",
+    metric: Metric = ACCURACY,
 ) -> TrainResult:
     """Train an INN in place with random widths (see `WidthTrainConfig`).
 
-    `anywidth.train.width.train_width_random_` with λ gradients rescaled by 1/q² (see
-    `_discrete_pace_hooks`); ``width.method`` is not read (this is the integral method).
+    `anywidth.train.width.train_width_random_` with λ trained at the discrete network's
+    pace: under SGD its gradients are rescaled by 1/q² (`_discrete_pace_hooks`); under
+    Adam-type optimisers, which normalise gradients, each λ gets a learning rate divided by
+    its mean quadrature weight instead (`pace_groups`). ``width.method`` is not read (this
+    is the integral method). ``loss`` and ``metric`` choose the task: ``"cross_entropy"``
+    and accuracy for classifiers, ``"l1"``/``"l2"`` and `anywidth.metrics.psnr_metric` for
+    super-resolution.
 
     Returns:
         The `TrainResult` of the run.
@@ -63,12 +73,35 @@ def train_integral_(
         >>> train_integral_(inn, loaders, TrainConfig(epochs=5, lr=0.01), WidthTrainConfig())
         >>> small = recalibrate_bn(inn.resample(target_macs=0.25), loaders.train)
     """
-    hooks = _discrete_pace_hooks(inn)
+    hooks, groups = [], None
+    if config.optimizer == "adamw":
+        groups = pace_groups(inn)
+    else:
+        hooks = _discrete_pace_hooks(inn)
     try:
-        return train_width_random_(inn, loaders, config, width)
+        return train_width_random_(inn, loaders, config, width, loss, metric, groups)
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def pace_groups(inn: IntegralModel) -> list[dict[str, Any]]:
+    """Optimizer groups that move an INN's weights at the discrete network's pace under Adam.
+
+    Each λ with an integrated dimension gets ``lr_scale = 1 / mean(q)`` (q its node
+    quadrature weights, about 1/n), every other parameter ``lr_scale = 1``.
+    """
+    scales = inn.lam_scales()
+    lams = dict(inn.named_lams())
+    scaled = {id(lams[name]) for name in scales}
+    groups = [
+        {"params": [lams[name]], "lr_scale": float(1.0 / scale.float().mean())}
+        for name, scale in scales.items()
+    ]
+    rest = [p for p in inn.parameters() if id(p) not in scaled]
+    if rest:
+        groups.append({"params": rest, "lr_scale": 1.0})
+    return groups
 
 
 def _discrete_pace_hooks(inn: IntegralModel) -> list:

@@ -80,6 +80,7 @@ def tune_partition(
     plan: Mapping[str, int] | float,
     data: Iterable,
     config: TuneConfig | None = None,
+    loss: str = "cross_entropy",
 ) -> IntegralModel:
     """A copy of ``inn`` whose partitions are tuned for running at ``plan``.
 
@@ -95,6 +96,9 @@ def tune_partition(
         plan: the width plan (or ratio) the pruned model will have.
         data: training batches.
         config: steps, learning rate and targets.
+        loss: ``"cross_entropy"`` for classifiers (distillation: KL to the full width's
+            logits); ``"l1"``/``"l2"`` for image-to-image models such as super-resolution
+            (that loss to the targets and to the full width's output).
 
     Returns:
         The tuned copy.
@@ -123,5 +127,6 @@ def tune_partition(
             lr=config.lr,
             teacher=teacher,
             temperature=config.temperature,
+            loss=loss,
         )
     return tuned.eval()

@@ -42,6 +42,7 @@ def shrink(
     allocation: str = "uniform",
     tune_steps: int = 100,
     recalibrate_batches: int = 20,
+    loss: str = "cross_entropy",
 ) -> tuple[nn.Module, ShrinkReport]:
     """The best plain model this package knows how to make from ``wide`` at a budget.
 
@@ -58,6 +59,8 @@ def shrink(
             `IntegralModel.width_plan` (give one of the first three).
         tune_steps: 0 skips partition tuning.
         recalibrate_batches: 0 skips recalibration.
+        loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
+            ``"l1"``/``"l2"`` for image-to-image models (see `tune_partition`).
 
     Returns:
         ``(small model in eval mode, ShrinkReport)``.
@@ -76,7 +79,7 @@ def shrink(
     )
     report = ShrinkReport(plan=plan)
     if isinstance(wide, IntegralModel) and tune_steps > 0:
-        wide = tune_partition(wide, plan, data, TuneConfig(steps=tune_steps))
+        wide = tune_partition(wide, plan, data, TuneConfig(steps=tune_steps), loss=loss)
         report.tune_steps = tune_steps
         report.done.append(f"tuned the partition for {tune_steps} steps (weights frozen)")
     small = wide.resample(plan).eval()

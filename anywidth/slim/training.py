@@ -8,6 +8,7 @@ from torch import nn
 from anywidth.data import Loaders
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
 from anywidth.integral.training import train_integral_
+from anywidth.metrics import ACCURACY, Metric
 from anywidth.slim.model import SlimmableModel, to_slimmable
 from anywidth.train import TrainConfig, TrainResult
 from anywidth.train.width import WidthTrainConfig, train_width_random_
@@ -22,6 +23,8 @@ def train_any_width(
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
     integral: IntegralConfig | None = None,
+    loss: str = "cross_entropy",
+    metric: Metric = ACCURACY,
 ) -> tuple[SlimmableModel | IntegralModel, TrainResult]:
     """Make a trained model run at any width, and train it with random widths.
 
@@ -38,6 +41,9 @@ def train_any_width(
         config: the training run (SGD).
         width: the width sampling and the method; default ``WidthTrainConfig()`` (slice).
         integral: the INN's conversion options (``method="integral"`` only).
+        loss: ``"cross_entropy"`` for classifiers, ``"l1"``/``"l2"`` for image-to-image
+            models such as super-resolution (see `anywidth.train.width.width_random_loss`).
+        metric: what validation scores after every epoch (accuracy; PSNR for SR).
 
     Returns:
         ``(width model, training record)``; ``width_model.resample(target_macs=0.25)`` is
@@ -52,6 +58,6 @@ def train_any_width(
         if integral is not None:
             raise ValueError("train_any_width: integral= applies only to method='integral'")
         wide = to_slimmable(model, example_input)
-        return wide, train_width_random_(wide, loaders, config, width)
+        return wide, train_width_random_(wide, loaders, config, width, loss, metric)
     inn = to_integral(model, example_input, integral or IntegralConfig())
-    return inn, train_integral_(inn, loaders, config, width)
+    return inn, train_integral_(inn, loaders, config, width, loss, metric)

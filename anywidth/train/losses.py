@@ -37,6 +37,11 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
     def loss_fn(
         model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if labels.is_floating_point():
+            raise ValueError(
+                f"cross-entropy got float targets of shape {tuple(labels.shape)}: an "
+                "image-to-image model (super-resolution) trains with image_loss('l1' or 'l2')"
+            )
         logits = model(images)  # (B, num_classes)
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
 

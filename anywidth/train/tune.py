@@ -31,6 +31,28 @@ def distillation_loss(
     return kl * t * t
 
 
+def _criteria(loss: str, temperature: float):
+    """``(fit to targets, follow a teacher)`` for a tuning loss kind."""
+    if loss in ("l1", "l2"):
+        criterion = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
+        return criterion, criterion
+    if loss != "cross_entropy":
+        raise ValueError(f"tuning loss must be 'cross_entropy', 'l1' or 'l2', got {loss!r}")
+
+    def fit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if labels.is_floating_point():
+            raise ValueError(
+                f"tuning with cross-entropy got float targets of shape {tuple(labels.shape)}: "
+                "for an image-to-image model (super-resolution) pass loss='l1' or 'l2'"
+            )
+        return nn.functional.cross_entropy(logits, labels)
+
+    def follow(logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(logits, teacher, temperature)
+
+    return fit, follow
+
+
 def _batch_norm_train_rest_eval(model: nn.Module) -> None:
     """BatchNorm uses batch statistics (as after recalibration); dropout stays off.
 
@@ -55,12 +77,15 @@ def tune_(
     lr: float = 1e-2,
     teacher: nn.Module | None = None,
     temperature: float = 1.0,
+    loss: str = "cross_entropy",
 ) -> list[float]:
     """Optimise only ``params`` for ``steps`` Adam steps, in place; returns the losses.
 
     The loss is cross-entropy on the labels, plus distillation from ``teacher`` (run in
-    eval mode, no gradients) when given. BatchNorm layers run on batch statistics and
-    dropout is off; the data loader is cycled if it has fewer batches than ``steps``.
+    eval mode, no gradients) when given; with ``loss="l1"`` or ``"l2"`` (image-to-image
+    models) that image loss against the targets, plus against the teacher's output.
+    BatchNorm layers run on batch statistics and dropout is off; the data loader is
+    cycled if it has fewer batches than ``steps``.
     Parameters not in ``params`` get no gradient and are left unchanged, and so are the
     BatchNorm running statistics (recalibrate them afterwards for the new weights).
     Every module of ``model`` and ``teacher`` gets its own training flag back afterwards.
@@ -73,6 +98,7 @@ def tune_(
         lr: Adam learning rate.
         teacher: an optional model whose outputs the tuned model should match.
         temperature: distillation temperature.
+        loss: ``"cross_entropy"`` (classifiers), ``"l1"`` or ``"l2"`` (image targets).
 
     Example:
         >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm2d)
@@ -84,6 +110,7 @@ def tune_(
         raise ValueError(f"tune_ needs steps >= 1, got {steps}")
     if not params:
         raise ValueError("tune_ got no parameters to optimise")
+    fit, follow = _criteria(loss, temperature)
     chosen = {id(p) for p in params}
     saved = {id(p): p.requires_grad for p in model.parameters()}
     for p in model.parameters():
@@ -99,16 +126,16 @@ def tune_(
             _batch_norm_train_rest_eval(model)
             batches = itertools.islice(itertools.cycle(data), steps)
             for images, labels in progress(batches, desc="tuning", total=steps):
-                logits = model(images)
-                loss = nn.functional.cross_entropy(logits, labels)
+                outputs = model(images)
+                total = fit(outputs, labels)
                 if teacher is not None:
                     with torch.no_grad():
                         target = teacher(images)
-                    loss = loss + distillation_loss(logits, target, temperature)
+                    total = total + follow(outputs, target)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                total.backward()
                 optimizer.step()
-                losses.append(float(loss.detach()))
+                losses.append(float(total.detach()))
         finally:
             with torch.no_grad():
                 for name, value in model.named_buffers():

@@ -21,21 +21,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from anywidth._config import config_from_dict, config_to_dict
 from anywidth.data import Loaders
 from anywidth.measure import evaluate
+from anywidth.metrics import ACCURACY, Metric
 from anywidth.train.config import TrainConfig
 from anywidth.train.loop import TrainResult, train_
+from anywidth.train.losses import LossFn
 from anywidth.train.recalibrate import recalibrate_bn_
 from anywidth.train.tune import distillation_loss
 
 __all__ = [
     "METHODS",
     "SAMPLINGS",
+    "WIDTH_LOSSES",
     "WidthTrainConfig",
     "random_plan",
     "recalibrate_full_bn_",
@@ -46,6 +51,7 @@ __all__ = [
 
 METHODS: tuple[str, ...] = ("slice", "integral")
 SAMPLINGS: tuple[str, ...] = ("shared", "per-group")
+WIDTH_LOSSES: tuple[str, ...] = ("cross_entropy", "l1", "l2")
 
 
 @dataclass
@@ -140,22 +146,55 @@ def random_plan(
     return plan
 
 
-def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothing: float = 0.0):
-    """A ``loss_fn(module, images, labels) -> (loss, logits)`` for `anywidth.train.train_`.
+def width_random_loss(
+    model: nn.Module,
+    config: WidthTrainConfig,
+    label_smoothing: float = 0.0,
+    loss: str = "cross_entropy",
+) -> LossFn:
+    """A ``loss_fn(module, inputs, targets) -> (loss, outputs)`` for `anywidth.train.train_`.
 
-    Full width on the labels; the smallest width and ``config.random_plans`` random widths
-    on the full width's detached output (or the labels, without ``distill``); the loss is the
-    sum over widths, as in slimmable training (the full width keeps its whole gradient).
-    The logits returned (for accuracy) are the full width's.
+    Full width on the targets; the smallest width and ``config.random_plans`` random widths
+    on the full width's detached output (or the targets, without ``distill``); the loss is
+    the sum over widths, as in slimmable training (the full width keeps its whole gradient).
+    The outputs returned (for the metric) are the full width's.
+
+    Args:
+        model: the width model.
+        config: how widths are drawn and combined.
+        label_smoothing: for ``loss="cross_entropy"``.
+        loss: ``"cross_entropy"`` (classifiers: narrow widths distil the full width's logits
+            with a KL term at ``config.temperature``) or ``"l1"`` / ``"l2"`` (image-to-image
+            models: every width is scored with that image loss, narrow widths against the
+            full width's output). The consistency term is the mean squared difference of
+            two plans' logits, or the mean absolute difference of two plans' images (the
+            INN seed's ``|Net(X, P1) − Net(X, P2)|``).
     """
+    if loss not in WIDTH_LOSSES:
+        raise ValueError(f"width-random loss must be one of {list(WIDTH_LOSSES)}, got {loss!r}")
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
+    if loss == "cross_entropy":
 
-    def loss_fn(module: nn.Module, images: torch.Tensor, labels: torch.Tensor):
-        ce = nn.functional.cross_entropy
+        def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
+
+        def follow(outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+            return distillation_loss(outputs, teacher, config.temperature)
+
+        def gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (a - b).pow(2).mean()
+
+    else:
+        fit = follow = F.l1_loss if loss == "l1" else F.mse_loss
+
+        def gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (a - b).abs().mean()
+
+    def loss_fn(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
         with model.at(None):
-            full = module(images)  # (B, K)
-        losses = [ce(full, labels, label_smoothing=label_smoothing)]
+            full = module(inputs)  # (B, K) logits or (B, C, H, W) images
+        losses = [fit(full, targets)]
         teacher = full.detach()
         plans = [smallest] + [
             random_plan(model, config.min_ratio, generator, config.sampling)
@@ -164,16 +203,15 @@ def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothin
         outputs = []
         for plan in plans:
             with model.at(plan):
-                logits = module(images)
-            outputs.append(logits)
+                outputs.append(module(inputs))
             if config.distill:
-                losses.append(distillation_loss(logits, teacher, config.temperature))
+                losses.append(follow(outputs[-1], teacher))
             else:
-                losses.append(ce(logits, labels, label_smoothing=label_smoothing))
-        loss = torch.stack(losses).sum()
+                losses.append(fit(outputs[-1], targets))
+        total = torch.stack(losses).sum()
         if config.consistency > 0 and len(outputs) >= 2:
-            loss = loss + config.consistency * (outputs[-1] - outputs[-2]).pow(2).mean()
-        return loss, full
+            total = total + config.consistency * gap(outputs[-1], outputs[-2])
+        return total, full
 
     return loss_fn
 
@@ -195,13 +233,26 @@ def train_width_random_(
     loaders: Loaders,
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
+    loss: str = "cross_entropy",
+    metric: Metric = ACCURACY,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train a width model in place with random widths (see `WidthTrainConfig`).
 
-    After every epoch the BatchNorm statistics are recalibrated at full width and the
-    full-width and smallest-width accuracies on the validation split are added to the
-    epoch's record (``val_accuracy``, ``val_accuracy_smallest``); its ``seconds`` count the
-    training steps only (not recalibration or validation).
+    After every epoch the BatchNorm statistics (if any) are recalibrated at full width and
+    the full-width and smallest-width scores on the validation split are added to the
+    epoch's record (``val_<metric>``, ``val_<metric>_smallest``, e.g. ``val_accuracy``); its
+    ``seconds`` count the training steps only (not recalibration or validation).
+
+    Args:
+        model: the width model (`anywidth.slim.SlimmableModel` or an INN); trained in place.
+        loaders: ``train`` trains and recalibrates, ``val`` is scored after every epoch.
+        config: the training run.
+        width: how widths are drawn; default ``WidthTrainConfig()``.
+        loss: ``"cross_entropy"`` for classifiers, ``"l1"``/``"l2"`` for image-to-image
+            models (see `width_random_loss`).
+        metric: what validation scores (`anywidth.metrics.psnr_metric` for super-resolution).
+        param_groups: optimizer groups, passed to `train_` (e.g. per-group ``lr_scale``).
 
     Returns:
         The `TrainResult` of the run.
@@ -212,14 +263,20 @@ def train_width_random_(
         >>> small = recalibrate_bn(slim.resample(target_macs=0.25), loaders.train)
     """
     width = width or WidthTrainConfig()
-    loss_fn = width_random_loss(model, width, label_smoothing=config.label_smoothing)
+    loss_fn = width_random_loss(model, width, config.label_smoothing, loss)
     smallest = smallest_plan(model, width.min_ratio)
+    batches = width.recalibrate_batches
 
     def after_epoch(epoch: int, metrics: dict) -> None:
-        recalibrate_full_bn_(model, loaders.train, batches=width.recalibrate_batches)
-        metrics["val_accuracy"] = evaluate(model.resample(None), loaders.val)["accuracy"]
+        recalibrate_full_bn_(model, loaders.train, batches=batches)
+        full = evaluate(model.resample(None), loaders.val, metric=metric)[metric.name]
+        metrics[f"val_{metric.name}"] = full
         narrow = model.resample(smallest)
-        recalibrate_bn_(narrow, loaders.train, batches=width.recalibrate_batches)
-        metrics["val_accuracy_smallest"] = evaluate(narrow, loaders.val)["accuracy"]
+        recalibrate_bn_(narrow, loaders.train, batches=batches)
+        narrow_score = evaluate(narrow, loaders.val, metric=metric)[metric.name]
+        metrics[f"val_{metric.name}_smallest"] = narrow_score
 
-    return train_(model, loaders.train, config, loss_fn=loss_fn, on_epoch_end=after_epoch)
+    return train_(
+        model, loaders.train, config, loss_fn=loss_fn, metric=metric,
+        param_groups=param_groups, on_epoch_end=after_epoch,
+    )  # fmt: skip

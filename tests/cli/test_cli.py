@@ -122,6 +122,47 @@ def test_train_a_super_resolution_model(tmp_path, capsys):
         assert float(capsys.readouterr().out.split("|")[-2]) == float(after.split("|")[-2])
 
 
+def _sr_checkpoint(folder):
+    args = ["train", "--model", "srcnn", "--data", "sr-skimage", "--scale", "3"]
+    small = ["--epochs", "1", "--patches", "16", "--patch", "8", "--batch-size", "8"]
+    assert main([*args, *small, "--max-size", "60", "--out", str(folder)]) == 0
+    return folder / "best.safetensors"
+
+
+def _psnr_rows(printed: str) -> list[float]:
+    """The last column of every width row of a width table (``full``, ``NN% MACs``)."""
+    rows = [r for r in printed.splitlines() if r.startswith(("| full", "| 75%", "| 50%"))]
+    return [float(r.split("|")[-2]) for r in rows]
+
+
+def test_any_width_commands_train_and_score_super_resolution(tmp_path, capsys):
+    checkpoint = _sr_checkpoint(tmp_path / "sr")
+    capsys.readouterr()
+    # integrate with width-random training (L1 loss, Adam) and slim: PSNR width tables
+    inn = tmp_path / "sr.inn.safetensors"
+    args = ["integrate", str(checkpoint), "--train-epochs", "1", "--out", str(inn)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "test PSNR dB" in printed
+    assert len(_psnr_rows(printed)) == 3 and all(5 < v < 40 for v in _psnr_rows(printed))
+    slim = tmp_path / "sr.slim.safetensors"
+    assert main(["slim", str(checkpoint), "--train-epochs", "1", "--out", str(slim)]) == 0
+    printed = capsys.readouterr().out
+    assert "test PSNR dB (BN recal)" in printed and all(5 < v < 40 for v in _psnr_rows(printed))
+    assert "test_psnr_50pct_macs" in read_checkpoint(slim).meta["metrics"]
+    # resample tunes the INN's partition on the image loss by default, and scores PSNR
+    small = tmp_path / "small.safetensors"
+    args = ["resample", str(inn), "--target-macs", "0.5", "--tune-steps", "3", "--out", str(small)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "tuned the partition for 3 steps" in printed and "test PSNR dB" in printed
+    assert 5 < read_checkpoint(small).meta["metrics"]["test_psnr"] < 40
+    # TAS is for classifiers: a clear refusal, not a cross-entropy on images
+    args = ["search", str(checkpoint), "--target-macs", "0.5", "--out", str(tmp_path / "s.json")]
+    assert main(args) == 2
+    assert "super-resolution model; TAS searches" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

@@ -94,3 +94,10 @@ def test_param_groups_scale_the_learning_rate(sr_data):
            param_groups=groups)  # fmt: skip
     assert torch.equal(model.conv1.weight, before)
     assert not torch.equal(model.conv3.weight, _model().conv3.weight)
+
+
+def test_cross_entropy_on_image_targets_is_a_clear_error(sr_data):
+    # F.cross_entropy accepts (B, C, H, W) float targets as class probabilities and would
+    # train an SR model on nonsense without a word.
+    with pytest.raises(ValueError, match="trains with image_loss"):
+        train_(_model(), sr_data[0], _config(1))
