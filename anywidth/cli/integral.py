@@ -69,6 +69,9 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
     lr_help = "learning rate for training (default: SGD 0.02; Adam 1e-4 for SR)"
     p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument("--min-ratio", type=float, default=0.3, help="smallest width in training")
+    p.add_argument("--consistency", type=float, default=0.0,
+                   help="weight of the |Net(X, P1) - Net(X, P2)| term between two widths in "
+                   "training (the INN seed's consistency objective; 0: off)")  # fmt: skip
     p.add_argument("--rule", choices=["trapezoid", "rectangle", "simpson"], default="trapezoid")
     p.add_argument("--no-reorder", action="store_true", help="keep the channel order")
     p.add_argument(
@@ -105,7 +108,9 @@ def run_integrate(args: argparse.Namespace) -> int:
     scorer = scorer_for(model)
     if args.train_epochs:
         train = fine_tune_config(scorer, args, args.train_epochs)
-        width = WidthTrainConfig(min_ratio=args.min_ratio, seed=args.seed)
+        width = WidthTrainConfig(
+            min_ratio=args.min_ratio, consistency=args.consistency, seed=args.seed
+        )
         train_integral_(inn, loaders, train, width, scorer.loss, scorer.metric)
         print(_PREFER_SLIM.format(checkpoint=args.checkpoint, epochs=args.train_epochs))
     if args.tune_partition:

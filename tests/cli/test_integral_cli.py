@@ -55,7 +55,7 @@ def test_integrate_reports_widths_and_records_data(inn_file, trained_checkpoint)
 def test_integrate_with_training_and_partition_tuning(trained_checkpoint, tmp_path, capsys):
     out = tmp_path / "tuned.inn.safetensors"
     args = ["integrate", str(trained_checkpoint), "--out", str(out), "--train-epochs", "1"]
-    args += ["--tune-partition", "--tune-steps", "2", *FAST]
+    args += ["--consistency", "1.0", "--tune-partition", "--tune-steps", "2", *FAST]
     assert main(args) == 0
     table = capsys.readouterr().out
     for row in ("full", "75% MACs", "50% MACs", "25% MACs"):
