@@ -157,9 +157,11 @@ def prune_rows(model, init, loaders, x, scale, kind, steps) -> dict:
             f"INN + partition tuning ({steps} steps)": tuned.resample(plan),
         }
         for method, small in rows.items():
+            score = scores(small, loaders, scale)
             out[f"{budget}|{method}"] = {
                 "macs": count_macs(small, x) / full,
-                "psnr": statistics.mean(scores(small, loaders, scale)["psnr"]),
+                "psnr": statistics.mean(score["psnr"]),
+                "ssim": statistics.mean(score["ssim"]),
             }
     return out
 
@@ -199,9 +201,10 @@ def tables(records: list[dict]) -> None:
         for key in keys:
             budget, method = key.split("|")
             values = [r["pruning"][key]["psnr"] for r in recs]
+            ssims = [r["pruning"][key]["ssim"] for r in recs if "ssim" in r["pruning"][key]]
             macs = statistics.mean(r["pruning"][key]["macs"] for r in recs)
             prune_table.append([name, f"{float(budget):.0%}", method, f"{macs:.1%}",
-                                _mean_std(values)])  # fmt: skip
+                                _mean_std(values), _mean_std(ssims, 3)])  # fmt: skip
     write_table(
         "superres",
         ["model", "method", "seeds", "PSNR (dB)", "SSIM", "PSNR at 50% MACs", "train s"],
@@ -209,7 +212,7 @@ def tables(records: list[dict]) -> None:
         notes=NOTES,
     )
     write_table("superres_images", ["model", "method", *TEST_NAMES], per_image)
-    write_table("superres_pruning", ["model", "budget", "method", "MACs", "PSNR (dB)"],
+    write_table("superres_pruning", ["model", "budget", "method", "MACs", "PSNR (dB)", "SSIM"],
                 prune_table)  # fmt: skip
 
 
