@@ -188,6 +188,8 @@ def table_rows(data: str, name: str, records: list[dict]) -> list[list[object]]:
                  for c in columns]  # fmt: skip
         kind = "slice" if method.startswith("slimmable") else "integral"
         kind = "integral-nodes0.5" if "nodes 0.5" in method else kind
+        kind = "integral-pace" if "+ narrow pace" in method else kind
+        kind = "integral-no-pace" if "no narrow pace" in method else kind
         trained_method = method.startswith(("slimmable", "INN trained", "INN nodes"))
         secs = [r["seconds"][kind] for r in records if kind in r["seconds"]]
         secs = summary(secs) if trained_method else ""

@@ -2,7 +2,8 @@
 
 A *width model* is a module with ``resizable`` (its resizable channel groups), ``at(plan)``
 (a context in which its forward runs at that plan), ``resample(plan)`` (a plain model at
-that plan) and ``load_running_stats_(buffers)``: `anywidth.slim.SlimmableModel` (each
+that plan) and ``load_running_stats_(buffers)``, optionally ``loss_weight(plan)`` (how much
+a narrower width's loss weighs): `anywidth.slim.SlimmableModel` (each
 width keeps the first channels) and `anywidth.integral.IntegralModel` (each width samples
 weight functions) are both. Training is the same for both:
 
@@ -70,6 +71,10 @@ class WidthTrainConfig:
         temperature: distillation temperature.
         consistency: weight of a mean-squared consistency term between the logits of two
             random plans (0 disables it).
+        narrow_pace: weight each narrower width's loss by the model's ``loss_weight(plan)``
+            where it has one (the INN: (m/n)², so that a width trains at its discrete pace
+            under the λ-gradient rescaling; see `IntegralModel.loss_weight`). Slimmable
+            models have none and are unaffected.
         recalibrate_batches: batches used to re-estimate BatchNorm statistics after each
             epoch, so that validation and later resampling start from fresh statistics.
         seed: seeds the width draws.
@@ -85,6 +90,7 @@ class WidthTrainConfig:
     distill: bool = True
     temperature: float = 1.0
     consistency: float = 0.0
+    narrow_pace: bool = True
     recalibrate_batches: int = 20
     seed: int = 0
 
@@ -174,6 +180,7 @@ def width_random_loss(
         raise ValueError(f"width-random loss must be one of {list(WIDTH_LOSSES)}, got {loss!r}")
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
+    weigh = getattr(model, "loss_weight", None) if config.narrow_pace else None
     if loss == "cross_entropy":
 
         def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -204,10 +211,8 @@ def width_random_loss(
         for plan in plans:
             with model.at(plan):
                 outputs.append(module(inputs))
-            if config.distill:
-                losses.append(follow(outputs[-1], teacher))
-            else:
-                losses.append(fit(outputs[-1], targets))
+            narrow = follow(outputs[-1], teacher) if config.distill else fit(outputs[-1], targets)
+            losses.append(narrow if weigh is None else weigh(plan) * narrow)
         total = torch.stack(losses).sum()
         if config.consistency > 0 and len(outputs) >= 2:
             total = total + config.consistency * gap(outputs[-1], outputs[-2])
