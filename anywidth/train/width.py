@@ -27,8 +27,8 @@ from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
 from anywidth.data import Loaders
-from anywidth.measure import evaluate
 from anywidth.train.config import TrainConfig
+from anywidth.train.distributed import broadcast_buffers_, evaluate_sharded
 from anywidth.train.loop import TrainResult, train_
 from anywidth.train.recalibrate import recalibrate_bn_
 from anywidth.train.tune import distillation_loss
@@ -147,9 +147,17 @@ def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothin
     on the full width's detached output (or the labels, without ``distill``); the loss is the
     sum over widths, as in slimmable training (the full width keeps its whole gradient).
     The logits returned (for accuracy) are the full width's.
+
+    Widths are drawn from one generator; `train_` calls the loss's ``begin_step(step)``
+    before each batch, which re-seeds it from ``(config.seed, step)``: every process of a
+    DDP run draws the same widths in a step (so their gradients are of the same
+    sub-networks), and a resumed run draws what the uninterrupted one did.
     """
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
+
+    def begin_step(step: int) -> None:
+        generator.manual_seed((config.seed << 32) + step)
 
     def loss_fn(module: nn.Module, images: torch.Tensor, labels: torch.Tensor):
         ce = nn.functional.cross_entropy
@@ -175,6 +183,7 @@ def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothin
             loss = loss + config.consistency * (outputs[-1] - outputs[-2]).pow(2).mean()
         return loss, full
 
+    loss_fn.begin_step = begin_step
     return loss_fn
 
 
@@ -184,9 +193,12 @@ def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) ->
 
     Measured on ``model.resample(None)`` and written back with ``load_running_stats_``;
     other widths start from these (recalibrate a resampled model for its exact values).
+    In a multi-process run every rank must call this with the same ``data``; the result
+    is rank 0's, broadcast to the others.
     """
     full = model.resample(None)
     recalibrate_bn_(full, data, batches=batches)
+    broadcast_buffers_(full, "sharing the recalibrated BatchNorm statistics")
     model.load_running_stats_(dict(full.named_buffers()))
 
 
@@ -203,6 +215,12 @@ def train_width_random_(
     epoch's record (``val_accuracy``, ``val_accuracy_smallest``); its ``seconds`` count the
     training steps only (not recalibration or validation).
 
+    Under ``torchrun`` this is DDP training through `train_`: every rank draws the same
+    widths in a step; BatchNorm is recalibrated by every rank on the same batches of the
+    whole (unsharded) train loader, so the statistics are those one process would get,
+    whatever the number of processes, and rank 0's are broadcast to guard against
+    non-deterministic kernels; validation is split over the ranks and summed.
+
     Returns:
         The `TrainResult` of the run.
 
@@ -217,9 +235,10 @@ def train_width_random_(
 
     def after_epoch(epoch: int, metrics: dict) -> None:
         recalibrate_full_bn_(model, loaders.train, batches=width.recalibrate_batches)
-        metrics["val_accuracy"] = evaluate(model.resample(None), loaders.val)["accuracy"]
+        metrics["val_accuracy"] = evaluate_sharded(model.resample(None), loaders.val)["accuracy"]
         narrow = model.resample(smallest)
         recalibrate_bn_(narrow, loaders.train, batches=width.recalibrate_batches)
-        metrics["val_accuracy_smallest"] = evaluate(narrow, loaders.val)["accuracy"]
+        broadcast_buffers_(narrow, "sharing the smallest width's BatchNorm statistics")
+        metrics["val_accuracy_smallest"] = evaluate_sharded(narrow, loaders.val)["accuracy"]
 
     return train_(model, loaders.train, config, loss_fn=loss_fn, on_epoch_end=after_epoch)
