@@ -7,10 +7,10 @@ The training loops call these helpers; nothing else in anywidth knows about proc
   ``nccl`` on GPUs, ``gloo`` on CPU, with a timeout so that a rank that fails or stalls
   ends the run with a `DistributedError` instead of a hang.
 - `shard_train_loader` gives each process its part of every batch through a
-  `DistributedSampler` seeded with the run's seed and re-seeded per epoch (`set_epoch`).
-  A loader's batch size is the *global* batch: each of ``N`` processes takes
-  ``batch_size / N`` samples of it, so the data order, the effective batch and the
-  learning rate do not depend on the number of processes.
+  `DistributedSampler` re-seeded per epoch (`set_epoch`) that deals out the very order the
+  loader has in one process. A loader's batch size is the *global* batch: each of ``N``
+  processes takes ``batch_size / N`` samples of it, so the batches, the effective batch
+  size and the learning rate do not depend on the number of processes.
 - `wrap_ddp` wraps the model in `DistributedDataParallel`; `evaluate_sharded` and
   `all_sum` reduce metrics; `broadcast_buffers_` makes every rank hold rank 0's buffers.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from anywidth.measure import evaluate
 from anywidth.metrics import ACCURACY, Metric
@@ -42,6 +43,7 @@ __all__ = [
     "DistributedError",
     "Processes",
     "all_sum",
+    "average_gradients_",
     "barrier",
     "broadcast_buffers_",
     "collective",
@@ -246,34 +248,58 @@ def wrap_ddp(
         )
 
 
-def shard_train_loader(loader: Iterable, where: Processes, seed: int) -> Iterable:
-    """The part of a shuffled train loader that this process reads, with the same order.
+class _Shards(DistributedSampler):
+    """Deals out the order of a loader's own sampler: every ``world_size``-th index to
+    each rank, padded (as `DistributedSampler` pads) to a multiple of ``world_size``.
 
-    A `DataLoader` that shuffles (or already has a `DistributedSampler`) gets a
-    `DistributedSampler` over ``where.world_size`` processes, seeded with ``seed`` (call
-    `set_epoch` before each epoch: the order is the permutation seeded ``seed + epoch``),
-    and a per-process batch of ``batch_size / world_size``. With one process the order is
-    the same permutation, so a run's batches do not depend on how many processes train.
-    A loader that does not shuffle, or any other iterable, is returned unchanged in one
-    process.
+    Iterating the original sampler, with its generator seeded ``seed + epoch`` by
+    `set_epoch`, gives exactly the order one process sees in that epoch; so batch ``k``
+    of all ranks together is batch ``k`` of the one-process run.
+    """
+
+    def __init__(self, loader: DataLoader, where: Processes, seed: int) -> None:
+        super().__init__(loader.dataset, num_replicas=where.world_size, rank=where.rank, seed=seed)
+        self.source = loader.sampler
+        self.num_samples = math.ceil(len(self.source) / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        generator = getattr(self.source, "generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(self.seed + epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(self.source)
+        order += order[: self.total_size - len(order)]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def shard_train_loader(loader: Iterable, where: Processes, seed: int) -> Iterable:
+    """The part of a train loader that this process reads, in the one-process order.
+
+    In one process the loader is returned unchanged. Under ``N`` processes a `DataLoader`
+    gets a `DistributedSampler` that deals out its own sampler's order (seeded
+    ``seed + epoch`` by `set_epoch`, as `train_` seeds a loader's generator every epoch)
+    and a per-process batch of ``batch_size / N``: the ``N`` parts of batch ``k`` make up
+    batch ``k`` of the one-process run. A deterministic order needs a sampler with its own
+    ``torch.Generator`` (`anywidth.data.make_loaders` gives one).
 
     Raises:
         ValueError: under several processes, a loader that is not a `DataLoader` with a
             plain batch size, or a batch size not divisible by the number of processes.
     """
+    if not where.active:
+        return loader
     if not isinstance(loader, DataLoader) or loader.batch_size is None:
-        if where.active:
-            raise ValueError(
-                f"training in {where.world_size} processes needs a torch DataLoader with a "
-                f"batch_size (its dataset is split with DistributedSampler); got "
-                f"{type(loader).__name__}"
-            )
-        return loader
-    shuffled = isinstance(loader.sampler, RandomSampler | DistributedSampler)
-    if not shuffled and not where.active:
-        return loader
-    if isinstance(loader.sampler, RandomSampler) and loader.sampler.replacement:
-        raise ValueError("shard_train_loader cannot shard a loader that samples with replacement")
+        raise ValueError(
+            f"training in {where.world_size} processes needs a torch DataLoader with a "
+            f"batch_size (its dataset is split with DistributedSampler); got "
+            f"{type(loader).__name__}"
+        )
     if loader.batch_size % where.world_size:
         raise ValueError(
             f"the batch size {loader.batch_size} is the global batch, split over "
@@ -282,18 +308,10 @@ def shard_train_loader(loader: Iterable, where: Processes, seed: int) -> Iterabl
             f"{loader.batch_size // where.world_size * where.world_size or where.world_size}"
             f" or a different number of processes"
         )
-    sampler = DistributedSampler(
-        loader.dataset,
-        num_replicas=where.world_size,
-        rank=where.rank,
-        shuffle=shuffled,
-        seed=seed,
-        drop_last=False,
-    )
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size // where.world_size,
-        sampler=sampler,
+        sampler=_Shards(loader, where, seed),
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -376,6 +394,22 @@ def all_sum(values: torch.Tensor, what: str = "adding up metrics") -> torch.Tens
     with collective(what):
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total.to(values.device)
+
+
+def average_gradients_(parameters: Iterable[nn.Parameter], what: str) -> None:
+    """Average the ``.grad`` of parameters that no DDP module syncs (e.g. architecture
+    logits) over all processes, in place; a missing gradient counts as zero."""
+    where = processes()
+    if not where.active:
+        return
+    params = [p for p in parameters if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = all_sum(flat, what) / where.world_size
+    for p, chunk in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+        p.grad = chunk.view_as(p).clone()
 
 
 def broadcast_buffers_(model: nn.Module, what: str = "sharing buffers") -> None:

@@ -11,10 +11,11 @@ import time
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from anywidth.data import Loaders, load_dataset
 from anywidth.models import create_model
+from anywidth.search import SearchConfig, search_shape
 from anywidth.slim import to_slimmable
 from anywidth.train import TrainConfig, train_
 from anywidth.train.distributed import (
@@ -23,8 +24,10 @@ from anywidth.train.distributed import (
     init_distributed,
     processes,
     resolve_device,
+    set_epoch,
     shard_train_loader,
 )
+from anywidth.train.tune import tune_
 from anywidth.train.width import WidthTrainConfig, train_width_random_
 from tests.train._processes import DDP_MODEL, run_processes
 from tests.train._tiny import MODEL_NAME as BN_MODEL
@@ -71,8 +74,28 @@ def _width(model_name: str = DDP_MODEL):
     return _state(slim), result.history
 
 
+def _tuned():
+    """`tune_` (the loop of partition tuning) on all parameters of a BN-free model."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    images = torch.stack([x.flatten() for x, _ in _loaders().train.dataset])  # (256, 64)
+    labels = torch.tensor([int(y) for _, y in _loaders().train.dataset])
+    data = DataLoader(TensorDataset(images, labels), batch_size=32)
+    losses = tune_(model, list(model.parameters()), data, steps=10, lr=0.01)
+    return _state(model), losses
+
+
+def _searched():
+    torch.manual_seed(0)
+    model = create_model("tiny_convnet", num_classes=10, in_channels=1).eval()
+    result = search_shape(model, torch.randn(1, 1, 8, 8), _loaders(32).train,
+                          SearchConfig(0.5, epochs=1, seed=4))  # fmt: skip
+    return result.plan, result.log
+
+
 def _two_process_runs(rank: int, out: str) -> dict:
-    """Rank ``rank``'s part of: plain training, width-random training (with and without BN)."""
+    """Rank ``rank``'s part of every multi-process loop: plain training, width-random
+    training (with and without BN), tuning and TAS search."""
     import anywidth.train.distributed as d
 
     where = d.init_distributed()
@@ -80,9 +103,13 @@ def _two_process_runs(rank: int, out: str) -> dict:
     plain = _plain(f"{out}/plain", keep_epoch_1=f"{out}/epoch1")
     width = _width()
     with_bn = _width(BN_MODEL)
-    return {"plain": plain, "width": width, "bn_buffers": {
-        k: v for k, v in with_bn[0].items() if "running" in k
-    }}  # fmt: skip
+    return {
+        "plain": plain,
+        "width": width,
+        "bn_buffers": {k: v for k, v in with_bn[0].items() if "running" in k},
+        "tuned": _tuned(),
+        "searched": _searched(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +173,22 @@ def test_a_two_process_checkpoint_resumes_in_one_process(two, tmp_path):
     assert not (out / "plain" / "last.safetensors.tmp").exists()
 
 
+def test_tuning_in_two_processes_equals_one(two):
+    _, runs = two
+    state, losses = _tuned()
+    for rank in (0, 1):
+        _assert_close(runs[rank]["tuned"][0], state)
+        assert runs[rank]["tuned"][1] == pytest.approx(losses, rel=RTOL, abs=ATOL)
+
+
+def test_search_gives_every_rank_the_same_shape(two):
+    _, runs = two
+    (plan, log), (plan_1, log_1) = runs[0]["searched"], runs[1]["searched"]
+    assert plan == plan_1 and log[0]["argmax_macs"] == log_1[0]["argmax_macs"]
+    assert log[0]["val_accuracy"] == log_1[0]["val_accuracy"]
+    assert 0 < log[0]["argmax_macs"] <= 1
+
+
 def _stall_or_crash(rank: int, how: str) -> None:
     def loss_fn(model, images, labels):
         if rank == 1 and how == "stall":
@@ -170,6 +213,27 @@ def test_a_failing_rank_ends_the_run_with_a_clear_error(how):
     assert "ANYWIDTH_DIST_TIMEOUT" in survivor["message"]
     assert survivor["seconds"] < 25
     assert outcomes[1]["message"] == ("rank 1 broke down" if how == "crash" else "no result")
+
+
+@pytest.mark.parametrize("size", [256, 251], ids=["even", "padded"])
+def test_the_shards_of_a_batch_make_up_the_one_process_batch(size):
+    def loader():
+        data = TensorDataset(torch.arange(size))
+        return DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator())
+
+    one = loader()
+    shards = [shard_train_loader(loader(), Processes(r, 2, r), seed=3) for r in (0, 1)]
+    for epoch in (1, 2):
+        one.generator.manual_seed(3 + epoch)  # what train_ does every epoch
+        for shard in shards:
+            set_epoch(shard, epoch)
+        parts = [list(shard) for shard in shards]
+        assert len(parts[0]) == len(parts[1]) == len(one)
+        for k, (batch,) in enumerate(one):
+            joined = torch.cat([parts[0][k][0], parts[1][k][0]])
+            # rank r holds every second sample from r; a padded tail repeats the first ones
+            assert set(joined.tolist()) >= set(batch.tolist())
+            assert len(joined) - len(batch) == (size % 2 if k == len(one) - 1 else 0)
 
 
 def test_the_global_batch_must_split_evenly():
