@@ -58,7 +58,7 @@ def _run(kind: str, processes: int, threads: int, epochs: int) -> list[dict]:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), ANYWIDTH_PROGRESS="0")
         command = [
             sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-            "--master-port", "0", __file__, "--worker", kind, "--epochs", str(epochs),
+            "--standalone", __file__, "--worker", kind, "--epochs", str(epochs),
             "--threads", str(threads), "--json", str(out),
         ]  # fmt: skip
         subprocess.run(command, env=env, check=True)

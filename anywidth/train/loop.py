@@ -366,8 +366,9 @@ def train_(
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the same call trains with
     `DistributedDataParallel` (see `anywidth.train.distributed` and docs/distributed.md):
     the train loader's batch size is the global batch, split evenly over the processes by
-    a `DistributedSampler` whose order is the one a single process uses (the permutation
-    seeded ``config.seed + epoch``); losses and val scores are summed over all ranks; only
+    a `DistributedSampler` that deals out the order one process would see (the loader's
+    own shuffle, seeded ``config.seed + epoch``), so the ranks' parts of batch ``k`` make up
+    batch ``k`` of a one-process run; losses and val scores are summed over all ranks; only
     rank 0 logs and writes checkpoints; every rank returns the same record. A checkpoint
     resumes under any number of processes (equal to an uninterrupted run up to the
     rounding of the gradient all-reduce; bit for bit with the same number).
@@ -401,6 +402,9 @@ def train_(
             (``lr_scale`` multiplies ``config.lr``); by default one group of all parameters.
         on_epoch_end: ``on_epoch_end(epoch, metrics)`` after each epoch's checkpoint;
             returning ``True`` stops training (an exception propagates after the checkpoint).
+            Under torchrun it runs on every rank (with the same, reduced ``metrics``), so
+            it must decide alike everywhere; write files only where
+            ``anywidth.train.distributed.processes().is_main``.
 
     Returns:
         A `TrainResult`.

@@ -14,6 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from anywidth.data import Loaders, load_dataset
+from anywidth.integral import IntegralConfig, to_integral
+from anywidth.integral.training import train_integral_
 from anywidth.models import create_model
 from anywidth.search import SearchConfig, search_shape
 from anywidth.slim import to_slimmable
@@ -68,10 +70,16 @@ def _plain(checkpoint_dir, keep_epoch_1=None):
     return _state(model), result.history
 
 
-def _width(model_name: str = DDP_MODEL):
-    slim = to_slimmable(_model(model_name), torch.randn(1, 1, 8, 8))
-    result = train_width_random_(slim, _loaders(), PLAIN, WIDTH)
-    return _state(slim), result.history
+def _width(model_name: str = DDP_MODEL, method: str = "slice"):
+    """Slimmable (``"slice"``) or INN (``"integral"``) width-random training."""
+    x = torch.randn(1, 1, 8, 8)
+    if method == "slice":
+        wide = to_slimmable(_model(model_name), x)
+        result = train_width_random_(wide, _loaders(), PLAIN, WIDTH)
+    else:
+        wide = to_integral(_model(model_name), x, IntegralConfig(reorder=False))
+        result = train_integral_(wide, _loaders(), PLAIN, WIDTH)
+    return _state(wide), result.history
 
 
 def _tuned():
@@ -102,10 +110,12 @@ def _two_process_runs(rank: int, out: str) -> dict:
     assert where == d.Processes(rank, 2, rank)
     plain = _plain(f"{out}/plain", keep_epoch_1=f"{out}/epoch1")
     width = _width()
+    integral = _width(method="integral")
     with_bn = _width(BN_MODEL)
     return {
         "plain": plain,
         "width": width,
+        "integral": integral,
         "bn_buffers": {k: v for k, v in with_bn[0].items() if "running" in k},
         "tuned": _tuned(),
         "searched": _searched(),
@@ -144,13 +154,14 @@ def test_two_processes_of_batch_b_equal_one_process_of_batch_2b(two, tmp_path):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
-def test_width_random_training_draws_the_same_widths_on_every_rank(two):
+@pytest.mark.parametrize(("method", "key"), [("slice", "width"), ("integral", "integral")])
+def test_width_random_training_draws_the_same_widths_on_every_rank(two, method, key):
     _, runs = two
-    state, history = _width()
+    state, history = _width(method=method)
     for rank in (0, 1):
-        _assert_close(runs[rank]["width"][0], state)
-        _assert_history_close(runs[rank]["width"][1], history)
-        assert runs[rank]["width"][1][-1]["val_accuracy_smallest"] == pytest.approx(
+        _assert_close(runs[rank][key][0], state)
+        _assert_history_close(runs[rank][key][1], history)
+        assert runs[rank][key][1][-1]["val_accuracy_smallest"] == pytest.approx(
             history[-1]["val_accuracy_smallest"], abs=ATOL
         )
 
