@@ -76,6 +76,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         _worker(args.worker, args.epochs, args.json)
         return
+    load_before = os.getloadavg()[0]
     rows = []
     for kind in KINDS:
         base = None
@@ -91,7 +92,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     headers = ["training", "processes", "threads/process", "global batch", "batch/process",
                "epoch s (median)", "speed-up vs 1x1", "last train loss", "val acc %"]  # fmt: skip
-    write_table("distributed", headers, rows, notes=NOTES.format(epochs=args.epochs))
+    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    write_table("distributed", headers, rows, notes=NOTES.format(epochs=args.epochs, load=load))
 
 
 NOTES = """
@@ -104,12 +106,15 @@ rate are the same at every setting; the loss differs slightly between 1 and 2 pr
 because BatchNorm normalises each process's half batch.
 
 This machine has 2 CPU cores, shared with other jobs (benchmarks, another engineer's tests)
-while this ran, so the timings are noisy and little or no speed-up was expected: two
+while this ran (1-minute load average {load}), so the timings are noisy and little or no
+speed-up was expected: two
 processes on two loaded cores compete with each other and with the gradient all-reduce
 (gloo over loopback), and these 8x8 images make each step so small that per-step overhead
 dominates. No GPU was available in this session, so there is no nccl row; the GPU path
 (`device="cuda"`, nccl, one process per GPU) is described in docs/distributed.md but not
-measured here.
+measured here. The "threads" line above is the driver's; each row's processes ran with
+the threads given in the row (`OMP_NUM_THREADS`). One process with 2 threads is the slowest
+setting here: on cores this busy, intra-op threads wait for each other at every op.
 """
 
 
