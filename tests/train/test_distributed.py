@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from anywidth.data import Loaders, load_dataset
 from anywidth.integral import IntegralConfig, to_integral
 from anywidth.integral.training import train_integral_
+from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.models import create_model
 from anywidth.search import SearchConfig, search_shape
 from anywidth.slim import to_slimmable
@@ -93,6 +94,13 @@ def _tuned():
     return _state(model), losses
 
 
+def _partition_tuned():
+    """INN partition tuning (`tune_partition`, through `tune_`) at half width."""
+    inn = to_integral(_model(), torch.randn(1, 1, 8, 8), IntegralConfig(reorder=False))
+    tuned = tune_partition(inn, 0.5, _loaders().train, TuneConfig(steps=6, lr=0.01))
+    return [p.detach().clone() for p in tuned.grid_parameters()]
+
+
 def _searched():
     torch.manual_seed(0)
     model = create_model("tiny_convnet", num_classes=10, in_channels=1).eval()
@@ -118,6 +126,7 @@ def _two_process_runs(rank: int, out: str) -> dict:
         "integral": integral,
         "bn_buffers": {k: v for k, v in with_bn[0].items() if "running" in k},
         "tuned": _tuned(),
+        "partition": _partition_tuned(),
         "searched": _searched(),
     }
 
@@ -190,6 +199,15 @@ def test_tuning_in_two_processes_equals_one(two):
     for rank in (0, 1):
         _assert_close(runs[rank]["tuned"][0], state)
         assert runs[rank]["tuned"][1] == pytest.approx(losses, rel=RTOL, abs=ATOL)
+
+
+def test_partition_tuning_in_two_processes_equals_one(two):
+    _, runs = two
+    grids = _partition_tuned()
+    assert grids
+    for rank in (0, 1):
+        for got, want in zip(runs[rank]["partition"], grids, strict=True):
+            torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL)
 
 
 def test_search_gives_every_rank_the_same_shape(two):
