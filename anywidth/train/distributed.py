@@ -150,6 +150,11 @@ def init_distributed(
             f"the environment; start the run with torchrun (it sets RANK, LOCAL_RANK, "
             f"MASTER_ADDR and MASTER_PORT), or unset WORLD_SIZE to train in one process"
         )
+    if _env_int("MASTER_PORT") == 0:
+        raise DistributedError(
+            "MASTER_PORT=0: the processes cannot find each other on a port chosen at random; "
+            "pass torchrun --standalone (one machine) or --master-port/--rdzv-endpoint"
+        )
     if backend not in BACKENDS:
         raise DistributedError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     cuda = torch.device(device).type == "cuda"

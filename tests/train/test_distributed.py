@@ -281,6 +281,9 @@ def test_bad_launch_settings_are_named(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "0")
+    with pytest.raises(DistributedError, match="--standalone"):
+        init_distributed()
     monkeypatch.setenv("MASTER_PORT", "1")
     if not torch.cuda.is_available():
         with pytest.raises(DistributedError, match="'nccl' needs CUDA"):
