@@ -30,6 +30,7 @@ from anywidth.integral.tuning import TuneConfig, _trainable_grids_
 from anywidth.metrics import Metric
 from anywidth.train import TrainConfig, TrainResult, train_
 from anywidth.train.losses import LOSS_KINDS, LossFn
+from anywidth.train.width import step_seed
 
 __all__ = [
     "pace_groups",
@@ -47,7 +48,8 @@ def width_random_image_loss(
     Full width against the targets; the smallest width and ``config.random_plans`` random
     widths against the full width's detached output (``distill``) or the targets; plus
     ``config.consistency ·`` mean ``|out(P1) − out(P2)|`` of the last two plans. The
-    outputs returned are the full width's.
+    outputs returned are the full width's. Widths are re-seeded every step (``begin_step``,
+    called by `train_`), as in `anywidth.train.width.width_random_loss`.
     """
     if kind not in LOSS_KINDS:
         raise ValueError(f"image loss must be one of {LOSS_KINDS}, got {kind!r}")
@@ -73,6 +75,10 @@ def width_random_image_loss(
             loss = loss + config.consistency * (outputs[-1] - outputs[-2]).abs().mean()
         return loss, full
 
+    def begin_step(step: int) -> None:
+        generator.manual_seed(step_seed(config.seed, step))
+
+    loss_fn.begin_step = begin_step
     return loss_fn
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "random_plan",
     "recalibrate_full_bn_",
     "smallest_plan",
+    "step_seed",
     "train_width_random_",
     "width_random_loss",
 ]
@@ -140,6 +141,12 @@ def random_plan(
     return plan
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of step ``step``'s width draws: each step its own, independent of how
+    many processes train or where the run was resumed."""
+    return (seed << 32) + step
+
+
 def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothing: float = 0.0):
     """A ``loss_fn(module, images, labels) -> (loss, logits)`` for `anywidth.train.train_`.
 
@@ -157,7 +164,7 @@ def width_random_loss(model: nn.Module, config: WidthTrainConfig, label_smoothin
     smallest = smallest_plan(model, config.min_ratio)
 
     def begin_step(step: int) -> None:
-        generator.manual_seed((config.seed << 32) + step)
+        generator.manual_seed(step_seed(config.seed, step))
 
     def loss_fn(module: nn.Module, images: torch.Tensor, labels: torch.Tensor):
         ce = nn.functional.cross_entropy
