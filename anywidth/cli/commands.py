@@ -20,8 +20,12 @@ from anywidth.data import Loaders, list_datasets, make_loaders
 from anywidth.measure import evaluate, profile
 from anywidth.models import create_model, list_models
 from anywidth.train import TrainConfig, load_model, train_
+from anywidth.train.distributed import processes
 
-__all__ = ["REGISTERED"]
+__all__ = ["DISTRIBUTED", "REGISTERED"]
+
+DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")
+"""The commands that train under ``torchrun`` (DDP); the others refuse to start there."""
 
 
 def add_info(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +87,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/train", help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     add_task_options(p)
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, distributed=True)
 
 
 def data_record(args: argparse.Namespace) -> dict:
@@ -121,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
         loss_fn=task.loss_fn,
         metric=task.metric,
     )
+    if not processes().is_main:
+        return 0  # rank 0 reports; the other ranks trained the same weights
     test = evaluate(model, task.loaders.test, metric=task.metric)
     name = task.metric.name
     rows = [

@@ -37,6 +37,7 @@ from anywidth.measure import count_macs, count_params
 from anywidth.slim.export import shrink
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint
 from anywidth.train.checkpoint import read_checkpoint
+from anywidth.train.distributed import processes
 
 __all__ = ["add_integrate", "add_resample"]
 
@@ -83,7 +84,7 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tune-steps", type=int, default=100)
     p.add_argument("--tune-target-macs", type=float, default=0.5, help="fraction or absolute")
     add_data_options(p, default=None)
-    p.set_defaults(run=run_integrate)
+    p.set_defaults(run=run_integrate, distributed=True)
 
 
 def run_integrate(args: argparse.Namespace) -> int:
@@ -116,6 +117,8 @@ def run_integrate(args: argparse.Namespace) -> int:
     if args.tune_partition:
         plan = inn.width_plan(target_macs=args.tune_target_macs)
         inn = _tuned(inn, plan, loaders.train, TuneConfig(steps=args.tune_steps), scorer.loss)
+    if not processes().is_main:
+        return 0  # rank 0 reports and writes; the other ranks trained the same weights
     inn.eval()
     rows, metrics = _width_table(inn, example, loaders, scorer)
     metrics["data"] = _data_record(args, meta)

@@ -11,6 +11,7 @@ from anywidth.cli._table import before_after_table, format_table, human
 from anywidth.graph import export_onnx
 from anywidth.lowrank import LowRankConfig, LowRankReport, decompose
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint, train_
+from anywidth.train.distributed import processes
 
 __all__ = ["add_decompose"]
 
@@ -65,7 +66,7 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
     add_data_options(p, default=None)
-    p.set_defaults(run=run_decompose)
+    p.set_defaults(run=run_decompose, distributed=True)
 
 
 def _finetune_config(args: argparse.Namespace, meta: dict) -> TrainConfig:
@@ -112,6 +113,8 @@ def run_decompose(args: argparse.Namespace) -> int:
         lr = train.lr
         loss_fn = score.loss_fn(train.label_smoothing)
         train_(small, loaders, train, loss_fn=loss_fn, metric=score.metric)
+    if not processes().is_main:
+        return 0  # rank 0 reports and writes; the other ranks trained the same weights
     after = score(small, loaders.test)
     print(_layer_table(report))
     print(

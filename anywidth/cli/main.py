@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+
+import torch.distributed as dist
 
 from anywidth import __version__
 from anywidth.cli import commands
+from anywidth.train.distributed import DistributedError, Processes, init_distributed
 
 __all__ = ["main", "build_parser"]
 
@@ -34,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.run(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, TypeError) as err:
+        where = _join_processes(args)
+        with _only_rank_0_prints(where):
+            return int(args.run(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, TypeError, DistributedError) as err:
         # Library errors are written for people: show the message, not a traceback.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"anywidth {args.command}: error: {message}", file=sys.stderr)
@@ -43,6 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _join_processes(args: argparse.Namespace) -> Processes:
+    """Under torchrun, join the process group; only the commands that train may run there."""
+    where = init_distributed()
+    if where.active and not getattr(args, "distributed", False):
+        raise ValueError(
+            f"`anywidth {args.command}` runs in one process; start it without torchrun "
+            f"(under torchrun: {', '.join(commands.DISTRIBUTED)})"
+        )
+    return where
+
+
+def _only_rank_0_prints(where: Processes) -> contextlib.AbstractContextManager:
+    """Every rank computes the same tables; rank 0 shows them (errors still go to stderr)."""
+    if where.is_main:
+        return contextlib.nullcontext()
+    return contextlib.redirect_stdout(open(os.devnull, "w"))  # noqa: SIM115  closed at exit
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from anywidth.cli._table import before_after_table, format_table
 from anywidth.measure import count_macs, count_params, evaluate
 from anywidth.search import DistillConfig, SearchConfig, SearchResult, distill_, search_shape
 from anywidth.train import TrainConfig, load_model, recalibrate_bn_
+from anywidth.train.distributed import processes
 
 __all__ = ["add_search", "add_distill"]
 
@@ -42,7 +43,7 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", default=None, help="PNG of MACs and accuracy over the search")
     p.add_argument("--out", required=True, help="the shape, a .json file")
     add_data_options(p, default=None)
-    p.set_defaults(run=run_search)
+    p.set_defaults(run=run_search, distributed=True)
 
 
 def _classifier_only(model, checkpoint: str, command: str) -> None:
@@ -76,6 +77,8 @@ def run_search(args: argparse.Namespace) -> int:
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
     result = search_shape(model, example, loaders, config)
+    if not processes().is_main:
+        return 0  # rank 0 reports and writes; every rank found the same shape
     rows = [
         [e["epoch"], f"{e['tau']:.2f}", f"{100 * e['expected_macs']:.1f}",
          f"{100 * e['argmax_macs']:.1f}", f"{100 * e['val_accuracy']:.2f}"]
@@ -123,7 +126,7 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     add_data_options(p, default=None)
-    p.set_defaults(run=run_distill)
+    p.set_defaults(run=run_distill, distributed=True)
 
 
 def run_distill(args: argparse.Namespace) -> int:
@@ -149,6 +152,8 @@ def run_distill(args: argparse.Namespace) -> int:
         student, teacher, loaders, config, kd, checkpoint_dir=args.out, resume=args.resume,
         checkpoint_extra={"data": data, "search": result.to_dict()},
     )  # fmt: skip
+    if not processes().is_main:
+        return 0  # rank 0 reports; the other ranks trained the same weights
     before = evaluate(teacher, loaders.test)["accuracy"]
     after = evaluate(student, loaders.test)["accuracy"]
     print(

@@ -16,6 +16,7 @@ from anywidth.cli._table import format_table, human
 from anywidth.measure import count_macs, count_params
 from anywidth.slim import SlimmableModel, WidthTrainConfig, to_slimmable, train_any_width
 from anywidth.train import load_model, recalibrate_bn, save_checkpoint
+from anywidth.train.distributed import processes
 
 __all__ = ["add_slim", "load_slimmable"]
 
@@ -41,7 +42,7 @@ def add_slim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument("--min-ratio", type=float, default=0.3, help="smallest width in training")
     add_data_options(p, default=None)
-    p.set_defaults(run=run_slim)
+    p.set_defaults(run=run_slim, distributed=True)
 
 
 def run_slim(args: argparse.Namespace) -> int:
@@ -61,6 +62,8 @@ def run_slim(args: argparse.Namespace) -> int:
     width = WidthTrainConfig(method="slice", min_ratio=args.min_ratio, seed=args.seed)
     slim, _ = train_any_width(model.eval(), example, loaders, config, width,
                               loss=scorer.loss, metric=scorer.metric)  # fmt: skip
+    if not processes().is_main:
+        return 0  # rank 0 reports and writes; the other ranks trained the same weights
     slim.eval()
     rows, metrics = width_rows(slim, example, loaders, scorer)
     extra = {"data": _data_record(args, meta), "slimmable": {"min_ratio": args.min_ratio}}

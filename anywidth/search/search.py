@@ -33,6 +33,13 @@ from anywidth.search._supernet import Choices, GroupSite, build_supernet, sites_
 from anywidth.search.config import SearchConfig
 from anywidth.search.ops import cost_loss
 from anywidth.train import recalibrate_bn_
+from anywidth.train.distributed import (
+    average_gradients_,
+    collective,
+    init_distributed,
+    shard_train_loader,
+    wrap_ddp,
+)
 
 __all__ = ["SearchResult", "search_shape"]
 
@@ -246,32 +253,43 @@ def search_shape(
 
 
 def _run(net: nn.Module, arch: Architecture, choices: Choices, data, config: SearchConfig):
-    """The alternating weight / architecture steps; returns the per-epoch log."""
+    """The alternating weight / architecture steps; returns the per-epoch log.
+
+    Under ``torchrun`` the weight steps run through DDP and the architecture gradients are
+    averaged over the ranks; every rank draws the same architecture samples (one seeded
+    generator) and reads its share of each batch of both halves.
+    """
     device = next(net.parameters()).device
     arch.to(device)
     weights_half, arch_half, val = halves(data, config.seed)
+    where = init_distributed()
+    weight_batches = shard_train_loader(weights_half, where, config.seed)
+    arch_batches = shard_train_loader(arch_half, where, config.seed)
     torch.manual_seed(config.seed)
     weights = list(net.parameters())
     opt_w = torch.optim.SGD(weights, config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    steps = config.epochs * min(len(weights_half), len(arch_half))
+    steps = config.epochs * min(len(weight_batches), len(arch_batches))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, max(1, steps))
     opt_a = torch.optim.Adam(
         arch.parameters(), config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
     )
     log, shapes = [], []
+    # Some sampled shapes leave whole blocks (and their parameters) out of a step.
+    ddp = wrap_ddp(net, where, device, find_unused_parameters=True)
     bar = progress(range(config.epochs), "search")
     for epoch in bar:
         began = time.perf_counter()
         span = max(1, config.epochs - 1)
         tau = config.tau_max - (config.tau_max - config.tau_min) * epoch / span
-        net.train()
-        for (xw, yw), (xa, ya) in zip(weights_half, arch_half, strict=False):
-            arch.sample_(choices, tau)
-            opt_w.zero_grad(set_to_none=True)
-            F.cross_entropy(net(xw.to(device)), yw.to(device)).backward()
-            opt_w.step()
-            sched.step()
-            _arch_step(net, arch, choices, opt_a, xa.to(device), ya.to(device), tau, config)
+        ddp.train()
+        with collective(f"searching (epoch {epoch + 1})"):
+            for (xw, yw), (xa, ya) in zip(weight_batches, arch_batches, strict=False):
+                arch.sample_(choices, tau)
+                opt_w.zero_grad(set_to_none=True)
+                F.cross_entropy(ddp(xw.to(device)), yw.to(device)).backward()
+                opt_w.step()
+                sched.step()
+                _arch_step(net, arch, choices, opt_a, xa.to(device), ya.to(device), tau, config)
         scored = val or arch_half
         log.append(_epoch_entry(net, arch, choices, (weights_half, scored), epoch + 1, tau, began))
         shapes.append(arch.shape())
@@ -312,6 +330,7 @@ def _arch_step(net, arch: Architecture, choices: Choices, opt, x, y, tau, config
         loss = F.cross_entropy(net(x), y) + config.cost_weight * cost
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients_(arch.parameters(), "averaging the architecture gradients")
         opt.step()
     finally:
         for p in net.parameters():

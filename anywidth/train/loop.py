@@ -15,7 +15,6 @@ from torch import nn
 
 from anywidth._progress import progress
 from anywidth.data import Loaders
-from anywidth.measure import evaluate
 from anywidth.metrics import ACCURACY, Metric
 from anywidth.record import zoo_origin
 from anywidth.train._state import (
@@ -26,6 +25,18 @@ from anywidth.train._state import (
 )
 from anywidth.train.checkpoint import read_checkpoint, save_checkpoint
 from anywidth.train.config import TrainConfig
+from anywidth.train.distributed import (
+    Processes,
+    all_sum,
+    barrier,
+    collective,
+    evaluate_sharded,
+    init_distributed,
+    resolve_device,
+    set_epoch,
+    shard_train_loader,
+    wrap_ddp,
+)
 from anywidth.train.losses import LossFn, cross_entropy_loss
 
 __all__ = ["TrainResult", "train_", "LAST_NAME", "BEST_NAME"]
@@ -93,6 +104,8 @@ class _Run:
     model_kwargs: dict[str, Any]
     checkpoint_extra: dict[str, Any]
     metric: Metric = ACCURACY
+    where: Processes = field(default_factory=Processes)
+    net: nn.Module | None = None  # what the loss runs: the model, or its DDP wrapper
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -149,8 +162,12 @@ def _reseed_shuffle(loader: Iterable, seed: int) -> None:
 
 def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     model, device = run.model, run.device
-    model.train()
+    net = run.net or model
+    net.train()
     _reseed_shuffle(run.train_loader, run.config.seed + epoch)
+    set_epoch(run.train_loader, epoch)
+    begin_step = getattr(run.loss_fn, "begin_step", None)
+    first_step = (epoch - 1) * len(run.train_loader)
     lr = run.optimizer.param_groups[0]["lr"]
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     score_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -158,9 +175,11 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     batches = progress(
         run.train_loader, desc=f"epoch {epoch}/{run.config.epochs}", total=len(run.train_loader)
     )
-    for images, labels in batches:
+    for step, (images, labels) in enumerate(batches, start=first_step):
         images, labels = images.to(device), labels.to(device)  # (B, C, H, W), (B, ...)
-        loss, outputs = run.loss_fn(model, images, labels)
+        if begin_step is not None:
+            begin_step(step)
+        loss, outputs = run.loss_fn(net, images, labels)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if run.config.grad_clip is not None:
@@ -170,6 +189,9 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         loss_sum += loss.detach() * labels.shape[0]
         score_sum += run.metric.score(outputs.detach(), labels).sum()
         count += int(labels.shape[0])
+    seen = torch.tensor(float(count), dtype=torch.float64, device=device)
+    totals = all_sum(torch.stack([loss_sum, score_sum, seen]), "adding up the epoch's loss")
+    loss_sum, score_sum, count = totals[0], totals[1], int(totals[2])
     train_loss = loss_sum.item() / count
     if not math.isfinite(train_loss):
         raise FloatingPointError(
@@ -237,17 +259,26 @@ def _resume(run: _Run) -> int:
 def _finish_epoch(run: _Run, metrics: dict[str, Any], result: TrainResult) -> None:
     """Record the epoch, log it and write the checkpoints."""
     run.history.append(metrics)
-    logger.info(
-        "epoch %d/%d %s",
-        metrics["epoch"],
-        run.config.epochs,
-        " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"),
-    )
+    if run.where.is_main:
+        logger.info(
+            "epoch %d/%d %s",
+            metrics["epoch"],
+            run.config.epochs,
+            " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"),
+        )
     if run.checkpoint_dir is None:
         return
-    result.last_path = _save(run, run.checkpoint_dir / LAST_NAME, metrics, with_state=True)
+    last, best = run.checkpoint_dir / LAST_NAME, run.checkpoint_dir / BEST_NAME
+    # Every rank holds the same weights and state; rank 0 writes them, the others wait so
+    # that none can read (resume) a checkpoint that is still being written.
+    if run.where.is_main:
+        _save(run, last, metrics, with_state=True)
+        if _best(run.history, run.metric) is metrics:
+            _save(run, best, metrics, with_state=False)
+    barrier(f"writing the checkpoint of epoch {metrics['epoch']}")
+    result.last_path = last
     if _best(run.history, run.metric) is metrics:
-        result.best_path = _save(run, run.checkpoint_dir / BEST_NAME, metrics, with_state=False)
+        result.best_path = best
 
 
 def _make_run(
@@ -266,6 +297,8 @@ def _make_run(
     train_loader = data.train if isinstance(data, Loaders) else data
     if val_loader is None and isinstance(data, Loaders):
         val_loader = data.val
+    where = init_distributed(device=config.device)
+    train_loader = shard_train_loader(train_loader, where, config.seed)
     try:
         steps = len(train_loader)
     except TypeError:
@@ -278,7 +311,7 @@ def _make_run(
             f"checkpoint_dir needs model_name (the zoo name load_model rebuilds): this "
             f"{type(model).__name__} was not built by anywidth.create_model"
         )
-    device = torch.device(config.device)
+    device = resolve_device(config.device, where)
     model.to(device)
     torch.manual_seed(config.seed)
     optimizer = _build_optimizer(model, config, param_groups)
@@ -296,6 +329,7 @@ def _make_run(
         model_kwargs=model_kwargs,
         checkpoint_extra=dict(checkpoint_extra or {}),
         metric=metric,
+        where=where,
     )
 
 
@@ -329,6 +363,16 @@ def train_(
     ends with exactly the weights an uninterrupted run would have (it starts from scratch,
     with a warning, when there is no checkpoint yet).
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the same call trains with
+    `DistributedDataParallel` (see `anywidth.train.distributed` and docs/distributed.md):
+    the train loader's batch size is the global batch, split evenly over the processes by
+    a `DistributedSampler` that deals out the order one process would see (the loader's
+    own shuffle, seeded ``config.seed + epoch``), so the ranks' parts of batch ``k`` make up
+    batch ``k`` of a one-process run; losses and val scores are summed over all ranks; only
+    rank 0 logs and writes checkpoints; every rank returns the same record. A checkpoint
+    resumes under any number of processes (equal to an uninterrupted run up to the
+    rounding of the gradient all-reduce; bit for bit with the same number).
+
     Args:
         model: trained in place, moved to ``config.device``.
         data: a `Loaders` record (its ``val`` loader is used unless ``val_loader`` is given)
@@ -347,7 +391,10 @@ def train_(
         loss_fn: ``loss_fn(model, images, labels) -> (loss, logits)``; default cross-entropy
             with ``config.label_smoothing`` (a custom one handles smoothing itself). The
             "labels" are whatever the loader yields as targets (high-resolution images for
-            super-resolution, with ``anywidth.train.image_loss``).
+            super-resolution, with ``anywidth.train.image_loss``). A loss with a
+            ``begin_step(step)`` method is told the run's global step (from 0) before each
+            batch, so that its own randomness (width draws) is seeded per step: the same
+            on every rank and after a resume. Under DDP ``model`` is the DDP wrapper.
         metric: scores train and val batches (``train_<name>``, ``val_<name>``) and picks
             the best epoch; top-1 accuracy by default, ``anywidth.metrics.psnr_metric(s)``
             for super-resolution.
@@ -355,6 +402,9 @@ def train_(
             (``lr_scale`` multiplies ``config.lr``); by default one group of all parameters.
         on_epoch_end: ``on_epoch_end(epoch, metrics)`` after each epoch's checkpoint;
             returning ``True`` stops training (an exception propagates after the checkpoint).
+            Under torchrun it runs on every rank (with the same, reduced ``metrics``), so
+            it must decide alike everywhere; write files only where
+            ``anywidth.train.distributed.processes().is_main``.
 
     Returns:
         A `TrainResult`.
@@ -382,12 +432,14 @@ def train_(
     if resume and run.checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (where last.safetensors is)")
     start = _resume(run) if resume else 0
+    run.net = wrap_ddp(model, run.where, run.device)
     result = TrainResult()
     for epoch in range(start + 1, config.epochs + 1):
         began = time.perf_counter()
-        metrics = _train_epoch(run, epoch)
+        with collective(f"training epoch {epoch}"):
+            metrics = _train_epoch(run, epoch)
         if run.val_loader is not None:
-            scores = evaluate(model, run.val_loader, run.device, run.metric)
+            scores = evaluate_sharded(model, run.val_loader, run.device, run.metric)
             name = run.metric.name
             metrics.update({"val_loss": scores["loss"], f"val_{name}": scores[name]})
         metrics["seconds"] = time.perf_counter() - began

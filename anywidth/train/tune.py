@@ -16,6 +16,13 @@ from torch import nn
 
 from anywidth._progress import progress
 from anywidth.measure import eval_mode
+from anywidth.train.distributed import (
+    all_sum,
+    collective,
+    init_distributed,
+    shard_train_loader,
+    wrap_ddp,
+)
 
 __all__ = ["tune_", "distillation_loss"]
 
@@ -90,6 +97,11 @@ def tune_(
     BatchNorm running statistics (recalibrate them afterwards for the new weights).
     Every module of ``model`` and ``teacher`` gets its own training flag back afterwards.
 
+    Under ``torchrun`` the steps run with `DistributedDataParallel`: each of ``N``
+    processes takes ``batch_size / N`` samples of every batch (a `DistributedSampler` over
+    ``data``, which must then be a `DataLoader`), gradients are averaged, every rank ends
+    with the same parameters, and the losses returned are the mean over the ranks.
+
     Args:
         model: the model to tune (its ``params`` change in place).
         params: the parameters to optimise.
@@ -121,12 +133,17 @@ def tune_(
     losses = []
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     teacher_mode = eval_mode(teacher) if teacher is not None else contextlib.nullcontext()
-    with eval_mode(model), teacher_mode:
+    where = init_distributed()
+    if where.active:
+        data = shard_train_loader(data, where, seed=0)
+    with eval_mode(model), teacher_mode, collective("tuning"):
         try:
             _batch_norm_train_rest_eval(model)
+            device = next(iter(params)).device
+            net = wrap_ddp(model, where, device)  # wraps the parameters that require grad
             batches = itertools.islice(itertools.cycle(data), steps)
             for images, labels in progress(batches, desc="tuning", total=steps):
-                outputs = model(images)
+                outputs = net(images)
                 total = fit(outputs, labels)
                 if teacher is not None:
                     with torch.no_grad():
@@ -135,7 +152,8 @@ def tune_(
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 optimizer.step()
-                losses.append(float(total.detach()))
+                losses.append(total.detach())
+            losses = (all_sum(torch.stack(losses)) / where.world_size).tolist()
         finally:
             with torch.no_grad():
                 for name, value in model.named_buffers():

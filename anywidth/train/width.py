@@ -30,9 +30,9 @@ from torch.nn import functional as F
 
 from anywidth._config import config_from_dict, config_to_dict
 from anywidth.data import Loaders
-from anywidth.measure import evaluate
 from anywidth.metrics import ACCURACY, Metric
 from anywidth.train.config import TrainConfig
+from anywidth.train.distributed import broadcast_buffers_, evaluate_sharded
 from anywidth.train.loop import TrainResult, train_
 from anywidth.train.losses import LossFn
 from anywidth.train.recalibrate import recalibrate_bn_
@@ -46,6 +46,7 @@ __all__ = [
     "random_plan",
     "recalibrate_full_bn_",
     "smallest_plan",
+    "step_seed",
     "train_width_random_",
     "width_random_loss",
 ]
@@ -152,6 +153,12 @@ def random_plan(
     return plan
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of step ``step``'s width draws: each step its own, independent of how
+    many processes train or where the run was resumed."""
+    return (seed << 32) + step
+
+
 def width_random_loss(
     model: nn.Module,
     config: WidthTrainConfig,
@@ -175,6 +182,11 @@ def width_random_loss(
             full width's output). The consistency term is the mean squared difference of
             two plans' logits, or the mean absolute difference of two plans' images (the
             INN seed's ``|Net(X, P1) − Net(X, P2)|``).
+
+    Widths are drawn from one generator; `train_` calls the loss's ``begin_step(step)``
+    before each batch, which re-seeds it from ``(config.seed, step)``: every process of a
+    DDP run draws the same widths in a step (so their gradients are of the same
+    sub-networks), and a resumed run draws what the uninterrupted one did.
     """
     if loss not in WIDTH_LOSSES:
         raise ValueError(f"width-random loss must be one of {list(WIDTH_LOSSES)}, got {loss!r}")
@@ -198,6 +210,9 @@ def width_random_loss(
         def gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return (a - b).abs().mean()
 
+    def begin_step(step: int) -> None:
+        generator.manual_seed(step_seed(config.seed, step))
+
     def loss_fn(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
         with model.at(None):
             full = module(inputs)  # (B, K) logits or (B, C, H, W) images
@@ -218,6 +233,7 @@ def width_random_loss(
             total = total + config.consistency * gap(outputs[-1], outputs[-2])
         return total, full
 
+    loss_fn.begin_step = begin_step
     return loss_fn
 
 
@@ -227,9 +243,12 @@ def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) ->
 
     Measured on ``model.resample(None)`` and written back with ``load_running_stats_``;
     other widths start from these (recalibrate a resampled model for its exact values).
+    In a multi-process run every rank must call this with the same ``data``; the result
+    is rank 0's, broadcast to the others.
     """
     full = model.resample(None)
     recalibrate_bn_(full, data, batches=batches)
+    broadcast_buffers_(full, "sharing the recalibrated BatchNorm statistics")
     model.load_running_stats_(dict(full.named_buffers()))
 
 
@@ -259,6 +278,12 @@ def train_width_random_(
         metric: what validation scores (`anywidth.metrics.psnr_metric` for super-resolution).
         param_groups: optimizer groups, passed to `train_` (e.g. per-group ``lr_scale``).
 
+    Under ``torchrun`` this is DDP training through `train_`: every rank draws the same
+    widths in a step; BatchNorm is recalibrated by every rank on the same batches of the
+    whole (unsharded) train loader, so the statistics are those one process would get,
+    whatever the number of processes, and rank 0's are broadcast to guard against
+    non-deterministic kernels; validation is split over the ranks and summed.
+
     Returns:
         The `TrainResult` of the run.
 
@@ -274,12 +299,13 @@ def train_width_random_(
 
     def after_epoch(epoch: int, metrics: dict) -> None:
         recalibrate_full_bn_(model, loaders.train, batches=batches)
-        full = evaluate(model.resample(None), loaders.val, metric=metric)[metric.name]
-        metrics[f"val_{metric.name}"] = full
+        full = evaluate_sharded(model.resample(None), loaders.val, metric=metric)
+        metrics[f"val_{metric.name}"] = full[metric.name]
         narrow = model.resample(smallest)
         recalibrate_bn_(narrow, loaders.train, batches=batches)
-        narrow_score = evaluate(narrow, loaders.val, metric=metric)[metric.name]
-        metrics[f"val_{metric.name}_smallest"] = narrow_score
+        broadcast_buffers_(narrow, "sharing the smallest width's BatchNorm statistics")
+        narrow_score = evaluate_sharded(narrow, loaders.val, metric=metric)
+        metrics[f"val_{metric.name}_smallest"] = narrow_score[metric.name]
 
     return train_(
         model, loaders.train, config, loss_fn=loss_fn, metric=metric,
