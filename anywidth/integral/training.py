@@ -9,6 +9,7 @@ to the discrete network's pace.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,6 +77,9 @@ def train_integral_(
     hooks, groups = [], None
     if config.optimizer == "adamw":
         groups = pace_groups(inn)
+        # The (m/n)² narrow-width weights match the SGD gradient rescaling below; Adam
+        # normalises steps per parameter, and was measured (super-resolution) without them.
+        width = dataclasses.replace(width or WidthTrainConfig(), narrow_pace=False)
     else:
         hooks = _discrete_pace_hooks(inn)
     try:

@@ -75,7 +75,8 @@ class WidthTrainConfig:
         narrow_pace: weight each narrower width's loss by the model's ``loss_weight(plan)``
             where it has one (the INN: (m/n)², so that a width trains at its discrete pace
             under the λ-gradient rescaling; see `IntegralModel.loss_weight`). Slimmable
-            models have none and are unaffected.
+            models have none and are unaffected; `anywidth.integral.train_integral_` turns
+            it off under Adam (``optimizer="adamw"``), which rescales steps itself.
         recalibrate_batches: batches used to re-estimate BatchNorm statistics after each
             epoch, so that validation and later resampling start from fresh statistics.
         seed: seeds the width draws.
