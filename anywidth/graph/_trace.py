@@ -13,9 +13,11 @@ which is why symbolic tracing stays the first choice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import fx, nn
 
 from anywidth.graph._types import GraphError
@@ -93,7 +95,8 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
     ops that reads the model's own parameters by name and takes positional inputs.
 
     The graph is specialised to the example input's shape. Guards and metadata asserts are
-    dropped; the outputs come back as a flat tuple of tensors.
+    dropped; outputs keep the model's structure, with mappings (a transformers
+    ``ModelOutput``) as dicts, or come back as a flat tuple for other container types.
 
     Raises:
         GraphError: the graph holds constants that are not tensors of the model.
@@ -106,7 +109,11 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
         checks = node.op == "call_module" or any(c in str(node.target) for c in _CHECKS)
         if checks and not node.users:
             graph.erase_node(node)
-    graph._codegen = fx.graph.CodeGen()  # positional inputs, flat outputs
+    graph._codegen = fx.graph.CodeGen()  # positional inputs
+    output = next(n for n in graph.nodes if n.op == "output")
+    structured = _plain(pytree.tree_unflatten(list(output.args[0]), program.call_spec.out_spec))
+    if structured is not None:  # the model's own output structure, with dicts for mappings
+        output.args = (structured,)
     names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
     names |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
     constants = program.module()
@@ -127,6 +134,20 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
         )
     graph.lint()
     return graph_module(model, graph)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with mappings (e.g. a transformers ``ModelOutput``) as dicts; None when it
+    holds another container type, which a graph's generated code cannot build."""
+    if isinstance(obj, fx.Node):
+        return obj
+    if isinstance(obj, Mapping):
+        items = {k: _plain(v) for k, v in obj.items()}
+        return None if any(v is None for v in items.values()) else items
+    if type(obj) in (tuple, list):
+        items = [_plain(v) for v in obj]
+        return None if any(v is None for v in items) else type(obj)(items)
+    return None
 
 
 def is_exported(gm: fx.GraphModule) -> bool:

