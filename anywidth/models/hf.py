@@ -71,24 +71,29 @@ def load_hf_model(path: str | Path) -> tuple[nn.Module, Any]:
     if importlib.util.find_spec("transformers") is None:
         raise ImportError(f"loading a Hugging Face model needs transformers; {NLP_EXTRA}")
     import transformers
+    from transformers.utils import logging as hf_logging
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--hf-model {path}: no config.json there; pass a model folder")
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     model = transformers.AutoModel.from_pretrained(path, local_files_only=True, use_kernels=False)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model.eval(), tokenizer
 
 
 def encode(
-    tokenizer: Any, sentences: Sequence[str], max_length: int = 64
+    tokenizer: Any, sentences: Sequence[str], max_length: int = 64, fixed: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids and attention mask ``(B, T)``, padded to the longest sentence."""
+    """Token ids and attention mask ``(B, T)``, padded to the longest sentence, or with
+    ``fixed`` to ``max_length`` (what a model traced by ``torch.export`` — an INN's
+    skeleton — needs: its graph is specialised to the example input's shape)."""
+    padding = "max_length" if fixed else True
     batch = tokenizer(
-        list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
+        list(sentences), padding=padding, truncation=True, max_length=max_length,
+        return_tensors="pt",
+    )  # fmt: skip
     return batch["input_ids"], batch["attention_mask"]
 
 
