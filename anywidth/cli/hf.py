@@ -117,21 +117,12 @@ def hf_prune(args: argparse.Namespace) -> int:
 
 
 def hf_integrate(args: argparse.Namespace) -> int:
-    from anywidth.integral import IntegralConfig, to_integral
-
-    model, example, _ = _load(args)
-    config = IntegralConfig(rule=args.rule, reorder=not args.no_reorder, seed=args.seed,
-                            order_time_limit=5.0)  # fmt: skip
-    inn = to_integral(model, example, config)
-    with torch.no_grad():
-        err = (inn(*example)["last_hidden_state"] - model(*example)[0]).abs().max().item()
-    out = Path(args.out)
-    if out.suffix != ".pt":
-        raise ValueError(f"--out {out}: use a .pt file name for a Hugging Face model")
-    torch.save(inn, out)
-    print(f"{len(inn.resizable)} continuous groups; full width differs from the source by "
-          f"{err:.2g} at most; wrote {out}")  # fmt: skip
-    return 0
+    """Not yet: an IntegralModel does not pickle and `save_integral` rebuilds zoo models only."""
+    raise ValueError(
+        "integrate --hf-model: an integral model of a Hugging Face encoder cannot be saved yet; "
+        "`anywidth resample --hf-model PATH --target-macs R --out small.pt` converts and "
+        "resamples in one run"
+    )
 
 
 def hf_resample(args: argparse.Namespace) -> int:

@@ -7,7 +7,10 @@ traced with ``torch.export`` instead, whose ATen graph (``aten.linear``,
 ``aten.layer_norm``, ``aten.scaled_dot_product_attention``...) reads every parameter by its
 qualified name; `anywidth.graph._rules_aten` follows those ops. An exported graph is
 specialised to the example input's shape (batch size and sequence length are constants),
-which is why symbolic tracing stays the first choice.
+which is why symbolic tracing stays the first choice. Measured (1 thread): the tiny BERT of
+the tests analyses in 0.12 s through torch.fx and 1.8 s through torch.export, with the same
+groups; resnet20 in 0.19 s against 3.7 s, and its ATen convolutions have no rule (every
+group would be fixed), while symbolic tracing keeps conv layers as modules with their specs.
 """
 
 from __future__ import annotations

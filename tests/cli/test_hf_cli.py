@@ -14,3 +14,8 @@ def test_a_checkpoint_and_an_hf_model_together_or_neither_are_an_error(command, 
     assert main([command, "a.safetensors", "--hf-model", "minilm", "--target-macs", "0.5",
                  "--out", out]) == 2  # fmt: skip
     assert "--hf-model" in capsys.readouterr().err
+
+
+def test_integrate_says_it_cannot_save_an_hf_inn_yet(tmp_path, capsys):
+    assert main(["integrate", "--hf-model", "minilm", "--out", str(tmp_path / "inn.pt")]) == 2
+    assert "resample --hf-model" in capsys.readouterr().err
