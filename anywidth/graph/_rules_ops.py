@@ -442,7 +442,10 @@ def matmul(ax: Analyzer, call: Call) -> Any:
     Attention's ``softmax(Q Kᵀ) V`` couples the head dimension of Q, K and V: it is a batch
     dimension of both products.
     """
-    (na, a), (nb, b) = [(n, v) for n, v in call.tensor_operands()][:2]
+    operands = call.tensor_operands()
+    if len(operands) != 2 or not isinstance(call.result, torch.Tensor):
+        raise NotUnderstood("a matrix product needs two tensor operands and one result")
+    (na, a), (nb, b) = operands
     out = call.result
     ia, ib = ax.info(na), ax.info(nb)
     sa, da = _matmul_side(ia, a, out.dim(), right=False)
