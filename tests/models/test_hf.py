@@ -83,6 +83,5 @@ def test_full_width_inn_equals_the_source(minilm):
 
     model, x, _ = minilm
     inn = to_integral(model, x, IntegralConfig(reorder=False))
-    with torch.no_grad():
+    with torch.no_grad():  # (resampling is covered on the tiny BERT: a second export here)
         assert torch.allclose(inn(*x)["last_hidden_state"], _hidden(model, x), atol=1e-5)
-        assert torch.allclose(_hidden(inn.resample(), x), _hidden(model, x), atol=1e-5)
