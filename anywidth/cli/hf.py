@@ -64,6 +64,9 @@ def _embeddings(model: nn.Module, data: list) -> torch.Tensor:
 
 
 def _report(model: nn.Module, small: nn.Module, example, data, out: Path) -> None:
+    from anywidth.models.hf import sync_head_counts_
+
+    sync_head_counts_(small)
     cos = (_embeddings(small, data) * _embeddings(model, data)).sum(-1).mean().item()
     full, macs = count_macs(model, example), count_macs(small, example)
     rows = [

