@@ -257,7 +257,8 @@ def publish(rows, args, sentences, eval_set, train_set, x) -> None:
         "same loss before resampling. One seed (a 3-seed run did not fit the time), so "
         "differences under ~0.01 cosine are ties. anywidth L1 and INN: global ranking of "
         "channels (INN: by its weight functions' importance). 'compress s' for INN includes "
-        "the conversion (channel ordering)."
+        "the conversion (channel ordering). Latency is wall clock on a shared machine: "
+        "compare it only between rows of similar MACs, and rerun on a quiet one."
     )
     print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
 
