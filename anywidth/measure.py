@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from anywidth._config import check_keys
 from anywidth.metrics import ACCURACY, Metric
@@ -80,6 +80,8 @@ def count_macs(model: nn.Module, example_input: torch.Tensor | tuple) -> int:
     Built on `torch.utils.flop_counter.FlopCounterMode`, which counts matrix multiplies and
     convolutions (2 FLOPs per multiply-add); MACs are half its FLOPs. Element-wise ops,
     normalisation and pooling are not counted, matching the usual published figures.
+    Attention (``scaled_dot_product_attention``) counts its two products on every device;
+    torch's own counter skips the CPU kernel.
 
     Args:
         model: any module; it is run once in eval mode and its mode is restored.
@@ -88,10 +90,17 @@ def count_macs(model: nn.Module, example_input: torch.Tensor | tuple) -> int:
     Returns:
         The MAC count for that whole input batch.
     """
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS)
     with eval_mode(model), counter:
         model(*_as_tuple(example_input))
     return int(counter.get_total_flops()) // 2
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_EXTRA_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from anywidth.cli._table import format_table, human
 from anywidth.cli._task import add_task_options, task_for
 from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
 from anywidth.cli.demo import add_demo
+from anywidth.cli.hf import add_hf_option, check_source, hf_info
 from anywidth.cli.integral import add_integrate, add_resample
 from anywidth.cli.lowrank import add_decompose
 from anywidth.cli.prune import add_prune
@@ -30,7 +31,8 @@ DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")
 
 def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="params / MACs / latency of zoo models")
-    p.add_argument("model", help="a zoo model name or glob, e.g. 'resnet*'")
+    p.add_argument("model", nargs="?", help="a zoo model name or glob, e.g. 'resnet*'")
+    add_hf_option(p)
     p.add_argument("--input-size", type=int, default=32, help="image side in pixels")
     p.add_argument("--in-channels", type=int, default=3)
     p.add_argument("--num-classes", type=int, default=10)
@@ -40,6 +42,8 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if check_source(args, "model"):
+        return hf_info(args)
     names = list_models(args.model)
     if not names:
         raise ValueError(f"no zoo model matches {args.model!r}; try one of {list_models()}")

@@ -22,6 +22,7 @@ from torch import nn
 
 from anywidth.cli._score import Scorer, scorer_for
 from anywidth.cli._table import before_after_table, format_table, human
+from anywidth.cli.hf import add_hf_option, check_source, hf_integrate, hf_resample
 from anywidth.graph import export_onnx
 from anywidth.integral import (
     IntegralConfig,
@@ -58,7 +59,8 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
             "shares, full width included: it favours the --tune-target-macs budget."
         ),
     )
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
+    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint written by anywidth")
+    add_hf_option(p)
     p.add_argument("--out", required=True, help="the integral model, e.g. model.inn.safetensors")
     p.add_argument(
         "--train-epochs",
@@ -90,6 +92,8 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
 def run_integrate(args: argparse.Namespace) -> int:
     from anywidth.cli.commands import loaders_for_checkpoint
 
+    if check_source(args, "checkpoint"):
+        return hf_integrate(args)
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out {out}: use a .safetensors file name")
@@ -208,7 +212,8 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
             "tuned for that plan (--tune-steps, weights frozen) and BatchNorm is recalibrated."
         ),
     )
-    p.add_argument("inn", help="a model written by `anywidth integrate` or `anywidth slim`")
+    p.add_argument("inn", nargs="?", help="a model written by `anywidth integrate` or `slim`")
+    add_hf_option(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--ratio", type=float, help="the same width ratio for every group")
@@ -222,6 +227,8 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
 
 
 def run_resample(args: argparse.Namespace) -> int:
+    if check_source(args, "inn"):
+        return hf_resample(args)
     out = Path(args.out)
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")

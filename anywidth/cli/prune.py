@@ -7,6 +7,7 @@ from pathlib import Path
 
 from anywidth.cli._score import scorer_for
 from anywidth.cli._table import before_after_table, format_table
+from anywidth.cli.hf import add_hf_option, check_source, hf_prune
 from anywidth.graph import export_onnx
 from anywidth.pruning import PruneConfig, prune, recalibrate_bn_
 from anywidth.train import load_model, save_checkpoint
@@ -18,7 +19,8 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     from anywidth.cli.commands import add_data_options
 
     p = sub.add_parser("prune", help="structured pruning of a checkpoint to a budget")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by anywidth")
+    p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint written by anywidth")
+    add_hf_option(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
@@ -35,6 +37,8 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
 def run_prune(args: argparse.Namespace) -> int:
     from anywidth.cli.commands import loaders_for_checkpoint
 
+    if check_source(args, "checkpoint"):
+        return hf_prune(args)
     out = Path(args.out)
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")

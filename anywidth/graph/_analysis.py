@@ -29,7 +29,7 @@ from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 
 from anywidth.graph._rewrites import Rewrite
 from anywidth.graph._slots import SlotTable
-from anywidth.graph._trace import as_inputs, trace
+from anywidth.graph._trace import as_inputs, is_exported, trace
 from anywidth.graph._types import GraphError
 from anywidth.measure import eval_mode
 
@@ -142,6 +142,9 @@ class Analyzer:
     layer_names: list[str] = field(default_factory=list)  # the module of each entry of layers
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     quiet: bool = False  # log fixes at debug level (the caller has seen them already)
+    # torch.export graphs read every parameter with get_attr, biases and norm weights
+    # included: the layer rules bind those by name, so 1-d tensors are references too.
+    params_by_ref: bool = False
 
     def __post_init__(self) -> None:
         self.tensor_names = {n for n, _ in self.gm.named_parameters(remove_duplicate=False)}
@@ -217,6 +220,11 @@ class Analyzer:
         self.infos = {node: moved(info) for node, info in self.infos.items()}
         return new
 
+    def add_cost(self, node: fx.Node, cost: LayerCost) -> None:
+        """Record the MACs of a functional op (a matmul, attention) under its module's name."""
+        self.layers.append(cost)
+        self.layer_names.append(owner_module(node) or node.name)
+
     def fix_info(self, info: Any) -> list[str]:
         """Fix every group an info (or nested tuple of infos) refers to."""
         if isinstance(info, Tracked):
@@ -279,8 +287,8 @@ class Analyzer:
         value = call.result
         if not isinstance(value, torch.Tensor):
             return None
-        if value.dim() < 2:
-            return UNTRACKED
+        if value.dim() < 2 or not (value.is_floating_point() or value.is_complex()):
+            return UNTRACKED  # token ids and masks carry no channels
         return Tracked(1, self.fresh(int(value.shape[1]), f"input:{call.node.target}", True))
 
     def _get_attr(self, call: Call) -> Any:
@@ -289,7 +297,7 @@ class Analyzer:
             return None
         if name not in self.tensor_names or value.dim() == 0:
             return UNTRACKED
-        if value.dim() >= 2:
+        if value.dim() >= 2 or self.params_by_ref:
             return ParamRef(name)
         if value.shape[0] == 1:
             return UNTRACKED
@@ -304,6 +312,16 @@ def _untracked_like(result: Any) -> Any:
     if isinstance(result, (tuple, list)):
         return tuple(_untracked_like(r) for r in result)
     return None
+
+
+def owner_module(node: fx.Node) -> str:
+    """The qualified name of the innermost module whose forward made ``node`` ('' if unknown:
+    torch.export records it, symbolic tracing does not)."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return path if isinstance(path, str) else ""
 
 
 def describe(node: fx.Node, gm: fx.GraphModule) -> str:
@@ -357,11 +375,11 @@ def analyze(model: nn.Module, example_input: torch.Tensor | tuple, quiet: bool =
     With ``quiet``, groups fixed by unknown ops are logged at debug level only (for callers
     that pass groups computed earlier, whose warnings were already shown).
     """
-    gm = trace(model)
+    gm = trace(model, example_input)
     inputs = tuple(
         t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
     )
-    analyzer = Analyzer(gm, quiet=quiet)
+    analyzer = Analyzer(gm, quiet=quiet, params_by_ref=is_exported(gm))
     with torch.no_grad(), eval_mode(gm):
         _Propagator(gm, analyzer).run(*inputs)
     return analyzer

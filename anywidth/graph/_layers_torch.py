@@ -246,6 +246,20 @@ def _prelu(ax: Analyzer, call: Call, m: nn.PReLU) -> Any:
 _register((nn.PReLU,), LayerSpec(_prelu, resize=_set_length("num_parameters")))
 
 
+def _embedding(ax: Analyzer, call: Call, m: nn.Embedding) -> Any:
+    """A lookup table: its dimension 1 holds the output features; the ids carry none."""
+    ids_node = call.node.args[0]
+    ax.warn(call, ax.fix_info(ax.info(ids_node)), "its indices carry channels")
+    weight = f"{call.node.target}.weight"
+    out = ax.output_slot(weight, 1, m.embedding_dim, f"{call.node.target}:out")
+    ax.bind(weight, 1, out)
+    ax.module_io[call.node.target] = LayerIO(Channels(out), Channels(out))
+    return Tracked(call.result.dim() - 1, out)
+
+
+_register((nn.Embedding,), LayerSpec(_embedding, resize=_set_length("embedding_dim")))
+
+
 def _layer_norm(ax: Analyzer, call: Call, m: nn.LayerNorm) -> Any:
     arg, x = _x(call)
     info = ax.info(arg)

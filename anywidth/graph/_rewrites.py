@@ -17,7 +17,7 @@ from torch import fx
 
 from anywidth.graph._affine import Form, FormOf
 
-__all__ = ["Rewrite", "SliceRewrite", "SplitRewrite", "ReshapeRewrite"]
+__all__ = ["Rewrite", "SliceRewrite", "SplitRewrite", "ReshapeRewrite", "ShapeArgRewrite"]
 
 Value = int | fx.Node
 
@@ -88,4 +88,26 @@ class ReshapeRewrite:
         node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
 
 
-Rewrite = SliceRewrite | SplitRewrite | ReshapeRewrite
+@dataclass(frozen=True)
+class ShapeArgRewrite:
+    """A shape list written as argument ``arg`` of an op whose entry ``entry`` holds the
+    channels, e.g. ``normalized_shape`` of ATen ``layer_norm(x, [384], w, b, eps)``."""
+
+    node: str
+    arg: int
+    entry: int
+    slot: int
+    block: int
+
+    def forms(self, form_of: FormOf) -> list[Form]:
+        return [form_of(self.slot, self.block)]
+
+    def apply(self, node: fx.Node, values: Sequence[Value]) -> None:
+        shape = list(node.args[self.arg])
+        shape[self.entry] = values[0]
+        args = list(node.args)
+        args[self.arg] = shape
+        node.args = tuple(args)
+
+
+Rewrite = SliceRewrite | SplitRewrite | ReshapeRewrite | ShapeArgRewrite

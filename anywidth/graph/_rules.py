@@ -18,6 +18,7 @@ from torch import fx
 import anywidth.graph._layers_torch  # noqa: F401  registers the torch.nn layer specs
 from anywidth.graph import _rules_ops as ops
 from anywidth.graph._analysis import Analyzer, Call
+from anywidth.graph._rules_aten import ATEN_RULES
 from anywidth.graph.layers import LayerSpec, spec_for
 
 __all__ = ["rule_for", "FUNCTION_RULES", "METHOD_RULES"]
@@ -78,6 +79,11 @@ FUNCTION_RULES.update(
         F.log_softmax: ops.softmax,
         F.interpolate: ops.spatial,
         F.pad: ops.pad,
+        operator.matmul: ops.matmul,
+        torch.matmul: ops.matmul,
+        torch.bmm: ops.matmul,
+        torch.mm: ops.matmul,
+        F.scaled_dot_product_attention: ops.attention,
         F.pixel_shuffle: ops.pixel_shuffle,
         F.pixel_unshuffle: ops.pixel_unshuffle,
         torch.pixel_shuffle: ops.pixel_shuffle,
@@ -118,6 +124,9 @@ METHOD_RULES.update(
         "amin": ops.reduce,
         "softmax": ops.softmax,
         "log_softmax": ops.softmax,
+        "matmul": ops.matmul,
+        "bmm": ops.matmul,
+        "mm": ops.matmul,
     }
 )
 
@@ -147,6 +156,12 @@ def rule_for(node: fx.Node, gm: fx.GraphModule) -> tuple[Rule | None, str]:
         )
     if node.op == "call_method":
         return METHOD_RULES.get(node.target), "no channel rule for this tensor method"
+    if isinstance(node.target, torch._ops.OpOverload):  # a torch.export graph
+        return ATEN_RULES.get(node.target.overloadpacket), (
+            "no channel rule for this ATen op (the model was traced with torch.export, as "
+            "torch.fx could not trace it; make the module holding it traceable, or register "
+            "it with anywidth.graph.register_layer and make the rest of forward traceable)"
+        )
     try:
         rule = FUNCTION_RULES.get(node.target)
     except TypeError:  # an unhashable callable

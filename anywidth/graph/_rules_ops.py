@@ -14,7 +14,16 @@ from typing import Any
 import torch
 from torch import fx
 
-from anywidth.graph._analysis import UNTRACKED, Analyzer, Call, NotUnderstood, ParamRef, Tracked
+from anywidth.graph._analysis import (
+    UNTRACKED,
+    Analyzer,
+    Call,
+    Channels,
+    LayerCost,
+    NotUnderstood,
+    ParamRef,
+    Tracked,
+)
 from anywidth.graph._rewrites import ReshapeRewrite, SliceRewrite, SplitRewrite
 
 __all__ = [
@@ -34,6 +43,8 @@ __all__ = [
     "no_tensor",
     "pixel_shuffle",
     "pixel_unshuffle",
+    "matmul",
+    "attention",
 ]
 
 
@@ -237,18 +248,49 @@ def map_reshape(src: Sequence[int], dim: int, block: int, dst: Sequence[int]):
     return None
 
 
+def map_split(src: Sequence[int], dim: int, block: int, dst: Sequence[int]):
+    """Where a channel dimension lands when a reshape splits it into (heads, rest): as
+    (output dim, channels per output index), or None.
+
+    ``(B, T, H * D) -> (B, T, H, D)``: each of the ``H`` output indices along dimension 2
+    holds ``D`` whole input channels, so the input's channels are really ``H`` channels of
+    ``D`` entries each (attention heads).
+    """
+    suffix = math.prod(src[dim:])
+    unit = block * math.prod(src[dim + 1 :])
+    for e in range(len(dst)):
+        inner = math.prod(dst[e + 1 :])
+        if math.prod(dst[e:]) == suffix and inner > unit and inner % unit == 0:
+            factor = inner // unit
+            if src[dim] % factor == 0:
+                return e, factor
+    return None
+
+
 def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
-    """view/reshape/flatten/squeeze/unsqueeze (and nn.Flatten), from the two shapes."""
+    """view/reshape/flatten/squeeze/unsqueeze (and nn.Flatten), from the two shapes.
+
+    A reshape that splits the channels into (heads, head_dim) re-reads the producer's
+    channels as whole heads (`Analyzer.coarsen`): the head is the unit that is kept or
+    dropped, the head dimension is not cut.
+    """
     info, value = _self(ax, call)
     if not isinstance(info, Tracked):
         return _untracked(call.result)
-    mapped = map_reshape(list(value.shape), info.dim, info.block, list(call.result.shape))
-    if mapped is None:
-        raise NotUnderstood("the reshape splits the channel dimension or mixes it with another")
-    dim, block = mapped
+    src, dst = list(value.shape), list(call.result.shape)
+    mapped = map_reshape(src, info.dim, info.block, dst)
+    if mapped is not None:
+        dim, block = mapped
+        slot = info.slot
+    else:
+        split = map_split(src, info.dim, info.block, dst)
+        if split is None:
+            raise NotUnderstood("the reshape mixes the channel dimension with another")
+        dim, factor = split
+        slot, block = ax.coarsen(info.slot, factor), 1
     if rewrite:
-        ax.rewrites.append(ReshapeRewrite(call.node.name, dim, info.slot, block))
-    return Tracked(dim, info.slot, block)
+        ax.rewrites.append(ReshapeRewrite(call.node.name, dim, slot, block))
+    return Tracked(dim, slot, block)
 
 
 def view(ax: Analyzer, call: Call) -> Any:
@@ -376,3 +418,106 @@ def pixel_unshuffle(ax: Analyzer, call: Call, factor: int | None = None) -> Any:
     if info is None:
         return _untracked(call.result)
     return Tracked(info.dim, info.slot, info.block * r2)
+
+
+def _matmul_side(info: Any, value: torch.Tensor, out_rank: int, right: bool) -> tuple[str, int]:
+    """Where a tracked operand of a matmul keeps its channels: ("out", output dim),
+    ("contract", -1) for the summed dimension, or ("none", -1)."""
+    if not isinstance(info, Tracked):
+        return "none", -1
+    rank = value.dim()
+    contracted = rank - 2 if right else rank - 1
+    if rank == 1 or info.dim == contracted:
+        return "contract", -1
+    if right and info.dim == rank - 1:
+        return "out", out_rank - 1
+    if not right and info.dim == rank - 2:
+        return "out", out_rank - 2
+    return "out", info.dim + out_rank - rank  # a batch dimension, aligned from the right
+
+
+def matmul(ax: Analyzer, call: Call) -> Any:
+    """``a @ b`` (matmul, bmm, mm): batch and free dimensions pass, the contracted one ties.
+
+    Attention's ``softmax(Q Kᵀ) V`` couples the head dimension of Q, K and V: it is a batch
+    dimension of both products.
+    """
+    operands = call.tensor_operands()
+    if len(operands) != 2 or not isinstance(call.result, torch.Tensor):
+        raise NotUnderstood("a matrix product needs two tensor operands and one result")
+    (na, a), (nb, b) = operands
+    out = call.result
+    ia, ib = ax.info(na), ax.info(nb)
+    sa, da = _matmul_side(ia, a, out.dim(), right=False)
+    sb, db = _matmul_side(ib, b, out.dim(), right=True)
+    if "contract" in (sa, sb):
+        if sa == sb == "contract" and ia.block == ib.block:
+            ax.table.union(ia.slot, ib.slot)
+        else:
+            why = "it sums over channels that only one operand tracks"
+            ax.warn(call, ax.fix_info(ia if sa == "contract" else ib), why)
+    tracked = [
+        (i, d)
+        for i, s, d, v in ((ia, sa, da, a), (ib, sb, db, b))
+        if s == "out" and v.shape[i.dim] == out.shape[d]  # not broadcast from size 1
+    ]
+    contracted = ia if sa == "contract" and sb == "contract" else None
+    if not tracked:
+        _product_cost(ax, call, int(a.shape[-1]), None, contracted)
+        return UNTRACKED
+    first, dim = tracked[0]
+    for info, d in tracked[1:]:
+        if d == dim and info.block == first.block:
+            ax.table.union(first.slot, info.slot)
+        else:
+            ax.warn(call, ax.table.fix(info.slot), "its operands hold channels on different dims")
+    _product_cost(ax, call, int(a.shape[-1]), (first, dim), contracted)
+    return Tracked(dim, first.slot, first.block)
+
+
+def _product_cost(ax: Analyzer, call: Call, inner: int, kept: tuple | None, summed: Any) -> None:
+    """Record the MACs of a matrix product, ``numel(out) * inner``, as a function of the
+    channels it keeps (``(info, output dim)``) and of the channels it sums over."""
+    out = call.result
+    macs, factors, full = out.numel() * inner, [], 1
+    if kept is not None:
+        info, dim = kept
+        factors.append(Channels(info.slot, info.block))
+        full *= int(out.shape[dim])
+    if isinstance(summed, Tracked):
+        factors.append(Channels(summed.slot, summed.block))
+        full *= inner
+    ax.add_cost(call.node, LayerCost(macs, tuple(factors), full))
+
+
+def attention(ax: Analyzer, call: Call) -> Any:
+    """``scaled_dot_product_attention(q, k, v, mask)``: the heads (dimension -3) of q, k, v
+    and of a per-head mask are one group; the head dimension and tokens are not followed."""
+    parts = [call.pick(i, name) for i, name in enumerate(("query", "key", "value"))]
+    infos = [ax.info(n) for n, _ in parts]
+    out = call.result
+    heads = out.dim() - 3
+    pairs = zip(infos, parts, strict=True)
+    if any(isinstance(i, Tracked) and i.dim != v.dim() - 3 for i, (_, v) in pairs):
+        raise NotUnderstood("its query, key or value holds channels outside the head dimension")
+    if len({int(v.shape[-3]) for _, v in parts}) > 1:
+        raise NotUnderstood("grouped-query attention (fewer key/value heads) is not followed")
+    tracked = [i for i in infos if isinstance(i, Tracked)]
+    if not tracked:
+        return UNTRACKED
+    first = tracked[0]
+    for info in tracked[1:]:
+        ax.table.union(first.slot, info.slot)
+    if len(tracked) < 3:
+        ax.warn(call, ax.table.fix(first.slot), "some of query, key, value have unknown heads")
+    q, v = parts[0][1], parts[2][1]  # (..., H, L, E), (..., H, S, Ev)
+    macs = out.numel() // out.shape[-1] * int(v.shape[-2]) * (int(q.shape[-1]) + int(v.shape[-1]))
+    ax.add_cost(call.node, LayerCost(macs, (Channels(first.slot, first.block),), out.shape[heads]))
+    mask_node, mask = call.pick(3, "attn_mask")
+    if isinstance(mask, torch.Tensor) and mask.dim() >= 3 and mask.shape[-3] > 1:
+        info = ax.info(mask_node)
+        if isinstance(info, Tracked) and info.dim == mask.dim() - 3:
+            ax.table.union(first.slot, info.slot)
+        else:
+            ax.warn(call, ax.table.fix(first.slot), "its mask has heads anywidth cannot follow")
+    return Tracked(heads, first.slot, first.block)

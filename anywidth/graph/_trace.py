@@ -1,16 +1,43 @@
-"""Tracing a model with torch.fx, with errors that name the module that failed."""
+"""Tracing a model into an fx graph, with errors that name the module that failed.
+
+Two front ends feed the one channel analysis. ``torch.fx.symbolic_trace`` is tried first: it
+keeps each layer a module call and its graph runs on any input shape. Models it cannot
+trace — Hugging Face transformers write into proxies and branch on tensor values — are
+traced with ``torch.export`` instead, whose ATen graph (``aten.linear``,
+``aten.layer_norm``, ``aten.scaled_dot_product_attention``...) reads every parameter by its
+qualified name; `anywidth.graph._rules_aten` follows those ops. An exported graph is
+specialised to the example input's shape (batch size and sequence length are constants),
+which is why symbolic tracing stays the first choice. Measured (1 thread): the tiny BERT of
+the tests analyses in 0.12 s through torch.fx and 1.8 s through torch.export, with the same
+groups; resnet20 in 0.19 s against 3.7 s, and its ATen convolutions have no rule (every
+group would be fixed), while symbolic tracing keeps conv layers as modules with their specs.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import fx, nn
 
 from anywidth.graph._types import GraphError
 from anywidth.measure import eval_mode
 
-__all__ = ["trace", "graph_module", "as_inputs", "run_once", "output_shapes", "check_runs"]
+__all__ = [
+    "trace",
+    "export_trace",
+    "is_exported",
+    "graph_module",
+    "as_inputs",
+    "run_once",
+    "output_shapes",
+    "check_runs",
+]
+
+logger = logging.getLogger("anywidth.graph")
 
 _HOW_TO_FIX = (
     "anywidth follows channels through a torch.fx trace, so forward() must be traceable: "
@@ -38,15 +65,100 @@ class _NamingTracer(fx.Tracer):
             raise
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its modules.
+def trace(model: nn.Module, example_input: torch.Tensor | tuple | None = None) -> fx.GraphModule:
+    """Trace ``model`` (in eval mode) into a GraphModule sharing its modules.
 
+    Symbolic tracing first; when it fails and ``example_input`` is given, `export_trace`.
     The model is traced with every submodule in eval mode, so Python branches on
     ``self.training`` take their inference path; the modules' flags are restored.
 
     Raises:
-        GraphError: torch.fx cannot trace the model; the message names the module.
+        GraphError: neither front end can trace the model; the message names the module.
     """
+    try:
+        return _symbolic_trace(model)
+    except GraphError as fx_error:
+        if example_input is None:
+            raise
+        try:
+            gm = export_trace(model, example_input)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise GraphError(f"{fx_error} torch.export failed as well: {reason}") from exc
+        logger.info("%s; traced with torch.export instead", str(fx_error).split(". ")[0])
+        return gm
+
+
+# ATen ops that only check metadata at run time: dropped from exported graphs.
+_CHECKS = ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size")
+
+
+def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.GraphModule:
+    """``torch.export`` ``model`` (in eval mode) on ``example_input``: a GraphModule of ATen
+    ops that reads the model's own parameters by name and takes positional inputs.
+
+    The graph is specialised to the example input's shape. Guards and metadata asserts are
+    dropped; outputs keep the model's structure, with mappings (a transformers
+    ``ModelOutput``) as dicts, or come back as a flat tuple for other container types.
+
+    Raises:
+        GraphError: the graph holds constants that are not tensors of the model.
+    """
+    inputs = as_inputs(example_input)
+    with eval_mode(model):
+        program = torch.export.export(model, inputs, strict=False)
+    graph = program.module().graph
+    for node in reversed(list(graph.nodes)):
+        checks = node.op == "call_module" or any(c in str(node.target) for c in _CHECKS)
+        if checks and not node.users:
+            graph.erase_node(node)
+    graph._codegen = fx.graph.CodeGen()  # positional inputs
+    output = next(n for n in graph.nodes if n.op == "output")
+    structured = _plain(pytree.tree_unflatten(list(output.args[0]), program.call_spec.out_spec))
+    if structured is not None:  # the model's own output structure, with dicts for mappings
+        output.args = (structured,)
+    names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+    names |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    constants = program.module()
+    foreign = []
+    for node in graph.nodes:
+        if node.op != "get_attr" or node.target in names:
+            continue
+        value = getattr(constants, node.target, None)
+        if isinstance(value, torch.Tensor) and value.dim() == 0:  # e.g. x[mask] = -1e4
+            node.op, node.target = "call_function", torch.full
+            node.args, node.kwargs = ((), value.item()), {"dtype": value.dtype}
+        else:
+            foreign.append(node.target)
+    if foreign:
+        raise GraphError(
+            f"torch.export of {type(model).__name__} made constants that are not parameters or "
+            f"buffers of the model ({', '.join(foreign[:3])}); register them as buffers"
+        )
+    graph.lint()
+    return graph_module(model, graph)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with mappings (e.g. a transformers ``ModelOutput``) as dicts; None when it
+    holds another container type, which a graph's generated code cannot build."""
+    if isinstance(obj, fx.Node):
+        return obj
+    if isinstance(obj, Mapping):
+        items = {k: _plain(v) for k, v in obj.items()}
+        return None if any(v is None for v in items.values()) else items
+    if type(obj) in (tuple, list):
+        items = [_plain(v) for v in obj]
+        return None if any(v is None for v in items) else type(obj)(items)
+    return None
+
+
+def is_exported(gm: fx.GraphModule) -> bool:
+    """Whether ``gm`` holds an ATen graph from `export_trace`."""
+    return any(isinstance(n.target, torch._ops.OpOverload) for n in gm.graph.nodes)
+
+
+def _symbolic_trace(model: nn.Module) -> fx.GraphModule:
     tracer = _NamingTracer()
     try:
         with eval_mode(model):
