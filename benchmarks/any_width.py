@@ -189,6 +189,7 @@ def table_rows(data: str, name: str, records: list[dict]) -> list[list[object]]:
         kind = "slice" if method.startswith("slimmable") else "integral"
         kind = "integral-nodes0.5" if "nodes 0.5" in method else kind
         kind = "integral-pace" if "+ narrow pace" in method else kind
+        kind = "integral-pace1" if "+ narrow pace 1 " in method else kind
         kind = "integral-no-pace" if "no narrow pace" in method else kind
         trained_method = method.startswith(("slimmable", "INN trained", "INN nodes"))
         secs = [r["seconds"][kind] for r in records if kind in r["seconds"]]

@@ -4,16 +4,18 @@
   function is smooth between channels, so widths that sample between nodes interpolate a
   smooth function rather than blend unrelated channels.
 - ``pace``: each narrower width's loss weighted by (m/n)² (`IntegralModel.loss_weight`,
-  ``WidthTrainConfig(narrow_pace=True)``, the default since it was measured here): without
-  it, the λ-gradient rescaling that trains the full width at the discrete pace trains a
-  width m at (n/m)² times that pace.
+  ``WidthTrainConfig(narrow_pace=2)``, the default): without it, the λ-gradient rescaling
+  that trains the full width at the discrete pace trains a width m at (n/m)² times that
+  pace (and moves the full-width weights n/m times as far).
+- ``pace1``: weighted by m/n (``narrow_pace=1``): the full-width weights move at the
+  discrete pace.
 - ``no-pace``: the same without it (what the main table's "INN trained" rows ran).
 
 Same recipe as `any_width.py` (its cached base model, epochs, lr and width draws); rows go
 to ``<record>.extra.json``, which ``any_width.py --table-only`` merges.
 
 Run: .venv/bin/python benchmarks/any_width_variant.py DATA SEED [--model resnet20]
-    [--variant nodes|pace|no-pace] [--tune]
+    [--variant nodes|pace|pace1|no-pace] [--tune]
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from anywidth.train import TrainConfig
 
 VARIANTS = {
     # variant: (row label, IntegralConfig options, narrow_pace)
-    "nodes": ("INN nodes 0.5, trained", {"nodes": 0.5}, False),
-    "pace": ("INN trained + narrow pace", {}, True),
-    "no-pace": ("INN trained, no narrow pace", {}, False),
+    "nodes": ("INN nodes 0.5, trained", {"nodes": 0.5}, 0.0),
+    "pace": ("INN trained + narrow pace", {}, 2.0),
+    "pace1": ("INN trained + narrow pace 1", {}, 1.0),
+    "no-pace": ("INN trained, no narrow pace", {}, 0.0),
 }
 
 

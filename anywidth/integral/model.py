@@ -276,21 +276,22 @@ class IntegralModel(nn.Module):
             full = self.resample(self._planner.full())
         return group_rank_ratios(full, data, self.groups)
 
-    def loss_weight(self, plan: Mapping[str, int]) -> float:
+    def loss_weight(self, plan: Mapping[str, int], power: float = 2.0) -> float:
         """How much a width-random step at ``plan`` should weigh next to the full width's.
 
         Training rescales λ gradients so that the full-width weights move at the discrete
         network's pace (`lam_scales`). A width m of a group of n channels samples λ with
         quadrature weights about n/m times larger, so the same rescaled step moves that
         width's weights about (n/m)² times as far as a discrete network of that width
-        would move them (11× at a third of the width): the narrow widths then train with
-        an oversized learning rate and drag the full width along. Weighting the width's
-        loss by (m/n)² (the mean over the resizable groups) trains it at its own discrete
-        pace. `anywidth.train.width` applies it unless ``WidthTrainConfig.narrow_pace`` is
-        off.
+        would move them (11× at a third of the width), and moves the shared full-width
+        weights n/m times as far: the narrow widths train with an oversized learning rate
+        and drag the full width along. Weighting the width's loss by (m/n)^power (the mean
+        over the resizable groups) with ``power=2`` trains it at its own discrete pace;
+        ``power=1`` moves the full-width weights at the discrete pace (as slicing does).
+        `anywidth.train.width` applies it with ``WidthTrainConfig.narrow_pace`` as the power.
         """
         ratios = [plan[g.name] / g.size for g in self.resizable if g.name in plan]
-        return sum(r * r for r in ratios) / len(ratios) if ratios else 1.0
+        return sum(r**power for r in ratios) / len(ratios) if ratios else 1.0
 
     def channel_importance(self) -> dict[str, Tensor]:
         """``{group: (size,) scores}``: per-channel L1 of the full-width sampled weights.

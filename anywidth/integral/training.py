@@ -79,7 +79,7 @@ def train_integral_(
         groups = pace_groups(inn)
         # The (m/n)² narrow-width weights match the SGD gradient rescaling below; Adam
         # normalises steps per parameter, and was measured (super-resolution) without them.
-        width = dataclasses.replace(width or WidthTrainConfig(), narrow_pace=False)
+        width = dataclasses.replace(width or WidthTrainConfig(), narrow_pace=0.0)
     else:
         hooks = _discrete_pace_hooks(inn)
     try:

@@ -72,11 +72,13 @@ class WidthTrainConfig:
         temperature: distillation temperature.
         consistency: weight of a mean-squared consistency term between the logits of two
             random plans (0 disables it).
-        narrow_pace: weight each narrower width's loss by the model's ``loss_weight(plan)``
-            where it has one (the INN: (m/n)², so that a width trains at its discrete pace
-            under the λ-gradient rescaling; see `IntegralModel.loss_weight`). Slimmable
-            models have none and are unaffected; `anywidth.integral.train_integral_` turns
-            it off under Adam (``optimizer="adamw"``), which rescales steps itself.
+        narrow_pace: weight each narrower width's loss by the model's
+            ``loss_weight(plan, narrow_pace)`` where it has one (the INN: (m/n)^narrow_pace;
+            2 trains every width at its discrete pace under the λ-gradient rescaling, 1
+            the shared full-width weights, 0 turns it off; see
+            `IntegralModel.loss_weight`). Slimmable models have none and are unaffected;
+            `anywidth.integral.train_integral_` turns it off under Adam
+            (``optimizer="adamw"``), which rescales steps itself.
         recalibrate_batches: batches used to re-estimate BatchNorm statistics after each
             epoch, so that validation and later resampling start from fresh statistics.
         seed: seeds the width draws.
@@ -92,7 +94,7 @@ class WidthTrainConfig:
     distill: bool = True
     temperature: float = 1.0
     consistency: float = 0.0
-    narrow_pace: bool = True
+    narrow_pace: float = 2.0
     recalibrate_batches: int = 20
     seed: int = 0
 
@@ -105,6 +107,8 @@ class WidthTrainConfig:
             )
         if not 0 < self.min_ratio <= 1:
             raise ValueError(f"WidthTrainConfig.min_ratio={self.min_ratio} must be in (0, 1]")
+        if not self.narrow_pace >= 0:
+            raise ValueError(f"WidthTrainConfig.narrow_pace={self.narrow_pace} must be >= 0")
         if self.random_plans < 0:
             raise ValueError("WidthTrainConfig.random_plans must be >= 0")
         if self.temperature <= 0 or self.consistency < 0 or self.recalibrate_batches < 1:
@@ -194,6 +198,7 @@ def width_random_loss(
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
     weigh = getattr(model, "loss_weight", None) if config.narrow_pace else None
+    power = config.narrow_pace
     if loss == "cross_entropy":
 
         def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -228,7 +233,7 @@ def width_random_loss(
             with model.at(plan):
                 outputs.append(module(inputs))
             narrow = follow(outputs[-1], teacher) if config.distill else fit(outputs[-1], targets)
-            losses.append(narrow if weigh is None else weigh(plan) * narrow)
+            losses.append(narrow if weigh is None else weigh(plan, power) * narrow)
         total = torch.stack(losses).sum()
         if config.consistency > 0 and len(outputs) >= 2:
             total = total + config.consistency * gap(outputs[-1], outputs[-2])

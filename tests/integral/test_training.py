@@ -34,6 +34,28 @@ def test_width_config_validation_and_round_trip():
         WidthTrainConfig(random_plans=-1)
 
 
+def test_narrow_widths_are_weighted_to_train_at_their_discrete_pace(inn):
+    half = {g.name: g.size // 2 for g in inn.resizable}
+    assert inn.loss_weight(half) == pytest.approx(0.25)  # (m/n)² with m = n/2
+    assert inn.loss_weight(half, power=1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="narrow_pace"):
+        WidthTrainConfig(narrow_pace=-1.0)
+    # full width on the labels + the smallest width (0.5) on the full width's logits:
+    # the narrow term is scaled by loss_weight, the full-width term is not
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    inn.eval()
+    losses = {}
+    for pace in (0.0, 2.0):
+        config = WidthTrainConfig(min_ratio=0.5, random_plans=0, narrow_pace=pace)
+        losses[pace] = width_random_loss(inn, config)(inn, x, y)[0].item()
+    with torch.no_grad(), inn.at(None):
+        full = torch.nn.functional.cross_entropy(inn(x), y).item()
+    smallest = {g.name: -(-g.size // 2) for g in inn.resizable}
+    expected = full + inn.loss_weight(smallest) * (losses[0.0] - full)
+    assert losses[2.0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_random_plans_stay_within_the_range(inn):
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
