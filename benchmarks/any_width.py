@@ -242,7 +242,7 @@ def main() -> None:
             for seed in args.seeds:
                 path = OUT / f"{data}-{name}-s{seed}-t{args.steps}.json"
                 if args.table_only:
-                    if path.exists():
+                    if path.exists() or path.with_suffix(".extra.json").exists():
                         records.append(merged(path))
                     continue
                 records.append(run_seed(data, name, seed, args.steps))
@@ -250,28 +250,33 @@ def main() -> None:
                 rows += table_rows(data, name, records)
     headers = ["data", "model", "seeds", "method", "full", *(f"{b:.0%}" for b in BUDGETS)]
     headers += [f"{u} (unseen)" for u in UNSEEN] + ["train s"]
-    rows = kept_rows("any_width", rows, key=2) + rows
+    rows = kept_rows("any_width", rows, key=(0, 1, 3)) + rows
+    order = ["resnet20", "resnet56", "mobilenetv2"]
+    rows.sort(key=lambda r: (list(RECIPES).index(r[0]), order.index(r[1]) if r[1] in order else 9))
     print(write_table("any_width", headers, rows, NOTES).read_text())
+    if args.table_only:
+        return
     steps = [r for name in args.models for side in (8, 28) for r in step_seconds(name, side)]
-    steps = kept_rows("any_width_step_time", steps, key=1) + steps
+    steps = kept_rows("any_width_step_time", steps, key=(0,)) + steps
     headers = ["model", "input", "method", "CPU s per step (batch 64)", "× slimmable"]
     print(write_table("any_width_step_time", headers, steps, STEP_NOTES).read_text())
 
 
-def kept_rows(stem: str, new: list[list[object]], key: int) -> list[list[object]]:
-    """The committed table's rows for the (data set,) models this run did not measure.
+def kept_rows(stem: str, new: list[list[object]], key: tuple[int, ...]) -> list[list[object]]:
+    """The committed table's rows that this run did not measure again.
 
     The per-seed cache lives in an ignored folder, so a run for one model on a new checkout
-    must not drop the other models' committed rows: rows are keyed by their first ``key``
-    cells, and the committed CSV's rows whose key this run did not produce are kept.
+    must not drop the other models' committed rows: a row is identified by its cells at
+    the ``key`` positions (data set, model, method), and the committed CSV's rows whose
+    identity this run did not produce are kept, ahead of the new ones.
     """
     path = RESULTS / f"{stem}.csv"
     if not path.exists():
         return []
-    done = {tuple(map(str, r[:key])) for r in new}
+    done = {tuple(str(r[i]) for i in key) for r in new}
     with open(path, newline="") as f:
         old = list(csv.reader(f))[1:]
-    return [r for r in old if tuple(r[:key]) not in done]
+    return [r for r in old if tuple(r[i] for i in key) not in done]
 
 
 NOTES = """Test accuracy % after BatchNorm recalibration, mean ± std over seeds (each seed
