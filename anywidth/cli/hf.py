@@ -110,18 +110,11 @@ def hf_info(args: argparse.Namespace) -> int:
 
 
 def hf_prune(args: argparse.Namespace) -> int:
-    from anywidth.pruning import PruneConfig, prune
+    from anywidth.cli.prune import prune_config
+    from anywidth.pruning import prune
 
     model, example, data = _load(args)
-    config = PruneConfig(
-        target_macs=args.target_macs,
-        target_params=args.target_params,
-        importance=args.importance,
-        ranking=args.ranking,
-        round_to=args.round_to,
-        fixed=tuple(args.fixed),
-    )
-    small, _ = prune(model, example, config)
+    small, _ = prune(model, example, prune_config(args))
     _report(model, small, example, data, Path(args.out), _source(args))
     return 0
 

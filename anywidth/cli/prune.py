@@ -45,14 +45,7 @@ def run_prune(args: argparse.Namespace) -> int:
     model, meta = load_model(args.checkpoint)
     loaders = loaders_for_checkpoint(args, meta)
     example = next(iter(loaders.test))[0][:1]
-    config = PruneConfig(
-        target_macs=args.target_macs,
-        target_params=args.target_params,
-        importance=args.importance,
-        ranking=args.ranking,
-        round_to=args.round_to,
-        fixed=tuple(args.fixed),
-    )
+    config = prune_config(args)
     score = scorer_for(model)
     before = score(model, loaders.test)
     small, report = prune(model, example, config, data=loaders.train)
@@ -80,3 +73,15 @@ def run_prune(args: argparse.Namespace) -> int:
         )
     print(f"wrote {out} ({report.mac_ratio:.1%} of the MACs, {report.seconds:.2f} s to prune)")
     return 0
+
+
+def prune_config(args: argparse.Namespace) -> PruneConfig:
+    """The `PruneConfig` that `anywidth prune`'s options describe."""
+    return PruneConfig(
+        target_macs=args.target_macs,
+        target_params=args.target_params,
+        importance=args.importance,
+        ranking=args.ranking,
+        round_to=args.round_to,
+        fixed=tuple(args.fixed),
+    )
