@@ -22,14 +22,14 @@ class Scorer:
 
     metric: Metric
     label: str  # e.g. "test acc %"
-    percent: bool
     loss: str = "cross_entropy"  # "l1" for super-resolution
     optimizer: str = "sgd"  # super-resolution models fine-tune with Adam
     lr: float = 0.02  # the default fine-tuning learning rate
 
     @property
     def is_accuracy(self) -> bool:
-        return self.percent
+        """Accuracy (shown in %), else a score shown as it is (PSNR in dB)."""
+        return self.metric is ACCURACY
 
     def loss_fn(self, label_smoothing: float = 0.0) -> LossFn:
         """The training loss `train_` should use for this kind of model."""
@@ -41,7 +41,7 @@ class Scorer:
         return evaluate(model, loader, metric=self.metric)[self.metric.name]
 
     def show(self, value: float) -> str:
-        return f"{100 * value:.2f}" if self.percent else f"{value:.2f}"
+        return f"{100 * value:.2f}" if self.is_accuracy else f"{value:.2f}"
 
 
 def scorer_for(model: nn.Module, split: str = "test") -> Scorer:
@@ -49,5 +49,5 @@ def scorer_for(model: nn.Module, split: str = "test") -> Scorer:
     accuracy for everything else."""
     if isinstance(model, SRCNN | EDSR):
         metric = psnr_metric(int(model.scale))
-        return Scorer(metric, f"{split} PSNR dB", False, loss="l1", optimizer="adamw", lr=1e-4)
-    return Scorer(ACCURACY, f"{split} acc %", percent=True)
+        return Scorer(metric, f"{split} PSNR dB", loss="l1", optimizer="adamw", lr=1e-4)
+    return Scorer(ACCURACY, f"{split} acc %")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LOSS_KINDS", "LossFn", "cross_entropy_loss", "image_loss"]
+__all__ = ["LOSS_KINDS", "LossFn", "class_cross_entropy", "cross_entropy_loss", "image_loss"]
 
 LOSS_KINDS = ("l1", "l2")
 
@@ -19,6 +19,24 @@ Returning the logits lets the loop count train accuracy whatever the loss is, so
 with their own forward pass (width-sampled INN training, distillation from a teacher) run
 through the same loop.
 """
+
+
+def class_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy against class labels; float targets are refused.
+
+    `F.cross_entropy` reads float targets of the logits' shape as class probabilities, so an
+    image-to-image model given cross-entropy would train on nonsense without a word. Every
+    loss in the package that means "labels" goes through here.
+    """
+    if labels.is_floating_point():
+        raise ValueError(
+            f"cross-entropy got float targets of shape {tuple(labels.shape)}: an image-to-image "
+            "model (super-resolution) trains with image_loss('l1' or 'l2') in train_; for "
+            "tuning and width-random training pass loss='l1' or 'l2'"
+        )
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
@@ -37,13 +55,8 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
     def loss_fn(
         model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if labels.is_floating_point():
-            raise ValueError(
-                f"cross-entropy got float targets of shape {tuple(labels.shape)}: an "
-                "image-to-image model (super-resolution) trains with image_loss('l1' or 'l2')"
-            )
         logits = model(images)  # (B, num_classes)
-        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
+        return class_cross_entropy(logits, labels, label_smoothing), logits
 
     return loss_fn
 

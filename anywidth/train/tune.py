@@ -23,6 +23,7 @@ from anywidth.train.distributed import (
     shard_train_loader,
     wrap_ddp,
 )
+from anywidth.train.losses import class_cross_entropy
 
 __all__ = ["tune_", "distillation_loss"]
 
@@ -46,18 +47,10 @@ def _criteria(loss: str, temperature: float):
     if loss != "cross_entropy":
         raise ValueError(f"tuning loss must be 'cross_entropy', 'l1' or 'l2', got {loss!r}")
 
-    def fit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if labels.is_floating_point():
-            raise ValueError(
-                f"tuning with cross-entropy got float targets of shape {tuple(labels.shape)}: "
-                "for an image-to-image model (super-resolution) pass loss='l1' or 'l2'"
-            )
-        return nn.functional.cross_entropy(logits, labels)
-
     def follow(logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         return distillation_loss(logits, teacher, temperature)
 
-    return fit, follow
+    return class_cross_entropy, follow
 
 
 def _batch_norm_train_rest_eval(model: nn.Module) -> None:

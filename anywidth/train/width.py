@@ -34,7 +34,7 @@ from anywidth.metrics import ACCURACY, Metric
 from anywidth.train.config import TrainConfig
 from anywidth.train.distributed import broadcast_buffers_, evaluate_sharded
 from anywidth.train.loop import TrainResult, train_
-from anywidth.train.losses import LossFn
+from anywidth.train.losses import LossFn, class_cross_entropy
 from anywidth.train.recalibrate import recalibrate_bn_
 from anywidth.train.tune import distillation_loss
 
@@ -202,7 +202,7 @@ def width_random_loss(
     if loss == "cross_entropy":
 
         def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
+            return class_cross_entropy(outputs, targets, label_smoothing)
 
         def follow(outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
             return distillation_loss(outputs, teacher, config.temperature)
@@ -253,6 +253,8 @@ def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) ->
     is rank 0's, broadcast to the others.
     """
     full = model.resample(None)
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in full.modules()):
+        return  # e.g. EDSR, SRCNN: no statistics to refresh
     recalibrate_bn_(full, data, batches=batches)
     broadcast_buffers_(full, "sharing the recalibrated BatchNorm statistics")
     model.load_running_stats_(dict(full.named_buffers()))
