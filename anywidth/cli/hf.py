@@ -3,8 +3,11 @@
 The model folder is loaded offline (`anywidth.models.hf`); ``minilm`` names the bundled
 all-MiniLM-L6-v2. The example input and the fidelity score use real sentences
 (`anywidth.data.text`): the score is the mean cosine similarity of the smaller model's
-sentence embeddings to the full model's. Results are written as safetensors with a JSON
-header naming the source model (`anywidth.models.hf.save_hf_model`);
+sentence embeddings to the full model's. `integrate` writes the encoder's INN with
+`save_integral` (its metrics name the source, so `resample` rebuilds it); `resample` tunes
+the partition for the budget by distillation from the full model (`tune_hf_partition`,
+on sentences apart from the scored ones) unless ``--no-tune``. Cut models are written as
+safetensors with a JSON header naming the source model (`anywidth.models.hf.save_hf_model`);
 `anywidth.models.hf.load_hf_checkpoint` rebuilds them (a model whose layers have different
 head counts and MLP widths has no ``config.json`` that ``from_pretrained`` reads).
 """
@@ -22,9 +25,11 @@ from anywidth.data.text import reference_sentences
 from anywidth.graph import analyze_channels
 from anywidth.measure import count_macs, count_params
 
-__all__ = ["add_hf_option", "hf_info", "hf_prune", "hf_integrate", "hf_resample"]
+__all__ = ["add_hf_option", "hf_info", "hf_integrate", "hf_prune", "hf_resample", "hf_source_of"]
 
-_SCORE_SENTENCES = 256
+_SCORE_SENTENCES = 256  # fidelity is the mean cosine over these (the first ones)
+_TUNE_SENTENCES = 256  # partition tuning distils on the next ones
+_REPORT_MACS = (0.75, 0.5, 0.25)  # budgets `integrate --hf-model` reports
 
 
 def add_hf_option(p: argparse.ArgumentParser) -> None:
@@ -46,15 +51,17 @@ def check_source(args: argparse.Namespace, positional: str) -> bool:
 
 
 def _load(args: argparse.Namespace, batch: int = 32):
-    """The model, an example input of ``batch`` sentences padded to 64 tokens, score data."""
+    """The model, its tokenizer, an example input of ``batch`` sentences padded to 64
+    tokens, and the score data (batches of 32 sentences)."""
     from anywidth.models.hf import encode, load_hf_model, minilm_path
 
     path = minilm_path() if args.hf_model == "minilm" else Path(args.hf_model)
     model, tokenizer = load_hf_model(path)
     sentences = reference_sentences(_SCORE_SENTENCES)
     example = encode(tokenizer, sentences[:batch], fixed=True)
-    data = [encode(tokenizer, sentences[i : i + 32], fixed=True) for i in range(0, 256, 32)]
-    return model, example, data
+    data = [encode(tokenizer, sentences[i : i + 32], fixed=True)
+            for i in range(0, _SCORE_SENTENCES, 32)]  # fmt: skip
+    return model, tokenizer, example, data
 
 
 def _source(args: argparse.Namespace) -> str:
@@ -102,7 +109,7 @@ def _widths_table(model: nn.Module, example) -> str:
 
 
 def hf_info(args: argparse.Namespace) -> int:
-    model, example, _ = _load(args, batch=1)
+    model, _, example, _ = _load(args, batch=1)
     print(f"{type(model).__name__}: {human(count_params(model))} params, "
           f"{human(count_macs(model, example))} MACs per sentence of 64 tokens")  # fmt: skip
     print(_widths_table(model, example))
@@ -113,29 +120,94 @@ def hf_prune(args: argparse.Namespace) -> int:
     from anywidth.cli.prune import prune_config
     from anywidth.pruning import prune
 
-    model, example, data = _load(args)
+    model, _, example, data = _load(args)
     small, _ = prune(model, example, prune_config(args))
     _report(model, small, example, data, Path(args.out), _source(args))
     return 0
 
 
 def hf_integrate(args: argparse.Namespace) -> int:
-    """Not yet: an IntegralModel does not pickle and `save_integral` rebuilds zoo models only."""
-    raise ValueError(
-        "integrate --hf-model: an integral model of a Hugging Face encoder cannot be saved yet; "
-        "`anywidth resample --hf-model PATH --target-macs R --out small.safetensors` converts and "
-        "resamples in one run"
-    )
+    """Convert the encoder into an INN (partition optionally tuned for one budget), report
+    its embedding fidelity at a few budgets and save it for `hf_resample`."""
+    from anywidth.integral import save_integral
+
+    if args.train_epochs:
+        raise ValueError(
+            "integrate --hf-model: --train-epochs (width-random training on labels) does not "
+            "apply to a sentence encoder; drop it — `anywidth resample` tunes the partition "
+            "for each budget by distillation from the full model instead"
+        )
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out {out}: use a .safetensors file name")
+    model, tokenizer, example, data = _load(args)
+    inn = _convert(model, example)
+    if args.tune_partition:
+        plan = inn.width_plan(target_macs=args.tune_target_macs)
+        inn = _tuned(inn, plan, args.tune_steps, tokenizer, example)
+    rows, metrics = [], {"hf_source": _source(args)}
+    reference = _embeddings(model, data)
+    full_macs = count_macs(model, example)
+    for target in _REPORT_MACS:
+        small = inn.resample(target_macs=target)
+        cos = (_embeddings(small, data) * reference).sum(-1).mean().item()
+        macs = count_macs(small, example)
+        rows.append([f"{target:.0%} MACs", human(count_params(small)), human(macs), f"{cos:.3f}"])
+        metrics[f"embedding_cosine_{target:.0%}_macs".replace("%", "pct")] = cos
+    save_integral(inn, out, metrics=metrics)
+    rows.insert(0, ["full", human(count_params(model)), human(full_macs), "1.000"])
+    print(format_table(["width", "params", "MACs", "embedding cosine to full"], rows))
+    print(f"wrote {out}; `anywidth resample {out} --target-macs R --out small.safetensors` "
+          "tunes the partition for R and cuts")  # fmt: skip
+    return 0
+
+
+def hf_source_of(path: str | Path) -> str | None:
+    """The encoder an INN file was converted from (``"minilm"`` or a folder), or None when
+    the file holds no encoder INN."""
+    from anywidth.train.checkpoint import read_checkpoint
+
+    return (read_checkpoint(path).meta.get("metrics") or {}).get("hf_source")
 
 
 def hf_resample(args: argparse.Namespace) -> int:
+    """Sample an encoder's INN (converted now from ``--hf-model``, or read from an INN file
+    that `hf_integrate` wrote) at a budget; tune its partition for it unless ``--no-tune``."""
+    from anywidth.integral import load_integral
+
+    if args.hf_model is None:
+        args.hf_model = hf_source_of(args.inn)
+        model, tokenizer, example, data = _load(args)
+        inn = load_integral(args.inn, model=model)
+    else:
+        model, tokenizer, example, data = _load(args)
+        inn = _convert(model, example)
+    if args.ratio is not None:
+        plan = inn.width_plan(args.ratio)
+    else:
+        plan = inn.width_plan(target_macs=args.target_macs, allocation=args.allocation)
+    done = "partition not tuned"
+    if not args.no_tune:
+        inn = _tuned(inn, plan, args.tune_steps, tokenizer, example)
+        done = f"partition tuned for {args.tune_steps} steps (distilled from the full model)"
+    small = inn.resample(plan)
+    _report(model, small, example, data, Path(args.out), _source(args))
+    print(f"INN resampled; {done}")
+    return 0
+
+
+def _convert(model: nn.Module, example):
     from anywidth.integral import IntegralConfig, to_integral
 
-    model, example, data = _load(args)
-    inn = to_integral(model, example, IntegralConfig(order_time_limit=5.0))
-    if args.ratio is not None:
-        small = inn.resample(args.ratio)
-    else:
-        small = inn.resample(target_macs=args.target_macs, allocation=args.allocation)
-    _report(model, small, example, data, Path(args.out), _source(args))
-    return 0
+    return to_integral(model, example, IntegralConfig(order_time_limit=5.0))
+
+
+def _tuned(inn, plan: dict, steps: int, tokenizer, example):
+    """`tune_hf_partition` on sentences apart from the ones the fidelity is scored on."""
+    from anywidth.models.hf import encode, tune_hf_partition
+
+    batch = example[0].shape[0]
+    sentences = reference_sentences(_SCORE_SENTENCES + _TUNE_SENTENCES)[_SCORE_SENTENCES:]
+    batches = [encode(tokenizer, sentences[i : i + batch], fixed=True)
+               for i in range(0, len(sentences) - batch + 1, batch)]  # fmt: skip
+    return tune_hf_partition(inn, plan, batches, steps=steps)

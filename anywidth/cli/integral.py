@@ -22,7 +22,13 @@ from torch import nn
 
 from anywidth.cli._score import Scorer, scorer_for
 from anywidth.cli._table import before_after_table, format_table, human
-from anywidth.cli.hf import add_hf_option, check_source, hf_integrate, hf_resample
+from anywidth.cli.hf import (
+    add_hf_option,
+    check_source,
+    hf_integrate,
+    hf_resample,
+    hf_source_of,
+)
 from anywidth.graph import export_onnx
 from anywidth.integral import (
     IntegralConfig,
@@ -227,8 +233,8 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
 
 
 def run_resample(args: argparse.Namespace) -> int:
-    if check_source(args, "inn"):
-        return hf_resample(args)
+    if check_source(args, "inn") or hf_source_of(args.inn):
+        return hf_resample(args)  # an encoder, or an INN file that `integrate --hf-model` wrote
     out = Path(args.out)
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")

@@ -60,12 +60,13 @@ def save_integral(
         >>> save_integral(inn, "runs/resnet20.inn.safetensors")
     """
     example = inn.example_input
-    first = example if isinstance(example, torch.Tensor) else example[0]
+    inputs = [example] if isinstance(example, torch.Tensor) else list(example)
     record = {
         "format": _FORMAT,
         "config": inn.config.to_dict(),
-        "input_shape": list(first.shape),
-        "input_dtype": str(first.dtype).removeprefix("torch."),
+        "input_shape": list(inputs[0].shape),
+        "input_dtype": str(inputs[0].dtype).removeprefix("torch."),
+        "inputs": [_input_record(t) for t in inputs],
         "dtype": str(_lam_dtype(inn)).removeprefix("torch."),
         "groups": [{"name": g.name, "size": g.size, "fixed": g.fixed} for g in inn.groups],
         "nodes": dict(inn.nodes),
@@ -144,7 +145,7 @@ def _rebuild(
         raise CheckpointError(f"{path}: integral record format {record['format']} is too new")
     config = IntegralConfig.from_dict(record["config"])
     dtype = getattr(torch, record["dtype"])
-    example = torch.zeros(record["input_shape"], dtype=getattr(torch, record["input_dtype"]))
+    example = _example(record)
     model = model.to(dtype).eval()
     groups = fix_unreadable(model, example, analyze_channels(model, example, fixed=config.fixed))
     found = [{"name": g.name, "size": g.size, "fixed": g.fixed} for g in groups]
@@ -166,6 +167,36 @@ def _rebuild(
     )
     inn.set_sizes_(record["sizes"])
     return inn
+
+
+# Integer inputs (token ids, attention masks) are stored with their values: a model traced
+# by torch.export may take value-dependent paths (e.g. a mask with padding), and the record
+# must rebuild the very graph the INN was converted with. Images are stored as a shape.
+_MAX_STORED_VALUES = 1 << 16
+
+
+def _input_record(t: torch.Tensor) -> dict[str, Any]:
+    out: dict[str, Any] = {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+    if not t.is_floating_point() and t.numel() <= _MAX_STORED_VALUES:
+        out["values"] = t.flatten().tolist()
+    return out
+
+
+def _example(record: dict[str, Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The example input of the record: one tensor, or a tuple for multi-input models.
+
+    Files written before multi-input records hold ``input_shape``/``input_dtype`` only."""
+    inputs = record.get("inputs") or [
+        {"shape": record["input_shape"], "dtype": record["input_dtype"]}
+    ]
+    tensors = []
+    for item in inputs:
+        dtype = getattr(torch, item["dtype"])
+        if "values" in item:
+            tensors.append(torch.tensor(item["values"], dtype=dtype).reshape(item["shape"]))
+        else:
+            tensors.append(torch.zeros(item["shape"], dtype=dtype))
+    return tensors[0] if len(tensors) == 1 else tuple(tensors)
 
 
 def _lam_dtype(inn: IntegralModel) -> torch.dtype:

@@ -21,7 +21,7 @@ from anywidth.integral.grid import UniformGrid, make_grid
 from anywidth.integral.model import IntegralModel
 from anywidth.train.tune import tune_
 
-__all__ = ["TuneConfig", "tune_partition"]
+__all__ = ["TuneConfig", "trainable_copy", "tune_partition"]
 
 
 @dataclass
@@ -56,12 +56,19 @@ class TuneConfig:
         return config_from_dict(cls, data)
 
 
-def _trainable_grids_(inn: IntegralModel) -> None:
-    """Swap uniform grids for trainable ones (they start uniform, so nothing changes yet)."""
-    for key, grid in list(inn.grids.items()):
+def trainable_copy(inn: IntegralModel) -> IntegralModel:
+    """A copy of ``inn`` whose uniform grids are trainable ones (they start uniform, so its
+    outputs are unchanged) and whose config says so (save/load rebuilds trainable grids).
+
+    Partition tuning of every kind starts here: `tune_partition` for classifiers and image
+    models, `anywidth.models.hf.tune_hf_partition` for encoders."""
+    tuned = copy.deepcopy(inn)
+    for key, grid in list(tuned.grids.items()):
         if isinstance(grid, UniformGrid):
-            inn.grids[key] = make_grid("trainable", grid.size, dtype=inn.dtype)
-    inn.clear_cache()  # new grid objects
+            tuned.grids[key] = make_grid("trainable", grid.size, dtype=tuned.dtype)
+    tuned.clear_cache()  # new grid objects
+    tuned.config = dataclasses.replace(tuned.config, partition="trainable")
+    return tuned
 
 
 def _batch_norm_affine(inn: IntegralModel) -> list[nn.Parameter]:
@@ -110,10 +117,7 @@ def tune_partition(
     """
     config = config or TuneConfig()
     sizes = inn.width_plan(plan)
-    tuned = copy.deepcopy(inn)
-    _trainable_grids_(tuned)
-    # The copy now has trainable grids: say so, or save/load would rebuild uniform ones.
-    tuned.config = dataclasses.replace(tuned.config, partition="trainable")
+    tuned = trainable_copy(inn)
     params = list(tuned.grid_parameters())
     if config.tune_bn:
         params += _batch_norm_affine(tuned)

