@@ -13,7 +13,6 @@ commands look for under ``extra["data"]`` is stored as ``metrics["data"]`` in IN
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from anywidth.integral import (
     save_integral,
     to_integral,
 )
-from anywidth.integral.grid import TrainableGrid
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs, count_params
@@ -126,7 +124,8 @@ def run_integrate(args: argparse.Namespace) -> int:
         print(_PREFER_SLIM.format(checkpoint=args.checkpoint, epochs=args.train_epochs))
     if args.tune_partition:
         plan = inn.width_plan(target_macs=args.tune_target_macs)
-        inn = _tuned(inn, plan, loaders.train, TuneConfig(steps=args.tune_steps), scorer.loss)
+        config = TuneConfig(steps=args.tune_steps)
+        inn = tune_partition(inn, plan, loaders.train, config, loss=scorer.loss)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     inn.eval()
@@ -153,17 +152,6 @@ def fine_tune_config(scorer: Scorer, args: argparse.Namespace, epochs: int) -> T
     decay = {} if scorer.optimizer == "sgd" else {"weight_decay": 0.0}
     return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr,
                        optimizer=scorer.optimizer, seed=args.seed, **decay)  # fmt: skip
-
-
-def _tuned(
-    inn: IntegralModel, plan: dict, data, config: TuneConfig, loss: str = "cross_entropy"
-) -> IntegralModel:
-    """`tune_partition`, recorded as a trainable-partition INN so `load_integral` reads it."""
-    tuned = tune_partition(inn, plan, data, config, loss=loss)
-    if any(isinstance(g, TrainableGrid) for g in tuned.grids.values()):
-        # tune_partition swaps every grid for a trainable one; the record must say so.
-        tuned.config = dataclasses.replace(tuned.config, partition="trainable")
-    return tuned
 
 
 def _width_table(
