@@ -28,6 +28,7 @@ from torch import nn
 
 __all__ = [
     "NLP_EXTRA",
+    "distill_",
     "distill_loss",
     "encode",
     "hf_available",
@@ -165,16 +166,50 @@ def tune_hf_partition(
     sizes = inn.width_plan(plan)
     targets = teacher_targets(inn.resample(1.0), batches)
     tuned = trainable_copy(inn).eval()  # dropout off: the partition follows the deterministic net
-    optimizer = torch.optim.Adam(list(tuned.grid_parameters()), lr=lr)
     with tuned.at(sizes):
-        for step in range(steps):
-            (ids, mask), target = batches[step % len(batches)], targets[step % len(batches)]
-            loss = distill_loss(tuned(ids, mask), target, mask)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        distill_(tuned, batches, targets, steps, lr, params=list(tuned.grid_parameters()))
     tuned.clear_cache()
     return tuned.eval()
+
+
+def distill_(
+    model: nn.Module,
+    batches: Sequence[tuple],
+    targets: Sequence[tuple],
+    steps: int,
+    lr: float = 5e-5,
+    params: Sequence[nn.Parameter] | None = None,
+) -> nn.Module:
+    """``steps`` AdamW steps (no weight decay) of ``model`` on `distill_loss`, in place,
+    cycling through ``batches`` and their `teacher_targets`. The model stays in its
+    current mode (eval: dropout off).
+
+    Args:
+        model: the encoder (e.g. a cut model); changed in place.
+        batches: ``(ids, mask)`` batches.
+        targets: ``teacher_targets(teacher, batches)``.
+        steps: optimiser steps, one batch each.
+        lr: learning rate.
+        params: what moves (default: every parameter of ``model``).
+
+    Returns:
+        ``model``.
+
+    Example:
+        >>> targets = teacher_targets(full, batches)
+        >>> distill_(small.eval(), batches, targets, steps=40)
+    """
+    if len(batches) != len(targets) or not batches:
+        raise ValueError(f"distill_: {len(batches)} batches but {len(targets)} targets")
+    params = list(model.parameters() if params is None else params)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    for step in range(steps):
+        (ids, mask), target = batches[step % len(batches)], targets[step % len(batches)]
+        loss = distill_loss(model(ids, mask), target, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model
 
 
 def sync_head_counts_(model: nn.Module) -> None:
