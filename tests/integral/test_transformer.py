@@ -62,7 +62,9 @@ def test_tune_hf_partition_moves_only_the_partition_and_lowers_the_distillation_
 
     def loss(net) -> float:
         with torch.no_grad():
-            return sum(distill_loss(net(*b), t, b[1]).item() for b, t in zip(batches, targets))
+            return sum(
+                distill_loss(net(*b), t, b[1]).item() for b, t in zip(batches, targets, strict=True)
+            )
 
     tuned = tune_hf_partition(inn, plan, batches, steps=30, lr=2e-2)
     assert loss(tuned.resample(plan)) < 0.9 * loss(inn.resample(plan))

@@ -22,7 +22,9 @@ def test_distill_moves_a_cut_encoder_towards_the_full_one_in_place():
 
     def loss(net) -> float:
         with torch.no_grad():
-            return sum(distill_loss(net(*b), t, b[1]).item() for b, t in zip(batches, targets))
+            return sum(
+                distill_loss(net(*b), t, b[1]).item() for b, t in zip(batches, targets, strict=True)
+            )
 
     assert distill_(small, batches, targets, steps=40, lr=1e-2) is small
     assert loss(small) < 0.5 * loss(before)
