@@ -41,7 +41,7 @@ from anywidth.data.text import reference_sentences  # noqa: E402
 from anywidth.integral import IntegralConfig, to_integral  # noqa: E402
 from anywidth.measure import count_macs, count_params, latency  # noqa: E402
 from anywidth.models.hf import (  # noqa: E402
-    distill_loss,
+    distill_,
     encode,
     load_hf_model,
     minilm_path,
@@ -79,24 +79,6 @@ def fidelity(emb: torch.Tensor, ref: torch.Tensor, k: int = 10) -> tuple[float, 
     a, b = neighbours(emb), neighbours(ref)
     overlap = [len(set(x.tolist()) & set(y.tolist())) / k for x, y in zip(a, b, strict=True)]
     return cos, sum(overlap) / len(overlap)
-
-
-def optimise(model, params, data, targets, steps: int, lr: float, run=None) -> None:
-    """``steps`` AdamW steps on the distillation loss (dropout off), cycling the data."""
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    run = run or model
-    for step in range(steps):
-        (ids, mask), target = data[step % len(data)], targets[step % len(data)]
-        loss = distill_loss(run(ids, mask), target, mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-
-def distilled(model, data, targets, steps: int, lr: float):
-    student = copy.deepcopy(model).eval()
-    optimise(student, list(student.parameters()), data, targets, steps, lr)
-    return student.eval()
 
 
 def torch_pruning_step(model, x, ratio: float):
@@ -153,7 +135,7 @@ def torch_pruning_to_budget(model, x, target: float, full: int):
 def row(label, budget, small, seconds, x, full_macs, eval_data, ref, train, targets, args):
     """One method at one budget: fidelity as cut and after distillation, cost and widths."""
     before = fidelity(embed(small, eval_data), ref)
-    tuned = distilled(small, train, targets, args.steps, args.lr)
+    tuned = distill_(copy.deepcopy(small).eval(), train, targets, args.steps, args.lr)
     after = fidelity(embed(tuned, eval_data), ref)
     ms = latency(small, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
     heads = [m.attention.self.query.out_features // 32 for m in small.encoder.layer]
@@ -186,7 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.table_only:
         run_seed(args)
-    publish(args)
+    if not args.quick:  # a smoke run is not tabulated
+        publish(args)
 
 
 def run_seed(args) -> None:
