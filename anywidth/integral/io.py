@@ -80,6 +80,7 @@ def save_integral(
         model_kwargs=inn.model_kwargs,
         metrics=dict(metrics or {}),
         extra={KEY: record},
+        reader="read it back with load_integral(path, model=<a freshly built source model>)",
     )
 
 

@@ -138,6 +138,7 @@ def save_checkpoint(
     scheduler: Any | None = None,
     history: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
+    reader: str | None = None,
 ) -> Path:
     """Write ``model`` (and optionally training state) to one ``.safetensors`` file.
 
@@ -164,6 +165,9 @@ def save_checkpoint(
         history: per-epoch metric records.
         extra: free-form JSON-friendly data for other parts of the library; keys with a
             registered structure hook are acted on by `load_model`.
+        reader: how to read the file back when the model has no zoo name, for the logged
+            warning (default: `load_model` cannot rebuild it, `read_checkpoint` reads its
+            tensors); e.g. `anywidth.integral.save_integral` names `load_integral`.
 
     Returns:
         The path written.
@@ -178,9 +182,12 @@ def save_checkpoint(
     if model_name is None:
         logger.warning(
             "save_checkpoint(%s): the %s was not built by anywidth.create_model and no "
-            "model_name= was given, so load_model cannot rebuild it from this file alone",
+            "model_name= was given: %s",
             path,
             type(model).__name__,
+            reader
+            or "load_model cannot rebuild it from this file alone (read_checkpoint reads "
+            "its tensors)",
         )
     extra = dict(extra or {})
     if record is not None and record.steps:

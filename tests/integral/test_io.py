@@ -88,11 +88,14 @@ def test_a_zoo_model_records_its_name_without_being_told(tmp_path):
     assert loaded.model_name == "tiny_convnet"
 
 
-def test_a_model_without_zoo_name_needs_the_model_passed(tmp_path):
+def test_a_model_without_zoo_name_needs_the_model_passed(tmp_path, caplog):
     model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
     set_record_(model, ModelRecord())  # as if built outside the zoo
     inn = to_integral(model, x[:1]).eval()
-    path = save_integral(inn, tmp_path / "inn.safetensors")
+    with caplog.at_level("WARNING", logger="anywidth"):
+        path = save_integral(inn, tmp_path / "inn.safetensors")
+    assert "load_integral(path, model=" in caplog.text  # the warning names the right reader
+    assert "load_model cannot" not in caplog.text
     with pytest.raises(CheckpointError, match="records no zoo model name"):
         load_integral(path)
     fresh = random_model("tiny_convnet", seed=5)
