@@ -175,8 +175,14 @@ def hf_resample(args: argparse.Namespace) -> int:
     that `hf_integrate` wrote) at a budget; tune its partition for it unless ``--no-tune``."""
     from anywidth.integral import load_integral
 
-    if args.hf_model is None:
-        args.hf_model = hf_source_of(args.inn)
+    if args.inn is not None:  # an INN file; --hf-model, if given, says where its source is now
+        recorded = hf_source_of(args.inn)
+        args.hf_model = args.hf_model or recorded
+        if args.hf_model != "minilm" and not Path(args.hf_model).is_dir():
+            raise ValueError(
+                f"{args.inn}: converted from the encoder folder {args.hf_model}, which does "
+                "not exist here; pass --hf-model PATH with that encoder's folder"
+            )
         model, tokenizer, example, data = _load(args)
         inn = load_integral(args.inn, model=model)
     else:

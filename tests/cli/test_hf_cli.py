@@ -61,3 +61,16 @@ def test_integrate_minilm_then_resample_the_saved_inn_with_partition_tuning(tmp_
     cut = load_hf_checkpoint(small)
     heads = [layer.attention.self.num_attention_heads for layer in cut.encoder.layer]
     assert sum(heads) < 6 * 12
+
+    # the INN records its source; when that folder is gone, --hf-model says where it is now
+    from anywidth.integral import load_integral, save_integral
+    from anywidth.models.hf import load_hf_model, minilm_path
+
+    loaded = load_integral(inn, model=load_hf_model(minilm_path())[0])
+    moved = save_integral(loaded, tmp_path / "moved.inn.safetensors",
+                          metrics={"hf_source": str(tmp_path / "gone")})  # fmt: skip
+    args = ["resample", str(moved), "--target-macs", "0.5", "--no-tune", "--out", str(small)]
+    assert main(args) == 2
+    assert "gone, which does not exist here; pass --hf-model PATH" in capsys.readouterr().err
+    assert main([*args, "--hf-model", "minilm"]) == 0
+    assert "partition not tuned" in capsys.readouterr().out
