@@ -1,5 +1,6 @@
-"""all-MiniLM-L6-v2 at 75/50/35% MACs: anywidth L1 and L2, anywidth INN (+ partition tuning),
-and Torch-Pruning's Hugging Face BERT recipe, as pruned and after an equal short distillation.
+"""all-MiniLM-L6-v2 at 75/50/35% MACs: anywidth L1, L2 and activation-aware pruning, anywidth
+INN (+ partition tuning), and Torch-Pruning's Hugging Face BERT recipe, as pruned and after an
+equal short distillation.
 
 Fidelity is measured against the full model's sentence embeddings (mean pooling, unit
 length, as sentence-transformers computes them) on real prose: the sentences of CPython's
@@ -14,7 +15,8 @@ over the cached seeds. ``--methods`` runs some methods only (their rows replace 
 the seed's cache); rows that no cached seed holds are kept from the committed table, so a
 new method can be added on a fresh checkout without rerunning the others.
 
-Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--methods l2] [--quick]
+Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--quick]
+     [--methods l1 l2 activation inn torch-pruning]
      .venv/bin/python benchmarks/transformers.py --table-only
 """
 
@@ -61,6 +63,7 @@ OUT = CACHE / "transformers"
 METHODS = {
     "anywidth L1": "l1",
     "anywidth L2": "l2",
+    "anywidth activation": "activation",
     "anywidth INN": "inn",
     "anywidth INN + partition tuning": "inn",
     "Torch-Pruning": "torch-pruning",
@@ -235,6 +238,11 @@ def method_rows(name: str, model, inn, budget: float, common: tuple) -> list[dic
         small, _ = prune(model, x, PruneConfig(target_macs=budget, importance=name))
         return [row(f"anywidth {name.upper()}", budget, small, time.perf_counter() - start,
                     *common)]  # fmt: skip
+    if name == "activation":  # calibrated on the first 4 distillation batches (128 sentences)
+        data = [{"input_ids": ids, "attention_mask": mask} for ids, mask in train[:4]]
+        small, _ = prune(model, x, PruneConfig(target_macs=budget, importance=name), data=data)
+        return [row("anywidth activation", budget, small, time.perf_counter() - start,
+                    *common)]  # fmt: skip
     if name == "torch-pruning":
         small, tries = torch_pruning_to_budget(model, x, budget, full_macs)
         seconds = time.perf_counter() - start
@@ -303,8 +311,10 @@ def publish(args) -> None:
         "model (`anywidth.models.hf.distill_loss`). INN + partition tuning moves only the "
         f"sampling points for {first['tune_steps']} steps on the same loss before resampling "
         "(`tune_hf_partition`). A difference inside the spread is a tie. anywidth L1 / L2 (sum "
-        "of |w| / w² over every weight a channel or head touches) and INN: global ranking of "
-        "channels (INN: by its weight functions' importance); Torch-Pruning "
+        "of |w| / w² over every weight a channel or head touches), activation (Σ ‖W[:, c]‖² "
+        "E[x_c²] over the layers reading the channel, measured on the first 128 distillation "
+        "sentences; `ActivationImportance`) and INN: global ranking of channels (INN: by its "
+        "weight functions' importance); Torch-Pruning uses no data and "
         "bisects its pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
         "INN includes the conversion (channel ordering). Latency is wall clock on a shared "
         "machine: compare it only between rows of similar MACs, and rerun on a quiet one."

@@ -120,8 +120,12 @@ def hf_prune(args: argparse.Namespace) -> int:
     from anywidth.cli.prune import prune_config
     from anywidth.pruning import prune
 
-    model, _, example, data = _load(args)
-    small, _ = prune(model, example, prune_config(args))
+    model, tokenizer, example, data = _load(args)
+    config = prune_config(args, default_importance="activation")
+    calibration = [{"input_ids": ids, "attention_mask": mask}
+                   for ids, mask in _tuning_batches(tokenizer, 32)]  # fmt: skip
+    small, _ = prune(model, example, config, data=calibration)
+    print(f"importance: {config.importance} (channels ranked globally)")
     _report(model, small, example, data, Path(args.out), _source(args))
     return 0
 
@@ -208,12 +212,18 @@ def _convert(model: nn.Module, example):
     return to_integral(model, example, IntegralConfig(order_time_limit=5.0))
 
 
+def _tuning_batches(tokenizer, batch: int) -> list[tuple]:
+    """``(ids, mask)`` batches of the sentences after the ones the fidelity is scored on."""
+    from anywidth.models.hf import encode
+
+    sentences = reference_sentences(_SCORE_SENTENCES + _TUNE_SENTENCES)[_SCORE_SENTENCES:]
+    return [encode(tokenizer, sentences[i : i + batch], fixed=True)
+            for i in range(0, len(sentences) - batch + 1, batch)]  # fmt: skip
+
+
 def _tuned(inn, plan: dict, steps: int, tokenizer, example):
     """`tune_hf_partition` on sentences apart from the ones the fidelity is scored on."""
-    from anywidth.models.hf import encode, tune_hf_partition
+    from anywidth.models.hf import tune_hf_partition
 
-    batch = example[0].shape[0]
-    sentences = reference_sentences(_SCORE_SENTENCES + _TUNE_SENTENCES)[_SCORE_SENTENCES:]
-    batches = [encode(tokenizer, sentences[i : i + batch], fixed=True)
-               for i in range(0, len(sentences) - batch + 1, batch)]  # fmt: skip
+    batches = _tuning_batches(tokenizer, example[0].shape[0])
     return tune_hf_partition(inn, plan, batches, steps=steps)

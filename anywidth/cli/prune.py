@@ -24,7 +24,12 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
-    p.add_argument("--importance", choices=["l1", "l2", "taylor", "random"], default="l1")
+    p.add_argument(
+        "--importance",
+        choices=["l1", "l2", "taylor", "activation", "random"],
+        default=None,
+        help="channel criterion (default: l1; activation for --hf-model, which it serves best)",
+    )
     p.add_argument("--ranking", choices=["global", "local", "rank"], default="global")
     p.add_argument("--round-to", type=int, default=1)
     p.add_argument("--fixed", action="append", default=[], help="group name/glob to keep")
@@ -75,12 +80,12 @@ def run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def prune_config(args: argparse.Namespace) -> PruneConfig:
+def prune_config(args: argparse.Namespace, default_importance: str = "l1") -> PruneConfig:
     """The `PruneConfig` that `anywidth prune`'s options describe."""
     return PruneConfig(
         target_macs=args.target_macs,
         target_params=args.target_params,
-        importance=args.importance,
+        importance=args.importance or default_importance,
         ranking=args.ranking,
         round_to=args.round_to,
         fixed=tuple(args.fixed),

@@ -1,6 +1,7 @@
 """Structured pruning baselines: importance criteria and one-call budget pruning."""
 
 from anywidth.pruning.importance import (
+    ActivationImportance,
     Importance,
     MagnitudeImportance,
     RandomImportance,
@@ -17,6 +18,7 @@ __all__ = [
     "PruneReport",
     "RandomImportance",
     "TaylorImportance",
+    "ActivationImportance",
     "make_importance",
     "prune",
     "recalibrate_bn",

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from anywidth.graph import ChannelGroup, Member
 
+logger = logging.getLogger(__name__)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
 __all__ = [
     "Importance",
     "MagnitudeImportance",
     "TaylorImportance",
+    "ActivationImportance",
     "RandomImportance",
     "make_importance",
 ]
@@ -120,6 +126,101 @@ class TaylorImportance(Importance):
         return score
 
 
+class ActivationImportance(Importance):
+    """Each channel's expected squared contribution to the layers that read it:
+    Σ over consumers ‖W[:, c]‖² · E[x_c²], where x is the consumer's input on data.
+
+    Magnitude criteria ignore how strong a channel's signal is; this one weighs the weights
+    a channel feeds by the energy of what it sends them (structured pruning's analogue of
+    activation-aware criteria for large models). It needs no labels: `prepare` only runs
+    ``batches`` batches forward (eval mode, on a copy). A batch is what a loader yields,
+    ``(inputs, labels)`` (the inputs are used), a tensor of inputs, or a dict of keyword
+    inputs (Hugging Face: ``{"input_ids": ..., "attention_mask": ...}``). Consumers measured:
+    `nn.Linear` and ungrouped convolutions; a group without one is scored by L2 magnitude.
+
+    Example:
+        >>> small, _ = prune(model, x, PruneConfig(target_macs=0.5, importance="activation"),
+        ...                  data=loaders.train)
+    """
+
+    needs_data = True
+
+    def __init__(self, batches: int = 4) -> None:
+        if batches < 1:
+            raise ValueError(f"ActivationImportance needs batches >= 1, got {batches}")
+        self.batches = batches
+        self._energy: dict[str, torch.Tensor] = {}  # consumer module -> E[x²] per input
+
+    def prepare(self, model: nn.Module, data: Iterable | None) -> None:
+        if data is None:
+            raise ValueError(
+                "activation importance needs data: pass data=<a loader, or batches of inputs>"
+            )
+        work = copy.deepcopy(model).eval()
+        sums: dict[str, list] = {}
+
+        def record(name: str):
+            def hook(module: nn.Module, args: tuple, _out: Any) -> None:
+                x = args[0].detach().double()
+                x = x.movedim(1, -1) if isinstance(module, _CONVS) else x
+                x = x.reshape(-1, x.shape[-1])
+                total = sums.setdefault(name, [0.0, 0])
+                total[0] = total[0] + x.pow(2).sum(0)
+                total[1] += x.shape[0]
+
+            return hook
+
+        hooks = [
+            module.register_forward_hook(record(name))
+            for name, module in work.named_modules()
+            if isinstance(module, nn.Linear) or (isinstance(module, _CONVS) and module.groups == 1)
+        ]
+        seen = 0
+        try:
+            with torch.no_grad():
+                for batch in itertools.islice(data, self.batches):
+                    args, kwargs = _model_inputs(batch)
+                    work(*args, **kwargs)
+                    seen += 1
+        finally:
+            for handle in hooks:
+                handle.remove()
+        if seen == 0:
+            raise ValueError("activation importance got no batches; pass data")
+        self._energy = {name: total / count for name, (total, count) in sums.items()}
+
+    def __call__(self, group: ChannelGroup, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not self._energy:
+            raise RuntimeError("ActivationImportance.prepare(model, data) must run first")
+        score = torch.zeros(group.size, dtype=torch.float64)
+        measured = False
+        for member in group.members:
+            module = member.name.removesuffix(".weight")
+            energy = self._energy.get(module)
+            tensor = tensors.get(member.name)
+            if member.dim != 1 or energy is None or tensor is None or tensor.dim() < 2:
+                continue
+            weight = tensor.detach().double().movedim(1, 0)
+            per_input = weight.reshape(weight.shape[0], -1).pow(2).sum(1) * energy
+            part = per_input[member.offset : member.offset + group.size * member.block]
+            score += part.reshape(group.size, member.block).sum(1)
+            measured = True
+        if not measured:
+            logger.debug("activation importance: no measured consumer of %s; L2", group.name)
+            return MagnitudeImportance(p=2)(group, tensors)
+        return score
+
+
+def _model_inputs(batch: Any) -> tuple[tuple, dict]:
+    """A model's ``(args, kwargs)`` from one batch: a dict of keyword inputs, an
+    ``(inputs, labels)`` pair as loaders yield, or the inputs themselves."""
+    if isinstance(batch, Mapping):
+        return (), dict(batch)
+    if isinstance(batch, (tuple, list)):
+        return (batch[0],), {}
+    return (batch,), {}
+
+
 def _grad_copy(model: nn.Module) -> nn.Module:
     """A copy in eval mode (BN statistics untouched) with gradients enabled and cleared."""
     work = copy.deepcopy(model).eval()
@@ -143,11 +244,13 @@ class RandomImportance(Importance):
 
 
 def make_importance(name: str, *, taylor_batches: int = 4, seed: int = 0) -> Importance:
-    """An importance by name: ``"l1"``, ``"l2"``, ``"taylor"`` or ``"random"``."""
+    """An importance by name: ``"l1"``, ``"l2"``, ``"taylor"``, ``"activation"`` or
+    ``"random"``."""
     makers = {
         "l1": lambda: MagnitudeImportance(p=1),
         "l2": lambda: MagnitudeImportance(p=2),
         "taylor": lambda: TaylorImportance(batches=taylor_batches),
+        "activation": lambda: ActivationImportance(batches=taylor_batches),
         "random": lambda: RandomImportance(seed=seed),
     }
     if name not in makers:

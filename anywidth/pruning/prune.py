@@ -26,7 +26,7 @@ from anywidth.pruning.importance import Importance, make_importance
 
 __all__ = ["PruneConfig", "PruneReport", "prune"]
 
-_IMPORTANCES = ("l1", "l2", "taylor", "random")
+_IMPORTANCES = ("l1", "l2", "taylor", "activation", "random")
 _RANKINGS = ("global", "local", "rank")
 
 
@@ -38,7 +38,9 @@ class PruneConfig:
         target_macs: fraction of the original MACs to keep (0 < f <= 1) or, above 1, an
             absolute count (``2.0`` means 2 MACs, not twice the model); finite.
         target_params: the same for parameters; give exactly one of the two.
-        importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``) or ``"random"``.
+        importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``), ``"activation"``
+            (needs ``data``, no labels; `ActivationImportance`: the best on transformers)
+            or ``"random"``.
         ranking: ``"global"`` compares channels across groups (scores divided by their
             group's mean); ``"local"`` removes the same fraction from every group;
             ``"rank"`` (needs ``data``) keeps channels in proportion to the numerical rank
@@ -48,7 +50,7 @@ class PruneConfig:
         min_channels: the smallest width a group may be cut to.
         fixed: group names or globs never to cut, e.g. ``["layer3.*"]``.
         tolerance: the result meets the target within this relative distance.
-        taylor_batches: batches of data used by the Taylor criterion.
+        taylor_batches: batches of data used by the Taylor and activation criteria.
         seed: seed of the random criterion.
 
     Example:
@@ -166,7 +168,8 @@ def prune(
         model: the trained network.
         example_input: an input of the shape the model expects (batch 1 is enough).
         config: criterion, ranking and budget.
-        data: training batches (needed by the Taylor criterion and ``ranking="rank"``).
+        data: training batches (needed by the Taylor and activation criteria and
+            ``ranking="rank"``; the activation criterion also takes dicts of keyword inputs).
         importance: a custom `Importance`; overrides ``config.importance``.
 
     Returns:

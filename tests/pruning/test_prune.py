@@ -8,6 +8,7 @@ from anywidth.graph import PlanError, channel_groups
 from anywidth.measure import count_macs, count_params
 from anywidth.models.superres import SR_MODELS
 from anywidth.pruning import (
+    ActivationImportance,
     MagnitudeImportance,
     PruneConfig,
     prune,
@@ -198,3 +199,38 @@ def test_prune_traces_the_model_once(resnet20, monkeypatch):
     monkeypatch.setattr(groups_module, "analyze", counting)
     prune(resnet20, X8, PruneConfig(target_macs=0.5))
     assert len(calls) == 1  # channel groups, WidthCost and the cut share one analysis
+
+
+def test_activation_importance_weighs_a_channels_weights_by_its_signal():
+    # Channel 0 feeds the next layer through large weights but its input weight is tiny, so
+    # it carries almost no signal; channel 1 is the reverse. Exact oracle:
+    # score_c = ||W2[:, c]||² · mean(x_c²) over the data.
+    model = nn.Sequential(nn.Linear(1, 2, bias=False), nn.ReLU(), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.01], [2.0]]))
+        model[2].weight.copy_(torch.tensor([[10.0, 0.5]]))
+    inputs = torch.tensor([[1.0], [3.0]])
+    data = [(inputs, torch.zeros(2))]  # (inputs, labels), as a loader yields
+    group = next(g for g in channel_groups(model, inputs[:1]) if not g.fixed)
+    crit = ActivationImportance(batches=1)
+    crit.prepare(model, data)
+    scores = crit(group, dict(model.named_parameters()))
+    hidden_sq = (torch.relu(inputs @ model[0].weight.T) ** 2).mean(0).double()
+    expected = model[2].weight.detach().double().pow(2).sum(0) * hidden_sq
+    assert torch.allclose(scores, expected) and scores.argmax() == 1
+    assert MagnitudeImportance(p=1)(group, dict(model.named_parameters())).argmax() == 0
+    config = PruneConfig(target_params=2, tolerance=0.01, importance="activation")
+    small, report = prune(model, inputs[:1], config, data=data)
+    assert report.changed() == {group.name: (2, 1)}
+    assert small[2].weight.tolist() == [[0.5]]  # the channel that carries the signal stays
+
+
+def test_activation_importance_needs_data_and_leaves_the_model_alone(resnet20):
+    with pytest.raises(ValueError, match="activation importance needs data"):
+        prune(resnet20, X8, PruneConfig(target_macs=0.5, importance="activation"))
+    before = {k: v.clone() for k, v in resnet20.state_dict().items()}
+    config = PruneConfig(target_macs=0.5, importance="activation")
+    small, report = prune(resnet20, X8, config, data=_data())
+    assert abs(report.mac_ratio - 0.5) <= 0.02
+    assert all(torch.equal(before[k], v) for k, v in resnet20.state_dict().items())
+    assert resnet20.training is False
