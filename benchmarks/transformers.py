@@ -16,7 +16,7 @@ the seed's cache); rows that no cached seed holds are kept from the committed ta
 new method can be added on a fresh checkout without rerunning the others.
 
 Run: .venv/bin/python benchmarks/transformers.py [--seed 0] [--steps 40] [--quick]
-     [--methods l1 l2 activation inn torch-pruning]
+     [--methods l1 l2 activation inn torch-pruning torch-pruning-activation]
      .venv/bin/python benchmarks/transformers.py --table-only
 """
 
@@ -67,6 +67,7 @@ METHODS = {
     "anywidth INN": "inn",
     "anywidth INN + partition tuning": "inn",
     "Torch-Pruning": "torch-pruning",
+    "Torch-Pruning activation": "torch-pruning-activation",
 }
 CHOICES = list(dict.fromkeys(METHODS.values()))
 
@@ -96,14 +97,20 @@ def fidelity(emb: torch.Tensor, ref: torch.Tensor, k: int = 10) -> tuple[float, 
     return cos, sum(overlap) / len(overlap)
 
 
-def torch_pruning_step(model, x, ratio: float):
+def torch_pruning_step(model, x, ratio: float, calibration: tuple | None = None):
     """Torch-Pruning's documented HF BERT recipe (examples/transformers/prune_hf_bert.py):
     MetaPruner, L2 magnitude, whole heads (prune_num_heads, not head dims), global ranking;
     here the hidden size is also left alone (embeddings and the layers writing the residual
-    stream are ignored), as for anywidth."""
+    stream are ignored), as for anywidth. With ``calibration`` (one ``(ids, mask)`` batch)
+    its `ActivationImportance` (mean |x| of each layer input on that batch) replaces the
+    magnitude: the data-aware variant, beside anywidth's activation criterion."""
     from transformers.models.bert.modeling_bert import BertSelfAttention
 
     model = copy.deepcopy(model)
+    if calibration is None:
+        importance = tp.importance.MagnitudeImportance(p=2, group_reduction="mean")
+    else:
+        importance = tp.importance.ActivationImportance(group_reduction="mean")
     num_heads, ignored = {}, [model.pooler, model.embeddings]
     for m in model.modules():
         if isinstance(m, BertSelfAttention):
@@ -115,7 +122,7 @@ def torch_pruning_step(model, x, ratio: float):
         model,
         {"input_ids": x[0], "attention_mask": x[1]},
         global_pruning=True,
-        importance=tp.importance.MagnitudeImportance(p=2, group_reduction="mean"),
+        importance=importance,
         pruning_ratio=ratio,
         num_heads=num_heads,
         prune_head_dims=False,
@@ -124,6 +131,9 @@ def torch_pruning_step(model, x, ratio: float):
         output_transform=lambda out: out.last_hidden_state.sum(),
         ignored_layers=ignored,
     )
+    if calibration is not None:
+        with importance.compute_importance(model), torch.no_grad():
+            model(*calibration)
     pruner.step()
     for m in model.modules():
         if isinstance(m, BertSelfAttention):
@@ -132,12 +142,12 @@ def torch_pruning_step(model, x, ratio: float):
     return model
 
 
-def torch_pruning_to_budget(model, x, target: float, full: int):
+def torch_pruning_to_budget(model, x, target: float, full: int, calibration=None):
     """Bisect Torch-Pruning's ratio until the MACs are within 1% of ``target``."""
     lo, hi, best, tries = 0.0, 0.95, None, 0
     for _ in range(12):
         ratio = (lo + hi) / 2
-        small, tries = torch_pruning_step(model, x, ratio), tries + 1
+        small, tries = torch_pruning_step(model, x, ratio, calibration), tries + 1
         frac = count_macs(small, x) / full
         if best is None or abs(frac - target) < abs(best[1] - target):
             best = (small, frac)
@@ -247,6 +257,12 @@ def method_rows(name: str, model, inn, budget: float, common: tuple) -> list[dic
         small, tries = torch_pruning_to_budget(model, x, budget, full_macs)
         seconds = time.perf_counter() - start
         return [row("Torch-Pruning", budget, small, seconds, *common) | {"tries": tries}]
+    if name == "torch-pruning-activation":  # the same 128 sentences, as one batch
+        calibration = tuple(torch.cat(parts) for parts in zip(*train[:4], strict=True))
+        small, tries = torch_pruning_to_budget(model, x, budget, full_macs, calibration)
+        seconds = time.perf_counter() - start
+        label = "Torch-Pruning activation"
+        return [row(label, budget, small, seconds, *common) | {"tries": tries}]
     inn, convert_s = inn
     plan = inn.width_plan(target_macs=budget, allocation="global")
     small = inn.resample(plan)
@@ -314,7 +330,9 @@ def publish(args) -> None:
         "of |w| / w² over every weight a channel or head touches), activation (Σ ‖W[:, c]‖² "
         "E[x_c²] over the layers reading the channel, measured on the first 128 distillation "
         "sentences; `ActivationImportance`) and INN: global ranking of channels (INN: by its "
-        "weight functions' importance); Torch-Pruning uses no data and "
+        "weight functions' importance); Torch-Pruning (magnitude) uses no data, Torch-Pruning "
+        "activation its ActivationImportance (mean |x| of each layer's inputs) on the same "
+        "128 sentences; both "
         "bisects its pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
         "INN includes the conversion (channel ordering). Latency is wall clock on a shared "
         "machine: compare it only between rows of similar MACs, and rerun on a quiet one."
