@@ -333,14 +333,15 @@ def publish(args) -> None:
         "weight functions' importance); Torch-Pruning (magnitude) uses no data, Torch-Pruning "
         "activation its ActivationImportance (mean |x| of each layer's inputs) on the same "
         "128 sentences; both "
-        "bisects its pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
+        "bisect their pruning ratio to the budget (within 1% of the MACs). 'compress s' for "
         "INN includes the conversion (channel ordering). Latency is wall clock on a shared "
         "machine: compare it only between rows of similar MACs, and rerun on a quiet one."
     )
     if kept:
         notes += (
             f" Rows of {', '.join(sorted({r[0] for r in kept}))} are kept from the committed "
-            "table (an earlier run, same recipe and seeds); the cache held the others."
+            "table (an earlier run, same recipe and seeds); the cache held the others. Their "
+            "latency was timed under another load: compare latency within one run only."
         )
     print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
 
