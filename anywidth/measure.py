@@ -6,9 +6,10 @@ pruning, INN resampling and the rest land in the same table.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
@@ -26,6 +27,7 @@ __all__ = [
     "latency",
     "evaluate",
     "eval_mode",
+    "forward_hooked",
     "profile",
 ]
 
@@ -50,6 +52,53 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(modes[0][1])
         for module, mode in modes:
             module.training = mode
+
+
+def _model_inputs(batch: object) -> tuple[tuple, dict]:
+    """A model's ``(args, kwargs)`` from one batch: a dict of keyword inputs (Hugging Face),
+    an ``(inputs, labels, ...)`` tuple as loaders yield (the inputs), or the inputs."""
+    if isinstance(batch, Mapping):
+        return (), dict(batch)
+    if isinstance(batch, (tuple, list)):
+        return (batch[0],), {}
+    return (batch,), {}
+
+
+def forward_hooked(
+    model: nn.Module,
+    data: object,
+    hooks: Iterable[tuple[nn.Module, Callable]],
+    max_batches: int,
+) -> int:
+    """Run the first ``max_batches`` batches of ``data`` through ``model`` (eval mode,
+    ``no_grad``) with every ``(module, hook)`` of ``hooks`` registered as a forward hook,
+    removed afterwards. ``data`` is one tensor or an iterable of batches: tensors, ``(inputs,
+    labels, ...)`` tuples as loaders yield (the inputs are used), or dicts of keyword inputs.
+
+    Returns:
+        The number of batches run.
+
+    Raises:
+        ValueError: ``data`` gave no batch.
+
+    Example:
+        >>> forward_hooked(model, loader, [(model.fc, lambda m, args, out: print(out.shape))], 2)
+    """
+    batches = [data] if isinstance(data, torch.Tensor) else data
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
+    seen = 0
+    try:
+        with eval_mode(model), torch.no_grad():
+            for batch in itertools.islice(batches, max_batches):
+                args, kwargs = _model_inputs(batch)
+                model(*args, **kwargs)
+                seen += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+    if seen == 0:
+        raise ValueError("data gave no batches: pass a tensor or an iterable of batches")
+    return seen
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

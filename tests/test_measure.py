@@ -3,7 +3,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from anywidth.measure import Report, count_macs, count_params, evaluate, latency, profile
+from anywidth.measure import (
+    Report,
+    count_macs,
+    count_params,
+    evaluate,
+    forward_hooked,
+    latency,
+    profile,
+)
 
 
 def _net() -> nn.Module:
@@ -87,3 +95,30 @@ def test_profile_is_one_comparable_record():
     expected_loss = nn.functional.cross_entropy(logits, labels).item()
     assert report.loss == pytest.approx(expected_loss, rel=1e-6)
     assert Report.from_dict(report.to_dict()) == report
+
+
+class _Keywords(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.fc(x) * scale
+
+
+def test_forward_hooked_takes_every_batch_form_and_cleans_up():
+    model = _Keywords().train()
+    seen = []
+
+    def hook(module, args, out):
+        seen.append((module.training, torch.is_grad_enabled(), tuple(args[0].shape)))
+
+    x = torch.ones(4, 3)
+    batches = [(x, torch.zeros(4)), {"x": x[:2], "scale": 2.0}, x[:1], x]
+    assert forward_hooked(model, batches, [(model.fc, hook)], max_batches=3) == 3
+    assert seen == [(False, False, (4, 3)), (False, False, (2, 3)), (False, False, (1, 3))]
+    assert model.training and not model.fc._forward_hooks  # mode restored, hook removed
+    assert forward_hooked(model, x, [(model.fc, hook)], max_batches=5) == 1  # one tensor
+    with pytest.raises(ValueError, match="no batches"):
+        forward_hooked(model, [], [(model.fc, hook)], max_batches=2)
+    assert not model.fc._forward_hooks

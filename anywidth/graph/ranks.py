@@ -9,7 +9,6 @@ kept (accumulated in float64 over batches), so any amount of data fits in memory
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from torch import nn
 
 from anywidth.graph._types import ChannelGroup, GraphError
 from anywidth.graph.groups import match_names
-from anywidth.measure import eval_mode
+from anywidth.measure import forward_hooked
 
 __all__ = [
     "DEFAULT_RTOL",
@@ -76,13 +75,6 @@ def gram_rank(gram: torch.Tensor, rtol: float = DEFAULT_RTOL) -> int:
     return int((eig > (rtol**2) * top).sum())
 
 
-def _batches(data) -> Iterable[torch.Tensor]:
-    """Inputs from a tensor (one batch), or an iterable of tensors or (input, ...) tuples."""
-    if isinstance(data, torch.Tensor):
-        return [data]
-    return (b[0] if isinstance(b, (tuple, list)) else b for b in data)
-
-
 def _default_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, _RANKED)]
 
@@ -126,18 +118,7 @@ def gram_matrices(
 
         return record
 
-    handles = [module.register_forward_hook(hook(name)) for name, module in layers.items()]
-    seen = 0
-    try:
-        with eval_mode(model), torch.no_grad():
-            for x in itertools.islice(_batches(data), max_batches):
-                model(x)
-                seen += 1
-    finally:
-        for h in handles:
-            h.remove()
-    if seen == 0:
-        raise ValueError("data gave no batches: pass a tensor or an iterable of batches")
+    forward_hooked(model, data, [(m, hook(name)) for name, m in layers.items()], max_batches)
     return {n: (grams[n][0], grams[n][1]) for n in layers if n in grams}
 
 

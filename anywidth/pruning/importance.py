@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from anywidth.graph import ChannelGroup, Member
+from anywidth.measure import forward_hooked
 
 logger = logging.getLogger(__name__)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -133,7 +134,7 @@ class ActivationImportance(Importance):
     Magnitude criteria ignore how strong a channel's signal is; this one weighs the weights
     a channel feeds by the energy of what it sends them (structured pruning's analogue of
     activation-aware criteria for large models). It needs no labels: `prepare` only runs
-    ``batches`` batches forward (eval mode, on a copy). A batch is what a loader yields,
+    ``batches`` batches forward (eval mode, restored after). A batch is what a loader yields,
     ``(inputs, labels)`` (the inputs are used), a tensor of inputs, or a dict of keyword
     inputs (Hugging Face: ``{"input_ids": ..., "attention_mask": ...}``). Consumers measured:
     `nn.Linear` and ungrouped convolutions; a group without one is scored by L2 magnitude.
@@ -156,7 +157,6 @@ class ActivationImportance(Importance):
             raise ValueError(
                 "activation importance needs data: pass data=<a loader, or batches of inputs>"
             )
-        work = copy.deepcopy(model).eval()
         sums: dict[str, list] = {}
 
         def record(name: str):
@@ -170,23 +170,12 @@ class ActivationImportance(Importance):
 
             return hook
 
-        hooks = [
-            module.register_forward_hook(record(name))
-            for name, module in work.named_modules()
+        consumers = [
+            (module, record(name))
+            for name, module in model.named_modules()
             if isinstance(module, nn.Linear) or (isinstance(module, _CONVS) and module.groups == 1)
         ]
-        seen = 0
-        try:
-            with torch.no_grad():
-                for batch in itertools.islice(data, self.batches):
-                    args, kwargs = _model_inputs(batch)
-                    work(*args, **kwargs)
-                    seen += 1
-        finally:
-            for handle in hooks:
-                handle.remove()
-        if seen == 0:
-            raise ValueError("activation importance got no batches; pass data")
+        forward_hooked(model, data, consumers, self.batches)  # eval mode, restored after
         self._energy = {name: total / count for name, (total, count) in sums.items()}
 
     def __call__(self, group: ChannelGroup, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -209,16 +198,6 @@ class ActivationImportance(Importance):
             logger.debug("activation importance: no measured consumer of %s; L2", group.name)
             return MagnitudeImportance(p=2)(group, tensors)
         return score
-
-
-def _model_inputs(batch: Any) -> tuple[tuple, dict]:
-    """A model's ``(args, kwargs)`` from one batch: a dict of keyword inputs, an
-    ``(inputs, labels)`` pair as loaders yield, or the inputs themselves."""
-    if isinstance(batch, Mapping):
-        return (), dict(batch)
-    if isinstance(batch, (tuple, list)):
-        return (batch[0],), {}
-    return (batch,), {}
 
 
 def _grad_copy(model: nn.Module) -> nn.Module:
