@@ -20,7 +20,7 @@ from anywidth.train import TrainConfig, load_model, read_checkpoint, train_
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench"
 
-__all__ = ["RESULTS", "environment", "trained", "write_table"]
+__all__ = ["RESULTS", "environment", "kept_rows", "trained", "write_table"]
 
 
 def trained(
@@ -81,3 +81,20 @@ def write_table(
     path = RESULTS / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def kept_rows(stem: str, new: list[list[object]], key: tuple[int, ...]) -> list[list[object]]:
+    """The committed table's rows that this run did not measure again.
+
+    Per-seed caches live in an ignored folder, so a run for one model or method on a new
+    checkout must not drop the other committed rows: a row is identified by its cells at
+    the ``key`` positions (e.g. data set, model, method), and the committed CSV's rows
+    whose identity this run did not produce are kept.
+    """
+    path = RESULTS / f"{stem}.csv"
+    if not path.exists():
+        return []
+    done = {tuple(str(r[i]) for i in key) for r in new}
+    with open(path, newline="") as f:
+        old = list(csv.reader(f))[1:]
+    return [r for r in old if tuple(r[i] for i in key) not in done]

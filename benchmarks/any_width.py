@@ -26,13 +26,12 @@ Run: .venv/bin/python benchmarks/any_width.py [--data digits fashion-mnist]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import time
 
 import torch
-from _common import CACHE, RESULTS, trained, write_table
+from _common import CACHE, kept_rows, trained, write_table
 from integral_pruning import control
 from torch import nn
 
@@ -262,23 +261,6 @@ def main() -> None:
     steps = kept_rows("any_width_step_time", steps, key=(0,)) + steps
     headers = ["model", "input", "method", "CPU s per step (batch 64)", "× slimmable"]
     print(write_table("any_width_step_time", headers, steps, STEP_NOTES).read_text())
-
-
-def kept_rows(stem: str, new: list[list[object]], key: tuple[int, ...]) -> list[list[object]]:
-    """The committed table's rows that this run did not measure again.
-
-    The per-seed cache lives in an ignored folder, so a run for one model on a new checkout
-    must not drop the other models' committed rows: a row is identified by its cells at
-    the ``key`` positions (data set, model, method), and the committed CSV's rows whose
-    identity this run did not produce are kept, ahead of the new ones.
-    """
-    path = RESULTS / f"{stem}.csv"
-    if not path.exists():
-        return []
-    done = {tuple(str(r[i]) for i in key) for r in new}
-    with open(path, newline="") as f:
-        old = list(csv.reader(f))[1:]
-    return [r for r in old if tuple(r[i] for i in key) not in done]
 
 
 NOTES = """Test accuracy % after BatchNorm recalibration, mean ± std over seeds (each seed

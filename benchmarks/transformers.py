@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import statistics
 import sys
@@ -40,7 +39,7 @@ sys.path.insert(0, str(_HERE))
 
 import torch  # noqa: E402
 import torch_pruning as tp  # noqa: E402
-from _common import CACHE, RESULTS, write_table  # noqa: E402
+from _common import CACHE, kept_rows, write_table  # noqa: E402
 
 from anywidth.data.text import reference_sentences  # noqa: E402
 from anywidth.integral import IntegralConfig, to_integral  # noqa: E402
@@ -225,22 +224,22 @@ def run_seed(args) -> None:
               "train": len(train_set), "tokens": x[0].shape[1], "steps": args.steps,
               "lr": args.lr, "tune_steps": args.tune_steps, "rows": rows}  # fmt: skip
 
-    inn = None
+    converted = None  # (INN, conversion seconds), when the INN rows run
     if "inn" in args.methods:
         start = time.perf_counter()
         inn = to_integral(model, x, IntegralConfig(order_time_limit=5.0))
-        inn = (inn, time.perf_counter() - start)
+        converted = (inn, time.perf_counter() - start)
     if path.exists():  # rows of the methods not run now stay
         kept = [r for r in json.loads(path.read_text())["rows"] if r["method"] != "full model"]
         rows += [r for r in kept if METHODS.get(r["method"]) not in args.methods]
     for budget in BUDGETS:
         for name in args.methods:
-            rows += method_rows(name, model, inn, budget, common)
+            rows += method_rows(name, model, converted, budget, common)
             OUT.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(record, indent=1))  # partial results survive
 
 
-def method_rows(name: str, model, inn, budget: float, common: tuple) -> list[dict]:
+def method_rows(name: str, model, converted, budget: float, common: tuple) -> list[dict]:
     """The rows of one method (``--methods`` name) at one budget."""
     x, full_macs, _, _, train, _, args = common
     start = time.perf_counter()
@@ -263,7 +262,7 @@ def method_rows(name: str, model, inn, budget: float, common: tuple) -> list[dic
         seconds = time.perf_counter() - start
         label = "Torch-Pruning activation"
         return [row(label, budget, small, seconds, *common) | {"tries": tries}]
-    inn, convert_s = inn
+    inn, convert_s = converted
     plan = inn.width_plan(target_macs=budget, allocation="global")
     small = inn.resample(plan)
     out = [row("anywidth INN", budget, small, convert_s + time.perf_counter() - start, *common)]
@@ -306,7 +305,7 @@ def publish(args) -> None:
                      f"{found[0]['params'] / 1e6:.2f}M", cells("latency_ms", 1), cells("cos"),
                      cells("nn"), cells("cos_distilled"), cells("nn_distilled"),
                      cells("seconds", 1), found[0]["widths"]])  # fmt: skip
-    kept = committed_rows({(r[0], r[1]) for r in rows})
+    kept = kept_rows("transformers", rows, key=(0, 1))  # (method, target MACs)
     rows = sorted(kept + rows, key=table_order)
     first = records[0]
     notes = (
@@ -344,17 +343,6 @@ def publish(args) -> None:
             "latency was timed under another load: compare latency within one run only."
         )
     print(write_table("transformers", headers, rows, notes).read_text(), flush=True)
-
-
-def committed_rows(done: set[tuple[str, str]]) -> list[list[str]]:
-    """Rows of the committed table that no cached seed produced (method, target MACs):
-    on a fresh checkout (no cache), ``--methods`` adds rows without dropping the others."""
-    path = RESULTS / "transformers.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        old = list(csv.reader(f))[1:]
-    return [r for r in old if (r[0], r[1]) not in done]
 
 
 def table_order(row: list) -> tuple:

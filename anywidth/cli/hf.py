@@ -174,13 +174,13 @@ def hf_source_of(path: str | Path) -> str | None:
     return (read_checkpoint(path).meta.get("metrics") or {}).get("hf_source")
 
 
-def hf_resample(args: argparse.Namespace) -> int:
+def hf_resample(args: argparse.Namespace, recorded: str | None = None) -> int:
     """Sample an encoder's INN (converted now from ``--hf-model``, or read from an INN file
-    that `hf_integrate` wrote) at a budget; tune its partition for it unless ``--no-tune``."""
+    that `hf_integrate` wrote, whose `hf_source_of` is ``recorded``) at a budget; tune its
+    partition for it unless ``--no-tune``."""
     from anywidth.integral import load_integral
 
     if args.inn is not None:  # an INN file; --hf-model, if given, says where its source is now
-        recorded = hf_source_of(args.inn)
         args.hf_model = args.hf_model or recorded
         if args.hf_model != "minilm" and not Path(args.hf_model).is_dir():
             raise ValueError(

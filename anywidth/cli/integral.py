@@ -221,11 +221,11 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
 
 
 def run_resample(args: argparse.Namespace) -> int:
-    hf_inn = args.inn is not None and Path(args.inn).is_file() and hf_source_of(args.inn)
-    if hf_inn or check_source(args, "inn"):
+    recorded = args.inn is not None and Path(args.inn).is_file() and hf_source_of(args.inn)
+    if recorded or check_source(args, "inn"):
         # an INN file that `integrate --hf-model` wrote (--hf-model: where its source is
         # now), or an encoder converted now
-        return hf_resample(args)
+        return hf_resample(args, recorded or None)
     out = Path(args.out)
     if out.suffix not in (".safetensors", ".onnx"):
         raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
