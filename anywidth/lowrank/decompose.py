@@ -19,6 +19,9 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
+from anywidth.compression import Budget, Compressed, register_handler, train_batches
+from anywidth.compression.budget import as_budget
+from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
 from anywidth.lowrank._calibrate import input_covariances
 from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
@@ -38,8 +41,10 @@ class LowRankConfig:
     Args:
         method: ``"alds"`` (rank and slices chosen per layer) or ``"svd"`` (one rank ratio
             for every layer, one slice: the uniform baseline).
-        target_params: fraction of the model's parameters to keep, in (0, 1].
-        target_macs: the same for MACs; give exactly one of the two.
+        target_params: the older form of ``budget``: fraction of the model's parameters
+            to keep, in (0, 1].
+        target_macs: the same for MACs; give one of ``budget``, ``target_params`` and
+            ``target_macs``.
         fixed: layer names or globs kept dense, e.g. ``["fc"]``. By default every
             ``Conv2d`` (except depthwise and grouped ones) and ``Linear`` may be factored:
             the search keeps a layer dense by itself wherever factoring would not make it
@@ -51,9 +56,12 @@ class LowRankConfig:
         seed: seed of the random starts.
         calibration_batches: with ``decompose(..., data=...)``, how many batches of it
             measure each layer's input statistics (the factorisation is then data-aware).
+        budget: the target as an `anywidth.Budget` (a fraction of the original, or
+            ``Budget.absolute(...)``), as every method's config takes it.
 
     Example:
-        >>> LowRankConfig(method="alds", target_params=0.5)
+        >>> LowRankConfig(method="alds", budget=Budget(params=0.5))
+        >>> LowRankConfig(method="alds", target_params=0.5)  # the same, older form
     """
 
     method: str = "alds"
@@ -65,29 +73,53 @@ class LowRankConfig:
     rounds: int = 4
     seed: int = 0
     calibration_batches: int = 8
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
             raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
-        if (self.target_params is None) == (self.target_macs is None):
-            raise ValueError("LowRankConfig needs exactly one of target_params= or target_macs=")
-        name, value = self.metric_target()
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (ok and 0 < value <= 1):
+        self.budget = as_budget("LowRankConfig.budget", self.budget)
+        legacy = (self.target_params is not None) + (self.target_macs is not None)
+        if (self.budget is not None) + legacy != 1:
             raise ValueError(
-                f"LowRankConfig.target_{name}={value!r} must be a fraction of the model in "
-                "(0, 1], e.g. 0.5 keeps half"
+                "LowRankConfig needs exactly one of budget= (e.g. budget=Budget(params=0.5)), "
+                "target_params= or target_macs="
             )
+        if self.budget is None:
+            name, value = self.metric_target()
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (ok and 0 < value <= 1):
+                raise ValueError(
+                    f"LowRankConfig.target_{name}={value!r} must be a fraction of the model in "
+                    "(0, 1], e.g. 0.5 keeps half"
+                )
         for attr in ("max_slices", "starts", "rounds", "calibration_batches"):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
                 raise ValueError(f"LowRankConfig.{attr}={getattr(self, attr)!r} must be >= 1")
         self.fixed = tuple(self.fixed)
 
     def metric_target(self) -> tuple[str, float]:
-        """("params" or "macs", the fraction to keep)."""
+        """("params" or "macs", the target as given: a fraction, or a count for an
+        absolute budget)."""
+        if self.budget is not None:
+            return self.budget.metric, self.budget.value
         if self.target_params is not None:
             return "params", self.target_params
         return "macs", self.target_macs
+
+    def as_budget(self) -> Budget:
+        """The target as an `anywidth.Budget`, whichever way it was given."""
+        if self.budget is not None:
+            return self.budget
+        metric, value = self.metric_target()
+        return Budget(**{metric: value})
+
+    def _target_name(self) -> str:
+        """How the error messages call the target: ``LowRankConfig.target_params``..."""
+        metric = self.metric_target()[0]
+        if self.budget is not None:
+            return f"LowRankConfig.budget {metric}"
+        return f"LowRankConfig.target_{metric}"
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
@@ -218,6 +250,8 @@ def decompose(
     Raises:
         PlanError: the budget cannot be met (below rank 1 everywhere), or a ``fixed``
             pattern matches no layer.
+        TypeError: ``example_input`` is not a tensor, or ``data`` is not batches.
+        ValueError: the model fails on ``example_input``.
 
     Example:
         >>> small, report = decompose(model, x, LowRankConfig(target_params=0.5))
@@ -225,10 +259,16 @@ def decompose(
         (0.31, (2, 14))
     """
     start = time.perf_counter()
-    metric, fraction = config.metric_target()
+    check_example_input(model, example_input)
+    if data is not None and not isinstance(data, torch.Tensor):  # a tensor: refused below
+        check_batches(train_batches(data))
+    warn_non_finite(model)
+    target = config.as_budget()
+    metric = target.metric
     infos = _layer_infos(model, example_input, _candidates(model, config.fixed))
     params, macs = count_params(model), count_macs(model, example_input)
     full = params if metric == "params" else macs
+    fraction = target.fraction_of(full)
     covs = None
     if data is not None:
         covs = input_covariances(model, infos, data, config.calibration_batches)
@@ -237,7 +277,7 @@ def decompose(
     floor = full - allocator.dense_total() + allocator.smallest_total()
     if int(fraction * full) < floor:
         raise PlanError(
-            f"LowRankConfig.target_{metric}={fraction} ({int(fraction * full):,} {metric}) is "
+            f"{config._target_name()}={fraction} ({int(fraction * full):,} {metric}) is "
             f"below the smallest decomposition of this model: {floor:,} ({floor / full:.1%}), "
             "rank 1 in every factorable layer with fixed and other layers as they are; give "
             f"a target of at least {floor / full:.3f} or fix fewer layers"
@@ -304,3 +344,12 @@ def apply_ranks(
     }
     add_step_(small, model, step)
     return small
+
+
+@register_handler(LowRankConfig, "lowrank")
+def _compress(model: nn.Module, example_input, config: LowRankConfig, data) -> Compressed:
+    """`anywidth.compress`'s low-rank step."""
+    small, report = decompose(model, example_input, config, data=data)
+    kind = "data-aware" if report.error_kind == "output" else "weight"
+    done = [f"factored {len(report.factored())} layers ({config.method}, {kind} SVD)"]
+    return Compressed(small, report.factored(), done)

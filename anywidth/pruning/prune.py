@@ -11,8 +11,11 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
+from anywidth.compression import Budget, Compressed, register_handler, train_batches
+from anywidth.compression.budget import as_budget
+from anywidth.compression.checks import warn_non_finite
+from anywidth.graph import Budget as PlanBudget
 from anywidth.graph import (
-    Budget,
     Cutter,
     WidthCost,
     analyze_channels,
@@ -28,6 +31,7 @@ __all__ = ["PruneConfig", "PruneReport", "prune"]
 
 _IMPORTANCES = ("l1", "l2", "taylor", "activation", "random")
 _RANKINGS = ("global", "local", "rank")
+_TOLERANCE = 0.02
 
 
 @dataclass
@@ -35,9 +39,11 @@ class PruneConfig:
     """How to prune: the criterion, the ranking and the budget.
 
     Args:
-        target_macs: fraction of the original MACs to keep (0 < f <= 1) or, above 1, an
-            absolute count (``2.0`` means 2 MACs, not twice the model); finite.
-        target_params: the same for parameters; give exactly one of the two.
+        target_macs: the older form of ``budget``: fraction of the original MACs to keep
+            (0 < f <= 1) or, above 1, an absolute count (``2.0`` means 2 MACs, not twice the
+            model); finite.
+        target_params: the same for parameters; give one of ``budget``, ``target_macs``
+            and ``target_params``.
         importance: ``"l1"``, ``"l2"``, ``"taylor"`` (needs ``data``), ``"activation"``
             (needs ``data``, no labels; `ActivationImportance`: the best on transformers)
             or ``"random"``.
@@ -49,12 +55,16 @@ class PruneConfig:
         round_to: group sizes are multiples of this (hardware-friendly widths).
         min_channels: the smallest width a group may be cut to.
         fixed: group names or globs never to cut, e.g. ``["layer3.*"]``.
-        tolerance: the result meets the target within this relative distance.
+        tolerance: with ``target_macs``/``target_params``, the result meets the target
+            within this relative distance (a ``budget`` carries its own).
         taylor_batches: batches of data used by the Taylor and activation criteria.
         seed: seed of the random criterion.
+        budget: the target as an `anywidth.Budget` (a fraction of the original, or
+            ``Budget.absolute(...)``), as every method's config takes it.
 
     Example:
-        >>> PruneConfig(target_macs=0.5, importance="l1", round_to=4)
+        >>> PruneConfig(budget=Budget(macs=0.5), importance="l1", round_to=4)
+        >>> PruneConfig(target_macs=0.5)  # the same target, older form
     """
 
     target_macs: float | None = None
@@ -64,13 +74,29 @@ class PruneConfig:
     round_to: int = 1
     min_channels: int = 1
     fixed: tuple[str, ...] = ()
-    tolerance: float = 0.02
+    tolerance: float = _TOLERANCE
     taylor_batches: int = 4
     seed: int = 0
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
-        if self.target_macs is None and self.target_params is None:
-            raise ValueError("PruneConfig needs target_macs= or target_params=")
+        self.budget = as_budget("PruneConfig.budget", self.budget)
+        legacy = self.target_macs is not None or self.target_params is not None
+        if self.budget is None and not legacy:
+            raise ValueError(
+                "PruneConfig needs budget= (e.g. budget=Budget(macs=0.5)), or the older "
+                "target_macs= or target_params="
+            )
+        if self.budget is not None and legacy:
+            raise ValueError(
+                "PruneConfig takes budget= or target_macs=/target_params=, not both; "
+                "give only budget="
+            )
+        if self.budget is not None and self.tolerance != _TOLERANCE:
+            raise ValueError(
+                "PruneConfig.tolerance is for target_macs=/target_params=; with budget= "
+                "give the tolerance to the Budget: Budget(macs=..., tolerance=...)"
+            )
         for name in ("target_macs", "target_params"):
             if getattr(self, name) is not None:
                 check_target(f"PruneConfig.{name}", getattr(self, name))
@@ -85,10 +111,26 @@ class PruneConfig:
         if self.taylor_batches < 1:
             raise ValueError("PruneConfig.taylor_batches must be >= 1")
         self.fixed = tuple(self.fixed)
-        self.budget()  # validates the target and the tolerance
+        self.plan_budget()  # validates the target and the tolerance
 
-    def budget(self) -> Budget:
-        return Budget(macs=self.target_macs, params=self.target_params, tolerance=self.tolerance)
+    def as_budget(self) -> Budget:
+        """The target as an `anywidth.Budget`, whichever way it was given."""
+        if self.budget is not None:
+            return self.budget
+        metric = "macs" if self.target_macs is not None else "params"
+        value = self.target_macs if self.target_macs is not None else self.target_params
+        if value <= 1:
+            return Budget(**{metric: value}, tolerance=self.tolerance)
+        return Budget.absolute(**{metric: value}, tolerance=self.tolerance)
+
+    def plan_budget(self) -> PlanBudget:
+        """The target as `anywidth.graph.plan_for_budget` takes it."""
+        if self.budget is None:
+            return PlanBudget(
+                macs=self.target_macs, params=self.target_params, tolerance=self.tolerance
+            )
+        b = self.budget
+        return PlanBudget(**{b.metric: b.value}, tolerance=b.tolerance)
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
@@ -180,6 +222,7 @@ def prune(
         >>> small = recalibrate_bn(small, loaders.train)
     """
     start = time.perf_counter()
+    warn_non_finite(model)
     groups = analyze_channels(model, example_input, fixed=config.fixed)  # traced once
     resizable = [g for g in groups if not g.fixed]
     crit = importance or make_importance(
@@ -201,7 +244,7 @@ def prune(
     keep = plan_for_budget(
         cost,
         priority,
-        config.budget(),
+        config.plan_budget(),
         round_to=config.round_to,
         min_channels=config.min_channels,
     )
@@ -218,3 +261,14 @@ def prune(
         config=config.to_dict(),
     )
     return small, report
+
+
+@register_handler(PruneConfig, "prune")
+def _compress(model: nn.Module, example_input, config: PruneConfig, data) -> Compressed:
+    """`anywidth.compress`'s pruning step."""
+    small, report = prune(model, example_input, config, data=train_batches(data))
+    done = [
+        f"pruned {len(report.changed())} channel groups "
+        f"({config.importance} importance, {config.ranking} ranking)"
+    ]
+    return Compressed(small, dict(report.widths_after), done)

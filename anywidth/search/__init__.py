@@ -18,6 +18,9 @@ from anywidth.search.ops import cost_loss, cwi, gumbel_softmax, pick
 from anywidth.search.search import SearchResult, search_shape
 from anywidth.train._replay import register_step_replayer
 
+# Registers `anywidth.compress`'s handler for SearchConfig.
+import anywidth.search.compress  # noqa: E402, F401  isort: skip
+
 __all__ = [
     "DistillConfig",
     "SearchConfig",

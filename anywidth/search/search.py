@@ -24,7 +24,7 @@ from anywidth._progress import progress
 from anywidth.data import Loaders
 from anywidth.graph import Analysis, Cutter, keep_first
 from anywidth.graph.plan import WidthCost
-from anywidth.measure import evaluate
+from anywidth.measure import count_macs, evaluate
 from anywidth.record import add_step_
 from anywidth.search._arch import Architecture, candidate_sizes
 from anywidth.search._blocks import find_runs, skip_blocks_
@@ -224,6 +224,8 @@ def search_shape(
         >>> small = result.materialize()  # a smaller model of the same class
     """
     config = config or SearchConfig()
+    if config.target_macs is None:  # an absolute budget: a fraction of this model's MACs
+        config = config.resolved(count_macs(model, example_input))
     began = time.perf_counter()
     source, analysis = ordered_copy(model, example_input, config.fixed, config.order)
     runs = find_runs(source, example_input, config.blocks) if config.depth else []

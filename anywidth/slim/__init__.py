@@ -12,12 +12,13 @@ Example:
     >>> small, report = shrink(slim, loaders.train, target_macs=0.25)
 """
 
-from anywidth.slim.export import ShrinkReport, shrink
+from anywidth.slim.export import ShrinkConfig, ShrinkReport, shrink
 from anywidth.slim.model import SlimmableModel, to_slimmable
 from anywidth.slim.training import train_any_width
 from anywidth.train.width import WidthTrainConfig
 
 __all__ = [
+    "ShrinkConfig",
     "ShrinkReport",
     "SlimmableModel",
     "WidthTrainConfig",

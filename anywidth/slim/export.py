@@ -2,17 +2,96 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
+from anywidth._config import config_from_dict, config_to_dict
+from anywidth.compression import Budget, Compressed, register_handler, train_batches
+from anywidth.compression.budget import as_budget
 from anywidth.integral import IntegralModel
+from anywidth.integral._plans import ALLOCATIONS
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.slim.model import SlimmableModel
 from anywidth.train import recalibrate_bn_
 
-__all__ = ["ShrinkReport", "shrink"]
+__all__ = ["ShrinkConfig", "ShrinkReport", "shrink"]
+
+_LOSSES = ("cross_entropy", "l1", "l2")
+
+
+@dataclass
+class ShrinkConfig:
+    """How to cut an any-width model (`IntegralModel` or `SlimmableModel`): the plan and the
+    INN's partition tuning.
+
+    Args:
+        budget: the target as an `anywidth.Budget` (a fraction of the full width's MACs or
+            parameters, or ``Budget.absolute(...)``).
+        ratio: instead of a budget, the same width ratio in (0, 1] for every group.
+        allocation: how a budget is spread over the groups: ``"uniform"``, ``"global"``
+            or ``"rank"`` (needs data), as in `IntegralModel.width_plan`.
+        tune_steps: partition-tuning steps of an INN (needs data; 0 skips it).
+        loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
+            ``"l1"``/``"l2"`` for image-to-image models.
+
+    Raises:
+        ValueError: neither or both of ``budget`` and ``ratio``, or a bad value (named).
+
+    Example:
+        >>> ShrinkConfig(budget=Budget(macs=0.25), tune_steps=100)
+        >>> ShrinkConfig(ratio=0.5, tune_steps=0)
+    """
+
+    budget: Budget | None = None
+    ratio: float | None = None
+    allocation: str = "uniform"
+    tune_steps: int = 100
+    loss: str = "cross_entropy"
+
+    def __post_init__(self) -> None:
+        self.budget = as_budget("ShrinkConfig.budget", self.budget)
+        if (self.budget is None) == (self.ratio is None):
+            raise ValueError(
+                "ShrinkConfig needs exactly one of budget= (e.g. Budget(macs=0.25)) or "
+                "ratio= (e.g. 0.5): without one it would return the full width"
+            )
+        r = self.ratio
+        if r is not None and not (isinstance(r, int | float) and not isinstance(r, bool)
+                                  and 0 < r <= 1):  # fmt: skip
+            raise ValueError(f"ShrinkConfig.ratio={r!r} must be a width ratio in (0, 1]")
+        if self.allocation not in ALLOCATIONS:
+            raise ValueError(
+                f"ShrinkConfig.allocation={self.allocation!r}; use one of {list(ALLOCATIONS)}"
+            )
+        t = self.tune_steps
+        if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
+            raise ValueError(f"ShrinkConfig.tune_steps={t!r} must be an int >= 0")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"ShrinkConfig.loss={self.loss!r}; use one of {list(_LOSSES)}")
+
+    def as_budget(self) -> Budget | None:
+        """The budget (None for a ratio)."""
+        return self.budget
+
+    def plan_args(self) -> dict[str, Any]:
+        """The keywords of `width_plan` this config asks for."""
+        args: dict[str, Any] = {"allocation": self.allocation}
+        if self.budget is None:
+            return args | {"plan": self.ratio}
+        b = self.budget
+        return args | {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShrinkConfig:
+        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
+        return config_from_dict(cls, data)
 
 
 @dataclass
@@ -32,9 +111,38 @@ class ShrinkReport:
     done: list[str] = field(default_factory=list)
 
 
+def _budget(value: float | None, metric: str) -> Budget | None:
+    """`shrink`'s older ``target_macs=``/``target_params=`` as a `Budget` (above 1: a count)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
+        return Budget.absolute(**{metric: value})
+    return Budget(**{metric: value})
+
+
+def _config(
+    ratio: float | None,
+    target_macs: float | None,
+    target_params: float | None,
+    allocation: str,
+    tune_steps: int,
+    loss: str,
+) -> ShrinkConfig:
+    """The `ShrinkConfig` that `shrink`'s older keywords describe."""
+    budgets = [b for b in (_budget(target_macs, "macs"), _budget(target_params, "params")) if b]
+    if len(budgets) + (ratio is not None) != 1:
+        raise ValueError(
+            "shrink needs exactly one of ratio=, target_macs= or target_params= (or a "
+            "ShrinkConfig): without one it would return the full width"
+        )
+    budget = budgets[0] if budgets else None
+    return ShrinkConfig(budget, ratio, allocation, tune_steps, loss)
+
+
 def shrink(
     wide: IntegralModel | SlimmableModel,
-    data: Iterable,
+    data: Iterable | None,
+    config: ShrinkConfig | None = None,
     *,
     ratio: float | None = None,
     target_macs: float | None = None,
@@ -54,37 +162,72 @@ def shrink(
 
     Args:
         wide: an `IntegralModel` or a `SlimmableModel`.
-        data: training batches ``(images, labels)`` for tuning and recalibration.
-        ratio, target_macs, target_params, allocation: the plan, as in
-            `IntegralModel.width_plan` (give one of the first three).
-        tune_steps: 0 skips partition tuning.
+        data: training batches ``(images, labels)`` for tuning and recalibration (None
+            only with neither).
+        config: the plan and tuning as a `ShrinkConfig`; or, in the older form, the
+            keywords ``ratio``, ``target_macs``, ``target_params`` (above 1: a count),
+            ``allocation``, ``tune_steps`` and ``loss`` below (give one of the first three).
         recalibrate_batches: 0 skips recalibration.
-        loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
-            ``"l1"``/``"l2"`` for image-to-image models (see `tune_partition`).
 
     Returns:
         ``(small model in eval mode, ShrinkReport)``.
 
+    Raises:
+        ValueError: no plan or budget (``shrink(slim, data)`` would return the full
+            width), or ``data`` is None where tuning or recalibration needs it.
+        TypeError: ``wide`` is not an any-width model.
+
     Example:
-        >>> small, report = shrink(inn, loaders.train, target_macs=0.25)
+        >>> small, report = shrink(inn, loaders.train, ShrinkConfig(budget=Budget(macs=0.25)))
         >>> report.done
         ['tuned the partition for 100 steps (weights frozen)', 'recalibrated BatchNorm ...']
     """
-    plan = wide.width_plan(
-        ratio,
-        target_macs=target_macs,
-        target_params=target_params,
-        allocation=allocation,
-        data=data,
-    )
+    if not isinstance(wide, IntegralModel | SlimmableModel):
+        raise TypeError(
+            f"shrink takes an IntegralModel or a SlimmableModel, got {type(wide).__name__}; "
+            "make one with anywidth.integral.to_integral(model, x) or "
+            "anywidth.slim.to_slimmable(model, x)"
+        )
+    if config is None:
+        config = _config(ratio, target_macs, target_params, allocation, tune_steps, loss)
+    elif any(v is not None for v in (ratio, target_macs, target_params)):
+        raise ValueError("shrink takes a ShrinkConfig or ratio=/target_macs=/target_params=")
+    tunes = isinstance(wide, IntegralModel) and config.tune_steps > 0
+    if data is None and (tunes or recalibrate_batches > 0):
+        raise ValueError(
+            "data: shrink tunes the INN's partition and recalibrates BatchNorm on training "
+            "batches; pass data=, or set tune_steps=0 and recalibrate_batches=0"
+        )
+    plan = wide.width_plan(**config.plan_args(), data=data)
     report = ShrinkReport(plan=plan)
-    if isinstance(wide, IntegralModel) and tune_steps > 0:
-        wide = tune_partition(wide, plan, data, TuneConfig(steps=tune_steps), loss=loss)
-        report.tune_steps = tune_steps
-        report.done.append(f"tuned the partition for {tune_steps} steps (weights frozen)")
+    if tunes:
+        tune = TuneConfig(steps=config.tune_steps)
+        wide = tune_partition(wide, plan, data, tune, loss=config.loss)
+        report.tune_steps = config.tune_steps
+        report.done.append(f"tuned the partition for {config.tune_steps} steps (weights frozen)")
     small = wide.resample(plan).eval()
     if recalibrate_batches > 0:
         recalibrate_bn_(small, data, batches=recalibrate_batches)
         report.recalibrate_batches = recalibrate_batches
         report.done.append(f"recalibrated BatchNorm on {recalibrate_batches} batches")
     return small.eval(), report
+
+
+def _full_width(wide: nn.Module) -> nn.Module:
+    """What a budget of an any-width model is a fraction of: its full width, as a plain model."""
+    if not isinstance(wide, IntegralModel | SlimmableModel):
+        raise TypeError(
+            f"model: ShrinkConfig cuts an IntegralModel or a SlimmableModel, got "
+            f"{type(wide).__name__}; convert it first with anywidth.integral.to_integral("
+            "model, x) or anywidth.slim.to_slimmable(model, x), or prune it with PruneConfig"
+        )
+    return wide.resample(1.0).eval()
+
+
+@register_handler(ShrinkConfig, "shrink", reference=_full_width)
+def _compress(wide: nn.Module, example_input, config: ShrinkConfig, data) -> Compressed:
+    """`anywidth.compress`'s any-width step (it recalibrates BatchNorm itself)."""
+    small, report = shrink(wide, train_batches(data), config, recalibrate_batches=0)
+    kind = "inn" if isinstance(wide, IntegralModel) else "slim"
+    how = "resampled the INN" if kind == "inn" else "kept the first channels"
+    return Compressed(small, report.plan, [*report.done, how], method=kind)

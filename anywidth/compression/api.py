@@ -1,0 +1,192 @@
+"""`compress`: one verb for every method, dispatching on the config's type.
+
+Each method registers a handler for its config type (`register_handler`), the way
+torchao's ``quantize_(model, config)`` dispatches; `compress` checks the inputs once,
+measures the model, runs the handler, recalibrates BatchNorm when data is given, measures
+again and returns one `CompressionReport`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from anywidth.compression.budget import Budget
+from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
+from anywidth.compression.report import CompressionReport
+from anywidth.data import Loaders
+from anywidth.measure import profile
+from anywidth.train.recalibrate import recalibrate_bn_
+
+__all__ = [
+    "RECALIBRATE_BATCHES",
+    "Compressed",
+    "compress",
+    "handled_configs",
+    "register_handler",
+    "train_batches",
+]
+
+RECALIBRATE_BATCHES = 20
+"""Batches of data `compress` re-estimates BatchNorm statistics on."""
+
+
+@dataclass
+class Compressed:
+    """What a handler returns: the new model, its widths and the steps it took, in words.
+
+    ``method`` overrides the name the handler was registered with (one handler serving
+    two kinds of model says which it saw).
+    """
+
+    model: nn.Module
+    widths: dict[str, Any] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    method: str | None = None
+
+
+Handler = Callable[[nn.Module, tuple, Any, Any], Compressed]
+Reference = Callable[[nn.Module], nn.Module]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    method: str
+    run: Handler
+    reference: Reference | None
+
+
+_HANDLERS: dict[type, _Entry] = {}
+
+
+def register_handler(
+    config_type: type, method: str, *, reference: Reference | None = None
+) -> Callable[[Handler], Handler]:
+    """Make the decorated function `compress`'s handler for configs of ``config_type``.
+
+    A handler takes ``(model, example_input, config, data)`` (``data`` as the caller gave
+    it: None, batches or a `Loaders`), must not change ``model``, and returns a
+    `Compressed`. It does not recalibrate BatchNorm: `compress` does that for every method.
+
+    Args:
+        config_type: the config dataclass the handler serves (subclasses too).
+        method: the method's short name in reports (``"prune"``).
+        reference: the plain model a budget is measured against, when the handler's input
+            is not one (an any-width model's full width); default: the input itself.
+
+    Example:
+        >>> @register_handler(PruneConfig, "prune")
+        ... def _prune(model, example_input, config, data):
+        ...     small, report = prune(model, example_input, config, train_batches(data))
+        ...     return Compressed(small, report.widths_after, ["pruned"])
+    """
+
+    def decorate(fn: Handler) -> Handler:
+        _HANDLERS[config_type] = _Entry(method, fn, reference)
+        return fn
+
+    return decorate
+
+
+def handled_configs() -> list[str]:
+    """The names of the config types `compress` accepts."""
+    return sorted(t.__name__ for t in _HANDLERS)
+
+
+def _entry_for(config: object) -> _Entry:
+    for kind in type(config).__mro__:
+        if kind in _HANDLERS:
+            return _HANDLERS[kind]
+    raise TypeError(
+        f"config: no compression method takes a {type(config).__name__}; pass one of "
+        f"{handled_configs()} (e.g. PruneConfig(budget=Budget(macs=0.5)))"
+    )
+
+
+def train_batches(data: object) -> Iterable | None:
+    """The training batches of ``data``: a `Loaders` record's train loader, else ``data``."""
+    return data.train if isinstance(data, Loaders) else data
+
+
+def _budget_of(config: object, before) -> Budget | None:
+    """The config's budget as a fraction of the original (None: the config has none)."""
+    get = getattr(config, "as_budget", None)
+    budget = get() if callable(get) else getattr(config, "budget", None)
+    if budget is None or budget.unit == "fraction":
+        return budget
+    # absolute MAC counts are for the whole example input, the Report's are per sample
+    scale = before.batch_size if budget.metric == "macs" else 1
+    return budget.resolve(getattr(before, budget.metric) * scale)
+
+
+def compress(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    config: Any,
+    data: Loaders | Iterable | torch.Tensor | None = None,
+) -> tuple[nn.Module, CompressionReport]:
+    """Compress ``model`` with the method ``config`` names, to its budget, in one call.
+
+    ``PruneConfig`` prunes channels (`anywidth.pruning.prune`), ``LowRankConfig`` factors
+    layers (`anywidth.lowrank.decompose`), ``SearchConfig`` searches widths and depths and
+    distils the result (`anywidth.search`), ``ShrinkConfig`` resamples an `IntegralModel`
+    (partition-tuned) or cuts a `SlimmableModel` (`anywidth.slim.shrink`). With ``data``
+    the result's BatchNorm statistics are re-estimated (every method; ``report.done`` says
+    so), and with a `Loaders` record both models are scored on its test split. The caller's
+    model is not changed.
+
+    Args:
+        model: the trained network (an any-width model for ``ShrinkConfig``).
+        example_input: a batch of the shape the model expects (batch 1 is enough).
+        config: the method's config; its ``budget`` (an `anywidth.Budget`) sets the size.
+        data: a `Loaders` record, a DataLoader or a list of ``(inputs, labels)`` batches.
+
+    Returns:
+        ``(compressed model, CompressionReport)``.
+
+    Raises:
+        TypeError: a config no method takes, an example input that is not a tensor, data
+            that are not batches; each message names the argument.
+        ValueError: the model fails on ``example_input``, or the budget cannot be met.
+
+    Example:
+        >>> from anywidth import Budget, compress
+        >>> from anywidth.pruning import PruneConfig
+        >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)), loaders)
+        >>> print(report)
+    """
+    entry = _entry_for(config)
+    reference = entry.reference(model) if entry.reference else model
+    check_example_input(reference, example_input)
+    if data is not None:
+        check_batches(train_batches(data))
+    warn_non_finite(reference)
+    scored = data.test if isinstance(data, Loaders) else None
+    before = profile(reference, example_input, loader=scored, name="before", repeats=5)
+    with warnings.catch_warnings():  # warned once above; the method need not repeat it
+        warnings.filterwarnings("ignore", message=".*NaN or inf", category=RuntimeWarning)
+        result = entry.run(model, example_input, config, data)
+    small = copy.deepcopy(result.model) if result.model is model else result.model
+    done = list(result.done)
+    if data is not None and any(isinstance(m, _BatchNorm) for m in small.modules()):
+        recalibrate_bn_(small, train_batches(data), batches=RECALIBRATE_BATCHES)
+        done.append(f"recalibrated BatchNorm on up to {RECALIBRATE_BATCHES} batches")
+    after = profile(small, example_input, loader=scored, name="after", repeats=5)
+    to_dict = getattr(config, "to_dict", None)
+    report = CompressionReport(
+        method=result.method or entry.method,
+        before=before,
+        after=after,
+        widths=dict(result.widths),
+        done=done,
+        budget=_budget_of(config, before),
+        config=to_dict() if callable(to_dict) else {},
+    )
+    return small, report
