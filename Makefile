@@ -32,10 +32,15 @@ test: lint
 PROPERTY_TESTS := tests/graph/test_property.py \
 	tests/graph/test_dynamic.py::test_random_architectures \
 	tests/integral/test_quadrature.py::test_any_partition_integrates_what_it_should \
-	tests/integral/test_partition.py::test_any_delta_gives_a_valid_partition
+	tests/integral/test_partition.py::test_any_delta_gives_a_valid_partition \
+	tests/integral/test_width_paths.py::test_tuning_at_any_tiny_plan_keeps_everything_finite
 
+# The tuning property runs a second time on oneDNN's AVX2 kernels, where a wrong weight layout
+# corrupted the heap (docs/known_issues.md); ONEDNN_MAX_CPU_ISA selects them on any x86 CPU.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest --hypothesis-show-statistics $(PROPERTY_TESTS)
+	HYPOTHESIS_PROFILE=fuzz ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest \
+		tests/integral/test_width_paths.py::test_tuning_at_any_tiny_plan_keeps_everything_finite
 
 # Fashion-MNIST for the benchmarks (benchmarks/any_width.py): Debian's dataset package puts
 # the original idx files in /usr/share/datasets/fashion-mnist. Not needed by `make test`.

@@ -306,7 +306,32 @@ def sample_tensor(
         # never exceeds the smallest stored value, so values at the nodes are unchanged.
         floor = torch.clamp(torch.clamp(lam.detach().min(), max=layout.var_eps), min=0.0)
         out = torch.maximum(out, floor)
-    return out
+    return in_default_layout(out)
+
+
+def in_default_layout(t: Tensor) -> Tensor:
+    """``t`` with exactly the strides of a new tensor of its shape (a copy only if needed).
+
+    Sampling along a dimension leaves it innermost in memory (``movedim`` after a matmul),
+    so a conv weight would come out channels-last, or with strides that only look
+    channels-last: a ``(8, 4, 1, 1)`` weight with strides ``(4, 1, 4, 4)`` is contiguous,
+    yet PyTorch reads it as channels-last and runs the convolution in that layout. On CPUs
+    without AVX-512, oneDNN's weight gradient of a small strided 1x1 convolution in that
+    layout corrupts the heap on one thread (docs/known_issues.md), so every discrete tensor
+    leaves here in the layout of the source model's own weights. ``Tensor.contiguous()`` is
+    not enough: it keeps the strides of size-1 dimensions.
+    """
+    if t.stride() == _default_strides(t.shape):
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _default_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def fit_lam(
@@ -343,7 +368,7 @@ def fit_lam(
             return c.flatten(d.dim, d.dim + 1)
 
         out = _map_segments(out, d, [s.length for s in d.segments], one)
-    return out.contiguous()
+    return in_default_layout(out)
 
 
 def _fit_dim(c: Tensor, dim: int, points: Tensor, nodes: int, method: str) -> Tensor:
