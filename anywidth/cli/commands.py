@@ -10,6 +10,7 @@ from anywidth.cli._score import scorer_for
 from anywidth.cli._table import format_table, human
 from anywidth.cli._task import add_task_options, task_for
 from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
+from anywidth.cli.compress import add_compress
 from anywidth.cli.demo import add_demo
 from anywidth.cli.hf import add_hf_option, check_source, hf_info
 from anywidth.cli.integral import add_integrate, add_resample
@@ -183,6 +184,7 @@ REGISTERED = [
     add_train,
     add_eval,
     add_info,
+    add_compress,
     add_prune,
     add_integrate,
     add_slim,

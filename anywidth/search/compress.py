@@ -13,6 +13,10 @@ from anywidth.train import TrainConfig
 __all__: list[str] = []
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("s" if n != 1 else "")
+
+
 @register_handler(SearchConfig, "search")
 def _compress(model: nn.Module, example_input, config: SearchConfig, data) -> Compressed:
     if data is None:
@@ -23,12 +27,12 @@ def _compress(model: nn.Module, example_input, config: SearchConfig, data) -> Co
     result = search_shape(model, example_input, data, config)
     small = result.materialize()
     what = "widths and depths" if config.depth else "widths"
-    done = [f"searched {what} for {config.epochs} epochs (TAS)"]
+    done = [f"searched {what} for {_epochs(config.epochs)} (TAS)"]
     if result.skipped:
         done.append(f"skipped blocks {', '.join(result.skipped)}")
     if config.distill_epochs:
         train = TrainConfig(epochs=config.distill_epochs, lr=config.lr,
                             weight_decay=config.weight_decay, seed=config.seed)  # fmt: skip
         distill_(small, model, data, train)
-        done.append(f"distilled from the original for {config.distill_epochs} epochs")
+        done.append(f"distilled from the original for {_epochs(config.distill_epochs)}")
     return Compressed(small, dict(result.plan), done)
