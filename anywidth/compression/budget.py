@@ -128,8 +128,9 @@ class Budget:
 
     def resolve(self, full: int) -> Budget:
         """The same budget as a fraction of ``full`` (a fraction budget is returned as is)."""
-        fraction = self.fraction_of(full)
-        return replace(self, **{self.metric: fraction}, unit="fraction")
+        if self.unit == "fraction":
+            return self
+        return replace(self, **{self.metric: self.fraction_of(full)}, unit="fraction")
 
     def met_by(self, achieved: float, full: float) -> bool:
         """Whether a model with ``achieved`` of ``full`` MACs (or params) meets the budget.

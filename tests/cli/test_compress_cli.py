@@ -1,0 +1,60 @@
+"""`anywidth compress`: one command over anywidth.compress for every method; the written
+model reloads with the reported size and accuracy."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from anywidth.cli.main import main
+from anywidth.data import make_loaders
+from anywidth.measure import count_macs, evaluate
+from anywidth.train import load_model, read_checkpoint
+from tests.cli.conftest import FAST
+
+
+@pytest.mark.parametrize(
+    "method, extra",
+    [("prune", []), ("lowrank", []), ("inn", ["--tune-steps", "2"]), ("slim", []),
+     ("search", ["--epochs", "1", "--tolerance", "0.3"])],
+    ids=["prune", "lowrank", "inn", "slim", "search"],
+)  # fmt: skip
+def test_compress_writes_a_model_at_the_budget(method, extra, trained_checkpoint, tmp_path, capsys):
+    out = tmp_path / f"{method}.safetensors"
+    args = ["compress", str(trained_checkpoint), "--method", method, "--target-macs", "0.5"]
+    assert main([*args, *extra, *FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{method}: ") and "budget macs=0.5: met" in printed
+    assert "recalibrated BatchNorm" in printed and f"wrote {out}" in printed
+    small, meta = load_model(out)
+    source, _ = load_model(trained_checkpoint)
+    record = meta["extra"]["compress"]
+    x = torch.randn(1, 1, 8, 8)
+    assert record["after"]["macs"] == count_macs(small, x) == meta["metrics"]["macs"]
+    assert record["before"]["macs"] == count_macs(source, x)
+    tolerance = 0.3 if method == "search" else 0.02
+    assert abs(count_macs(small, x) / count_macs(source, x) - 0.5) <= tolerance * 0.5
+    test = make_loaders("digits", batch_size=256).test
+    assert meta["metrics"]["test_accuracy"] == pytest.approx(evaluate(small, test)["accuracy"])
+    assert read_checkpoint(out).meta["extra"]["data"]["name"] == "digits"
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--method", "prune", "--target-macs", "5"], r"Budget.absolute\(macs=5.0\)"),
+        (["--method", "search", "--target-params", "0.5"], "the search targets MACs"),
+        (["--method", "prune", "--target-macs", "0.5", "--out", "x.pt"], "use a .safetensors"),
+    ],
+    ids=["count", "search-params", "out"],
+)
+def test_compress_errors_are_one_line(args, match, trained_checkpoint, tmp_path, capsys):
+    full = ["compress", str(trained_checkpoint), *args]
+    if "--out" not in args:
+        full += ["--out", str(tmp_path / "small.safetensors")]
+    assert main([*full, *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anywidth compress: error: ")
+    assert re.search(match, err)
