@@ -116,6 +116,10 @@ def test_bad_data_is_a_clear_error():
         decompose(model, x, LowRankConfig(target_params=0.5), data=x)
     with pytest.raises(ValueError, match="yielded no batch"):
         decompose(model, x, LowRankConfig(target_params=0.5), data=[])
+    with pytest.raises(TypeError, match=r"data: a batch must be a tensor.*got int"):
+        decompose(model, x, LowRankConfig(target_params=0.5), data=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"example_input: .*shape \(1, 3, 8, 8\)"):
+        decompose(model, torch.randn(1, 3, 8, 8), LowRankConfig(target_params=0.5))
     with pytest.raises(ValueError, match="calibration_batches=0"):
         LowRankConfig(target_params=0.5, calibration_batches=0)
 

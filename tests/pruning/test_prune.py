@@ -96,8 +96,10 @@ def test_caller_model_is_untouched(resnet20):
 
 def test_round_to_gives_multiples(resnet20):
     _, report = prune(resnet20, X8, PruneConfig(target_macs=0.5, round_to=4, tolerance=0.05))
-    for name, (_, after) in report.changed().items():
-        assert after % 4 == 0, name
+    changed = report.changed()
+    assert len(changed) >= 3  # something was cut, so the loop below checks something
+    assert all(after % 4 == 0 for _, after in changed.values()), changed
+    assert abs(report.mac_ratio - 0.5) <= 0.05 * 0.5
 
 
 def test_local_ranking_cuts_every_group_by_about_the_same_fraction(resnet20):

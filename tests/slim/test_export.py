@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from anywidth.integral import IntegralConfig, to_integral
-from anywidth.slim import shrink, to_slimmable
+from anywidth.measure import count_macs
+from anywidth.slim import ShrinkConfig, shrink, to_slimmable
 from tests.integral._helpers import input_for, random_model, rel_err
 
 
@@ -49,13 +50,35 @@ def test_shrink_never_tunes_a_slimmable_model(one_thread):
 
 
 @pytest.mark.parametrize("kind", ["integral", "slice"])
-def test_rank_allocation_plans_both_kinds_from_the_same_data(kind, one_thread):
+def test_rank_allocation_reads_the_data_and_cuts_a_rank_deficient_group_more(kind, one_thread):
     x = input_for("tiny_resnet", batch=8)
     model = random_model("tiny_resnet")
+    conv = model.block1.conv1
+    with torch.no_grad():
+        conv.weight[conv.out_channels // 2 :] = 0  # half its outputs are zero: rank 1/2
     wide = to_slimmable(model, x[:1]) if kind == "slice" else to_integral(model, x[:1])
     wide.eval()
     data = _data(x)
-    _, report = shrink(wide, data, target_macs=0.5, allocation="rank", tune_steps=0)
-    assert report.plan == wide.width_plan(target_macs=0.5, allocation="rank", data=data)
-    with pytest.raises(Exception, match="pass data="):
+    small, rank = shrink(wide, data, target_macs=0.5, allocation="rank", tune_steps=0)
+    _, uniform = shrink(wide, data, target_macs=0.5, tune_steps=0)
+    name = "block1.conv1:out"
+    assert rank.plan[name] == 4 < uniform.plan[name] == 6  # of 8 channels
+    assert abs(count_macs(small, x[:1]) / count_macs(model, x[:1]) - 0.5) <= 0.02 * 0.5
+    with pytest.raises(ValueError, match="allocation='rank' measures output ranks on data"):
         wide.width_plan(target_macs=0.5, allocation="rank")
+
+
+def test_shrink_refuses_no_plan_and_missing_data(one_thread):
+    x = input_for("tiny_resnet", batch=4)
+    slim = to_slimmable(random_model("tiny_resnet"), x[:1]).eval()
+    with pytest.raises(ValueError, match="without one it would return the full width"):
+        shrink(slim, _data(x))
+    with pytest.raises(ValueError, match="data: shrink tunes the INN's partition and recal"):
+        shrink(slim, None, ratio=0.5)
+    with pytest.raises(TypeError, match="shrink takes an IntegralModel or a SlimmableModel"):
+        shrink(slim.model, _data(x), ratio=0.5)
+    small, report = shrink(slim, None, ShrinkConfig(ratio=0.5), recalibrate_batches=0)
+    old, _ = shrink(slim, _data(x), ratio=0.5, recalibrate_batches=0)
+    assert report.done == [] and min(report.plan.values()) < max(report.plan.values())
+    with torch.no_grad():
+        assert torch.equal(small(x), old(x))
