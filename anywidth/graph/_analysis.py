@@ -8,17 +8,21 @@ Each tensor-valued node gets an *info*:
   every dimension of every tensor that is not its tracked dimension holds only fixed groups
   (or none), so an untracked tensor meeting a tracked one fixes the tracked group;
 - `ParamRef(name)`: a parameter or buffer of two or more dimensions read with ``get_attr``;
-  an element-wise op can bind one of its dimensions to a group;
+  an element-wise op can bind one of its dimensions to a group (a 1-d one is tracked on a
+  provisional slot, a group only once tied to a layer's channels);
 - a tuple of infos for ops returning several tensors; None for non-tensors.
 
 Op rules (`_rules_ops`, the layer specs of `_layers_torch`) raise `NotUnderstood` for a case
 they cannot follow; the node is then treated as unknown: the groups touching it are fixed,
-with a logged warning that names the node.
+with a logged warning that names the node. Tensors the trace lifts from ``forward``
+(``torch.tensor(...)`` or ``torch.arange(n)`` written there: ``_tensor_constant0``) are
+constants, not the model's: they are untracked and never members of a group.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +48,7 @@ __all__ = [
     "Channels",
     "LayerIO",
     "LayerCost",
+    "FunctionalLayer",
     "Analyzer",
     "analyze",
 ]
@@ -128,6 +133,17 @@ class LayerCost:
     divisor: int = 1
 
 
+@dataclass(frozen=True)
+class FunctionalLayer:
+    """A functional layer call (``F.conv2d(x, self.weight, ...)``) recorded for `cut`:
+    ``owner`` holds its tensors, and ``resize(owner, io, length)`` updates the owner's
+    attributes where it has them (``in_channels``, ``num_features``...)."""
+
+    owner: str
+    io: LayerIO
+    resize: Callable[[nn.Module, LayerIO, Callable[[Channels], int]], None]
+
+
 @dataclass
 class Analyzer:
     """Channel bookkeeping for one traced model; filled node by node."""
@@ -137,6 +153,7 @@ class Analyzer:
     infos: dict[fx.Node, Any] = field(default_factory=dict)
     bindings: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     module_io: dict[str, LayerIO] = field(default_factory=dict)
+    functional: list[FunctionalLayer] = field(default_factory=list)
     rewrites: list[Rewrite] = field(default_factory=list)
     layers: list[LayerCost] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)  # the module of each entry of layers
@@ -147,8 +164,7 @@ class Analyzer:
     params_by_ref: bool = False
 
     def __post_init__(self) -> None:
-        self.tensor_names = {n for n, _ in self.gm.named_parameters(remove_duplicate=False)}
-        self.tensor_names |= {n for n, _ in self.gm.named_buffers(remove_duplicate=False)}
+        self.tensor_names = tensor_names(self.gm)
 
     # -- helpers for rules -----------------------------------------------------------
     def info(self, arg: Any) -> Any:
@@ -214,6 +230,10 @@ class Analyzer:
             name: replace(io, inputs=moved(io.inputs), outputs=moved(io.outputs))
             for name, io in self.module_io.items()
         }
+        self.functional = [
+            replace(f, io=replace(f.io, inputs=moved(f.io.inputs), outputs=moved(f.io.outputs)))
+            for f in self.functional
+        ]
         self.layers = [
             replace(cost, factors=tuple(moved(c) for c in cost.factors)) for cost in self.layers
         ]
@@ -301,9 +321,18 @@ class Analyzer:
             return ParamRef(name)
         if value.shape[0] == 1:
             return UNTRACKED
-        slot = self.output_slot(name, 0, int(value.shape[0]), name)
+        old = self.bindings.get((name, 0))
+        if old is not None and old[1] == 1:
+            return Tracked(0, old[0])
+        slot = self.table.new(int(value.shape[0]), name, provisional=True)
         self.bind(name, 0, slot)
         return Tracked(0, slot)
+
+
+def tensor_names(module: nn.Module) -> set[str]:
+    """Qualified names of every parameter and buffer of ``module``, shared ones included."""
+    names = {n for n, _ in module.named_parameters(remove_duplicate=False)}
+    return names | {n for n, _ in module.named_buffers(remove_duplicate=False)}
 
 
 def _untracked_like(result: Any) -> Any:
@@ -380,6 +409,9 @@ def analyze(model: nn.Module, example_input: torch.Tensor | tuple, quiet: bool =
         t.clone() if isinstance(t, torch.Tensor) else t for t in as_inputs(example_input)
     )
     analyzer = Analyzer(gm, quiet=quiet, params_by_ref=is_exported(gm))
+    # The trace registers tensors made in forward as buffers of the graph module
+    # (`_tensor_constant0`): constants, not tensors of the model that a cut may slice.
+    analyzer.tensor_names = tensor_names(model)
     with torch.no_grad(), eval_mode(gm):
         _Propagator(gm, analyzer).run(*inputs)
     return analyzer

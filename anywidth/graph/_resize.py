@@ -175,12 +175,16 @@ def clone_other_tensors(module: nn.Module, done: Collection[str]) -> None:
 
 
 def resize_modules(root: nn.Module, ax: Analyzer, size: Sizer) -> None:
-    """Update the channel attributes of every layer the analysis recorded (`LayerSpec.resize`)."""
+    """Update the channel attributes of every layer the analysis recorded (`LayerSpec.resize`),
+    and of the modules whose tensors a functional layer call reads (``F.batch_norm(x, ...,
+    self.weight, self.bias)``)."""
     for name, io in ax.module_io.items():
         module = root.get_submodule(name)
         spec = spec_for(module)
         if spec is not None and spec.resize is not None:
             spec.resize(module, io, size.channels)
+    for layer in ax.functional:
+        layer.resize(root.get_submodule(layer.owner), layer.io, size.channels)
 
 
 def rewrite_graph(graph: fx.Graph, ax: Analyzer, size: Sizer) -> None:

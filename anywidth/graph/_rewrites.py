@@ -17,7 +17,14 @@ from torch import fx
 
 from anywidth.graph._affine import Form, FormOf
 
-__all__ = ["Rewrite", "SliceRewrite", "SplitRewrite", "ReshapeRewrite", "ShapeArgRewrite"]
+__all__ = [
+    "Rewrite",
+    "SliceRewrite",
+    "SplitRewrite",
+    "ReshapeRewrite",
+    "ShapeArgRewrite",
+    "CountArgRewrite",
+]
 
 Value = int | fx.Node
 
@@ -69,7 +76,12 @@ class SplitRewrite:
 
 @dataclass(frozen=True)
 class ReshapeRewrite:
-    """``view``/``reshape`` with an explicit shape whose entry ``dim`` holds the channels."""
+    """``view``/``reshape`` with an explicit shape whose entry ``dim`` holds the channels.
+
+    The entry is replaced whether it is written out or read from a shape (``reshape(B, N,
+    C)`` with ``B, N, C = x.shape``: ``x`` may be another tensor than the one reshaped, e.g.
+    an attention block's input, whose width the cut does not change); ``-1`` stays.
+    """
 
     node: str
     dim: int
@@ -83,7 +95,7 @@ class ReshapeRewrite:
         rest = list(node.args[1:])
         packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
         shape = list(rest[0]) if packed else rest
-        if self.dim < len(shape) and isinstance(shape[self.dim], int) and shape[self.dim] != -1:
+        if self.dim < len(shape) and shape[self.dim] != -1:
             shape[self.dim] = values[0]
         node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
 
@@ -110,4 +122,27 @@ class ShapeArgRewrite:
         node.args = tuple(args)
 
 
-Rewrite = SliceRewrite | SplitRewrite | ReshapeRewrite | ShapeArgRewrite
+@dataclass(frozen=True)
+class CountArgRewrite:
+    """A channel count written as argument ``arg`` (position, else keyword ``keyword``) of
+    an op, e.g. ``groups`` of a depthwise ``F.conv2d(x, w, b, 1, 1, 1, 16)``."""
+
+    node: str
+    arg: int
+    keyword: str
+    slot: int
+    block: int
+
+    def forms(self, form_of: FormOf) -> list[Form]:
+        return [form_of(self.slot, self.block)]
+
+    def apply(self, node: fx.Node, values: Sequence[Value]) -> None:
+        if self.arg < len(node.args):
+            args = list(node.args)
+            args[self.arg] = values[0]
+            node.args = tuple(args)
+        else:
+            node.kwargs = {**node.kwargs, self.keyword: values[0]}
+
+
+Rewrite = SliceRewrite | SplitRewrite | ReshapeRewrite | ShapeArgRewrite | CountArgRewrite

@@ -19,6 +19,7 @@ import anywidth.graph._layers_torch  # noqa: F401  registers the torch.nn layer 
 from anywidth.graph import _rules_ops as ops
 from anywidth.graph._analysis import Analyzer, Call
 from anywidth.graph._rules_aten import ATEN_RULES
+from anywidth.graph._rules_functional import FUNCTIONAL_RULES
 from anywidth.graph.layers import LayerSpec, spec_for
 
 __all__ = ["rule_for", "FUNCTION_RULES", "METHOD_RULES"]
@@ -60,6 +61,7 @@ FUNCTION_RULES.update(
         torch.split: ops.split,
         torch.chunk: ops.split,
         torch.tensor_split: ops.split,
+        torch.unbind: ops.unbind,
         torch.flatten: ops.reshape,
         torch.squeeze: ops.reshape,
         torch.unsqueeze: ops.reshape,
@@ -90,6 +92,7 @@ FUNCTION_RULES.update(
         torch.pixel_unshuffle: ops.pixel_unshuffle,
     }
 )
+FUNCTION_RULES.update(FUNCTIONAL_RULES)
 for _d in (1, 2, 3):
     for _name in ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool"):
         _fn = getattr(F, f"{_name}{_d}d", None)
@@ -106,6 +109,7 @@ METHOD_RULES.update(
         "split": ops.split,
         "chunk": ops.split,
         "tensor_split": ops.split,
+        "unbind": ops.unbind,
         "flatten": ops.reshape,
         "squeeze": ops.reshape,
         "unsqueeze": ops.reshape,

@@ -31,6 +31,7 @@ __all__ = [
     "self_only",
     "cat",
     "split",
+    "unbind",
     "getitem",
     "reshape",
     "permute",
@@ -66,7 +67,8 @@ def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> A
     A tracked operand whose channel size matches the output's takes part; one that is
     broadcast along that dimension (size 1, e.g. a spatial attention map) or a scalar does
     not. A parameter of the same size there becomes a member; an untracked tensor of the
-    same size fixes the group (its channel order is unknown).
+    same size fixes the group (its channel order is unknown). A 1-d tensor that lies along
+    another dimension than the channels (a per-position bias) is not a channel operand.
     """
     out = call.result
     if not isinstance(out, torch.Tensor):
@@ -79,6 +81,12 @@ def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> A
             parts.append((info, info.dim + shift))
         else:
             rest.append((arg, info, value, shift))
+    channels = {d for info, d in parts if not ax.table.is_provisional(info.slot)}
+    if len(channels) == 1:
+        for info, d in parts:
+            if d not in channels:  # along a spatial or token dimension: keep it whole
+                ax.table.fix(info.slot)
+        parts = [(info, d) for info, d in parts if d in channels]
     if not parts:
         return UNTRACKED
     if len({d for _, d in parts}) > 1 or len({i.block for i, _ in parts}) > 1:
@@ -93,9 +101,31 @@ def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> A
         if isinstance(info, ParamRef):
             ax.bind(info.name, pos, first.slot, first.block)
         else:
-            why = f"operand '{arg}' has channels anywidth cannot follow"
-            ax.warn(call, ax.table.fix(first.slot), why)
+            why = _bind_computed(ax, arg, pos, first)
+            if why is not None:
+                why = f"operand '{arg}' has channels anywidth cannot follow{why}"
+                ax.warn(call, ax.table.fix(first.slot), why)
     return Tracked(dim, first.slot, first.block)
+
+
+def _bind_computed(ax: Analyzer, arg: Any, dim: int, channels: Tracked) -> str | None:
+    """Tie the parameters that a tensor computed from them alone takes its dimension
+    ``dim`` from (a relative-position bias gathered from its table) to ``channels``.
+
+    Returns:
+        None when done; else '' for a tensor computed from the input, or why the
+        parameters cannot be found, as a clause to append to a message.
+    """
+    from anywidth.graph._weights import bind_sources, parameter_only, sources  # they use ops
+
+    if not isinstance(arg, fx.Node) or not parameter_only(arg):
+        return ""
+    try:
+        found = sources(ax, arg, dim, channels.block, "value")
+    except NotUnderstood as exc:
+        return f": {exc}"
+    bind_sources(ax, found, channels.slot)
+    return None
 
 
 def elementwise(ax: Analyzer, call: Call) -> Any:
@@ -163,6 +193,19 @@ def split(ax: Analyzer, call: Call) -> Any:
     return tuple(Tracked(dim, s, block) for s in slots)
 
 
+def unbind(ax: Analyzer, call: Call) -> Any:
+    """``unbind`` (``q, k, v = qkv.unbind(0)``): every piece keeps the other dimensions."""
+    info, value = _self(ax, call)
+    _, dim = call.pick(1, "dim", 0)
+    pieces = call.result
+    if not isinstance(info, Tracked):
+        return tuple(UNTRACKED for _ in pieces)
+    dim %= value.dim()
+    if dim == info.dim:
+        raise NotUnderstood("it splits the channels into single channels")
+    return tuple(Tracked(info.dim - (dim < info.dim), info.slot, info.block) for _ in pieces)
+
+
 def _computed(written: Any) -> bool:
     """Whether a graph argument is computed by the graph (e.g. from ``x.shape``): it then
     follows a cut by itself and holds no channel count for `cut` to rewrite."""
@@ -185,9 +228,14 @@ def getitem(ax: Analyzer, call: Call) -> Any:
 def _expand_index(index: Any, rank: int) -> list[tuple[int | None, Any]]:
     """Index items as (position in the written index or None, item), Ellipsis expanded."""
     items = index if isinstance(index, tuple) else (index,)
+    gathers = [it for it in items if isinstance(it, torch.Tensor)]
+    if len(gathers) > 1 or any(t.dtype == torch.bool for t in gathers):
+        raise NotUnderstood("advanced indexing with several or boolean tensors")
+    if gathers and any(isinstance(it, int) for it in items):  # they broadcast together
+        raise NotUnderstood("advanced indexing with a tensor and integers")
     for item in items:
-        if isinstance(item, (bool, torch.Tensor, list)):
-            raise NotUnderstood("advanced (tensor, list or boolean) indexing")
+        if isinstance(item, (bool, list)):
+            raise NotUnderstood("advanced (list or boolean) indexing")
     used = sum(1 for it in items if it is not None and it is not Ellipsis)
     out: list[tuple[int | None, Any]] = []
     for pos, item in enumerate(items):
@@ -205,6 +253,11 @@ def _index_tensor(ax: Analyzer, call: Call, info: Any, x: torch.Tensor, index: A
     for pos, item in _expand_index(index, x.dim()):
         if item is None:
             out_d += 1
+            continue
+        if isinstance(item, torch.Tensor):  # one index tensor gathers along its dimension
+            if in_d == info.dim:
+                raise NotUnderstood("an index tensor gathers along the channels")
+            in_d, out_d = in_d + 1, out_d + item.dim()
             continue
         if in_d == info.dim:
             return _slice_channels(ax, call, info, x, item, pos, out_d)

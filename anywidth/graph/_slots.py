@@ -8,6 +8,11 @@ channels. Two kinds exist:
 - a **composite** is a sequence of other slots (a concatenation), resolved to its leaves
   on demand.
 
+A leaf made for a 1-d parameter or buffer read on its own is *provisional*: the tensor may
+hold channels (a per-channel scale) or not (a relative-position index, a mask), which only
+its uses tell. A class of provisional leaves alone is not a channel group; one tied to a
+layer's channels is.
+
 Slicing a channel range out of a leaf (``x[:, :16]``) splits the leaf's whole class at the
 same position, so every tensor tied to it is cut into the same two runs; later unions of
 slots with different run boundaries refine both sides first. Leaves never shrink or move,
@@ -32,16 +37,18 @@ class SlotTable:
         self.label: list[str] = []  # the producer that created the root slot
         self.start: list[int] = []  # channel offset inside that producer's slot
         self.root_size: list[int] = []
+        self.provisional: list[bool] = []  # leaves made for a tensor read on its own
         self._parent: list[int] = []
         self._members: dict[int, list[int]] = {}  # class root -> leaves
         self._fixed: set[int] = set()  # class roots
         self._counter = 0
 
     # -- creation --------------------------------------------------------------------
-    def new(self, size: int, label: str, fixed: bool = False) -> int:
+    def new(self, size: int, label: str, fixed: bool = False, provisional: bool = False) -> int:
         """A fresh leaf of ``size`` channels named after ``label``."""
         self._counter += 1
         sid = self._add(size, (self._counter,), label, 0, size, leaf=True)
+        self.provisional[sid] = provisional
         if fixed:
             self._fixed.add(sid)
         return sid
@@ -66,6 +73,7 @@ class SlotTable:
         self.label.append(label)
         self.start.append(start)
         self.root_size.append(root_size)
+        self.provisional.append(False)
         self._parent.append(sid)
         if leaf:
             self._members[sid] = [sid]
@@ -96,6 +104,13 @@ class SlotTable:
     def is_fixed(self, leaf: int) -> bool:
         return self.find(leaf) in self._fixed
 
+    def is_provisional(self, sid: int) -> bool:
+        """Whether every leaf of ``sid`` is in a class of provisional leaves only."""
+        return all(
+            all(self.provisional[m] for m in self._members[self.find(leaf)])
+            for leaf in self.leaves(sid)
+        )
+
     def classes(self) -> dict[int, list[int]]:
         """Every live class: root -> its leaves."""
         return {r: list(m) for r, m in self._members.items()}
@@ -108,18 +123,21 @@ class SlotTable:
         return f"{self.label[leaf]}[{start}:{start + size}]"
 
     def class_name(self, leaf: int) -> str:
-        """Name of a leaf's class: the name of its earliest-created leaf."""
+        """Name of a leaf's class: the name of its earliest-created leaf that is not
+        provisional (a layer's channels rather than a tensor read on its own)."""
         members = self._members[self.find(leaf)]
-        return self.leaf_name(min(members, key=lambda m: self.key[m]))
+        return self.leaf_name(min(members, key=lambda m: (self.provisional[m], self.key[m])))
 
     # -- changes ---------------------------------------------------------------------
     def fix(self, sid: int | None) -> list[str]:
-        """Mark every class under ``sid`` fixed; return the names of those newly fixed."""
+        """Mark every class under ``sid`` fixed; return the names of those newly fixed
+        (provisional classes left out: they are no groups, unless tied to one later)."""
         newly = []
         for leaf in self.leaves(sid):
             root = self.find(leaf)
             if root not in self._fixed:
-                newly.append(self.class_name(leaf))
+                if not self.is_provisional(root):
+                    newly.append(self.class_name(leaf))
                 self._fixed.add(root)
         return newly
 
@@ -195,6 +213,7 @@ class SlotTable:
                     self.root_size[m],
                     leaf=True,
                 )
+                self.provisional[kid] = self.provisional[m]
                 kids.append(kid)
             self.children[m] = kids
             lefts.append(kids[0])

@@ -19,6 +19,12 @@ How the harder cases are handled:
   ``H * W`` features ``c*H*W ...``; the member records that as ``block``. Any reshape
   (``flatten``, ``view``, ``reshape``, ``squeeze``...) is followed from its input and output
   shapes, in function, method or module form.
+- **Functional layers** (``F.batch_norm``, ``F.conv2d``, ``F.linear``, ``F.layer_norm``,
+  ``F.group_norm``, ``F.embedding`` on a module's own tensors, as in timm's ``BatchNormAct2d``
+  or ``LayerNorm2d``) couple like the module form; their tensors may be computed from the
+  module's parameters (weight standardisation, a concatenation of biases).
+- **Constants and buffers** that no layer's channels flow through (a relative-position
+  index, a mask, a tensor made in ``forward``) are never groups of their own.
 - **Anything else**: an op without a rule fixes the groups that touch it, with a warning.
 """
 
@@ -152,9 +158,15 @@ def collect(ax: Analyzer, fixed: Iterable[str] = ()) -> Collected:
                 bucket.append(member)
             offset += table.size[leaf]
     classes = table.classes()
-    first = {root: min(classes[root], key=lambda m: table.key[m]) for root in members}
+    # A class of provisional leaves alone (a 1-d index, mask or constant table) holds no
+    # layer's channels; a group is named after its first producer, not such a tensor.
+    live = [root for root in members if not table.is_provisional(root)]
+    first = {
+        root: min(classes[root], key=lambda m: (table.provisional[m], table.key[m]))
+        for root in live
+    }  # the leaf that `SlotTable.class_name` names the class after
     groups, name_of_root, seen = [], {}, set()
-    for root in sorted(members, key=lambda r: table.key[first[r]]):
+    for root in sorted(live, key=lambda r: table.key[first[r]]):
         base = name = table.leaf_name(first[root])
         while name in seen:
             name = f"{base}#{len([n for n in seen if n.startswith(base)]) + 1}"
