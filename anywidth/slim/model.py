@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from anywidth.compression.checks import warn_non_finite
 from anywidth.graph import ChannelGroup, Cutter, channel_groups, keep_first, permute_channels
 from anywidth.graph.ranks import group_rank_ratios
 from anywidth.integral._plans import Planner, PlanSpec, channel_importance
@@ -214,6 +215,7 @@ def to_slimmable(
         >>> slim = to_slimmable(model, torch.randn(1, 3, 32, 32))
         >>> train_width_random_(slim, loaders, TrainConfig(epochs=5), WidthTrainConfig())
     """
+    warn_non_finite(model)
     training = model.training
     groups = channel_groups(model.eval(), example_input, fixed=fixed)
     model.train(training)

@@ -18,7 +18,7 @@ from anywidth.data import load_dataset, make_loaders
 from anywidth.integral import to_integral
 from anywidth.lowrank import LowRankConfig
 from anywidth.measure import count_macs, count_params, evaluate
-from anywidth.pruning import PruneConfig
+from anywidth.pruning import PruneConfig, prune
 from anywidth.search import SearchConfig
 from anywidth.slim import ShrinkConfig, shrink, to_slimmable
 from tests.integral._helpers import randomize_
@@ -164,6 +164,12 @@ def test_a_nan_weight_warns_once_naming_the_tensor(model):
         compress(broken, X, PruneConfig(budget=Budget(macs=0.5)))
     named = [w for w in caught if "fc.bias" in str(w.message)]
     assert len(named) == 1 and named[0].category is RuntimeWarning
+    for convert in (
+        lambda m: prune(m, X, PruneConfig(target_macs=0.5)),
+        lambda m: to_slimmable(m, X),
+    ):
+        with pytest.warns(RuntimeWarning, match=r"model has NaN or inf values in fc\.bias"):
+            convert(broken)
 
 
 def test_shrink_without_a_plan_refuses(model):
