@@ -153,6 +153,8 @@ def test_method_specific_errors_name_the_argument(model):
         compress(to_integral(model, X), X, ShrinkConfig(budget=Budget(macs=0.5)))
     with pytest.raises(ValueError, match="data: SearchConfig trains a supernet"):
         compress(model, X, SearchConfig(budget=Budget(macs=0.5)))
+    with pytest.raises(TypeError, match="search_shape data is a list; pass a DataLoader"):
+        compress(model, X, SearchConfig(budget=Budget(macs=0.5)), data=_batches())
 
 
 def test_a_nan_weight_warns_once_naming_the_tensor(model):
