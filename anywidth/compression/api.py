@@ -111,8 +111,11 @@ def _entry_for(config: object) -> _Entry:
 
 
 def train_batches(data: object) -> Iterable | None:
-    """The training batches of ``data``: a `Loaders` record's train loader, else ``data``."""
-    return data.train if isinstance(data, Loaders) else data
+    """The training batches of ``data``: a `Loaders` record's train loader, one tensor as a
+    list of one batch, else ``data`` as it is."""
+    if isinstance(data, Loaders):
+        return data.train
+    return [data] if isinstance(data, torch.Tensor) else data
 
 
 def _budget_of(config: object, before) -> Budget | None:

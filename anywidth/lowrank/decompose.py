@@ -349,7 +349,7 @@ def apply_ranks(
 @register_handler(LowRankConfig, "lowrank")
 def _compress(model: nn.Module, example_input, config: LowRankConfig, data) -> Compressed:
     """`anywidth.compress`'s low-rank step."""
-    small, report = decompose(model, example_input, config, data=data)
+    small, report = decompose(model, example_input, config, data=train_batches(data))
     kind = "data-aware" if report.error_kind == "output" else "weight"
     done = [f"factored {len(report.factored())} layers ({config.method}, {kind} SVD)"]
     return Compressed(small, report.factored(), done)

@@ -99,6 +99,16 @@ def test_a_loaders_record_scores_both_models_on_its_test_split(model, loaders):
     assert "budget macs=0.5: met" in text and "recalibrated BatchNorm" in text
 
 
+@pytest.mark.parametrize("method", ["prune", "lowrank"])
+def test_one_tensor_is_one_batch_of_data(method, model):
+    batch = torch.randn(32, 1, 8, 8)
+    wide, config = METHODS[method](model, Budget(macs=0.5, tolerance=0.05))
+    small, report = compress(wide, X, config, data=batch)
+    again, _ = compress(wide, X, config, data=[batch])
+    assert report.done[-1].startswith("recalibrated BatchNorm")
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in small.state_dict().items())
+
+
 def test_an_absolute_budget_is_a_fraction_of_the_original(model):
     full = count_macs(model, X)
     small, report = compress(model, X, PruneConfig(budget=Budget.absolute(macs=full // 2)))
