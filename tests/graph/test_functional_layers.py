@@ -166,6 +166,37 @@ class ConvNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class DenseLayer(nn.Module):
+    """timm's DenseNet layer: BatchNormAct2d over the concatenation of earlier features."""
+
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.norm1 = BatchNormAct2d(cin)
+        self.conv1 = nn.Conv2d(cin, 2 * growth, 1, bias=False)
+        self.norm2 = BatchNormAct2d(2 * growth)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]):
+        x = torch.cat(features, 1)
+        return self.conv2(self.norm2(self.conv1(self.norm1(x))))
+
+
+class DenseNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.layer1 = DenseLayer(16, 8)
+        self.layer2 = DenseLayer(24, 8)
+        self.norm = BatchNormAct2d(32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        features.append(self.layer1(features))
+        features.append(self.layer2(features))
+        return self.fc(self.norm(torch.cat(features, 1)).mean((2, 3)))
+
+
 def _std_conv_net() -> nn.Module:
     return ConvNet(conv=ScaledStdConv2d)
 
@@ -430,6 +461,17 @@ def test_functional_layers_prune_to_the_budget_and_equal_the_masked_original(fac
     small, keep = _pruned(model, X)
     assert small.n2.num_features == len(keep["conv:out"]) == small.dw.in_channels
     assert small.dw.groups == small.dw.out_channels == small.n3.num_features
+    with torch.no_grad():
+        assert rel_err(small(X), masked_forward(model, X, groups, keep)) <= 1e-9
+
+
+def test_batch_norm_act_over_a_concatenation_cuts_each_part(caplog):
+    model = _model(DenseNet)
+    groups = _quiet_groups(model, X, caplog)
+    assert _fixed(groups) == ["input:x", "fc:out"]
+    small, keep = _pruned(model, X)
+    parts = [len(keep.get(g, range(n))) for g, n in (("stem:out", 16), ("layer1.conv2:out", 8))]
+    assert small.layer2.norm1.num_features == sum(parts) == small.layer2.conv1.in_channels
     with torch.no_grad():
         assert rel_err(small(X), masked_forward(model, X, groups, keep)) <= 1e-9
 
