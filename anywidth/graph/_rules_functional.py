@@ -50,10 +50,22 @@ def _tensor_arg(call: Call, index: int, name: str) -> Any:
     return node if isinstance(value, torch.Tensor) else None
 
 
-def _record(ax: Analyzer, found: Sources, io: LayerIO, resize) -> None:
-    """Record the layer under the module that owns its first tensor, if it has one."""
-    if found.members:
-        owner = found.members[0].name.rpartition(".")[0]
+def _record(ax: Analyzer, kind: type, parts: list[Sources], io: LayerIO, resize) -> None:
+    """Record the layer for `cut` to resize the module that owns its first tensor.
+
+    Only a module that is this layer: an instance of the torch layer ``kind`` (timm's
+    ``BatchNormAct2d`` is a BatchNorm2d) or one whose own tensors are all read by this call
+    (a user's norm); a container holding several layers' tensors keeps its attributes.
+    """
+    names = {piece.name for found in parts for piece in found.members}
+    if not names:
+        return
+    owner = parts[0].members[0].name.rpartition(".")[0]
+    module = ax.gm.get_submodule(owner)
+    prefix = f"{owner}." if owner else ""
+    own = {prefix + n for n, _ in module.named_parameters(recurse=False)}
+    own |= {prefix + n for n, _ in module.named_buffers(recurse=False)}
+    if isinstance(module, kind) or own <= names:
         ax.functional.append(FunctionalLayer(owner, io, resize))
 
 
@@ -96,7 +108,9 @@ def conv(ax: Analyzer, call: Call) -> Any:
     if not found.members:
         raise NotUnderstood("its weight holds no parameter")
     first = found.members[0]
-    owner = first.name.rpartition(".")[0]
+    layer = first.name.rpartition(".")[0] or first.name  # a model's own tensor: its name
+    bias = sources(ax, _tensor_arg(call, 2, "bias"), 0, out_block, "bias")
+    inputs = Sources()
     if depthwise:  # output channel i*mult + j reads input channel i
         out = in_slot
         if isinstance(groups_arg, int):
@@ -104,20 +118,21 @@ def conv(ax: Analyzer, call: Call) -> Any:
     else:
         if (n_in // groups) % in_block:
             raise NotUnderstood("a grouped conv reads flattened channels across its groups")
-        runs = _tie_blocks(ax, in_slot, groups) if groups > 1 else in_slot
-        bind_sources(ax, sources(ax, w_node, 1, in_block, "weight"), runs)
-        out = ax.output_slot(first.name, first.dim, n_out, f"{owner}:out")
+        inputs = sources(ax, w_node, 1, in_block, "weight")
+        bind_sources(ax, inputs, _tie_blocks(ax, in_slot, groups) if groups > 1 else in_slot)
+        out = ax.output_slot(first.name, first.dim, n_out, f"{layer}:out")
         if groups > 1:
             _tie_blocks(ax, out, groups)
     bind_sources(ax, found, out)
-    bind_sources(ax, sources(ax, _tensor_arg(call, 2, "bias"), 0, out_block, "bias"), out)
+    bind_sources(ax, bias, out)
     io = LayerIO(Channels(in_slot, in_block), Channels(out, out_block))
-    _record(ax, found, io, functools.partial(_conv_resize, depthwise=depthwise))
+    resize = functools.partial(_conv_resize, depthwise=depthwise)
+    _record(ax, nn.modules.conv._ConvNd, [found, inputs, bias], io, resize)
     y = call.result  # (B, C_out, *spatial)
     coef = math.prod(y.shape[:dim]) * math.prod(y.shape[dim + 1 :]) * math.prod(w.shape[2:])
     factors = (io.outputs,) if depthwise else (io.outputs, io.inputs)
     ax.layers.append(LayerCost(coef, factors, 1 if depthwise else groups))
-    ax.layer_names.append(owner)
+    ax.layer_names.append(layer)
     return Tracked(dim, out, out_block)
 
 
@@ -148,15 +163,17 @@ def linear(ax: Analyzer, call: Call) -> Any:
     if not found.members:
         raise NotUnderstood("its weight holds no parameter")
     first = found.members[0]
-    owner = first.name.rpartition(".")[0]
-    out = ax.output_slot(first.name, first.dim, int(call.result.shape[-1]), f"{owner}:out")
+    layer = first.name.rpartition(".")[0] or first.name  # a model's own tensor: its name
+    out = ax.output_slot(first.name, first.dim, int(call.result.shape[-1]), f"{layer}:out")
+    inputs = sources(ax, w_node, 1, in_block, "weight")
+    bias = sources(ax, _tensor_arg(call, 2, "bias"), 0, 1, "bias")
     bind_sources(ax, found, out)
-    bind_sources(ax, sources(ax, w_node, 1, in_block, "weight"), in_slot)
-    bind_sources(ax, sources(ax, _tensor_arg(call, 2, "bias"), 0, 1, "bias"), out)
+    bind_sources(ax, inputs, in_slot)
+    bind_sources(ax, bias, out)
     io = LayerIO(Channels(in_slot, in_block), Channels(out))
-    _record(ax, found, io, _linear_resize)
+    _record(ax, nn.Linear, [found, inputs, bias], io, _linear_resize)
     ax.layers.append(LayerCost(math.prod(x.shape[:-1]), (io.outputs, io.inputs)))
-    ax.layer_names.append(owner)
+    ax.layer_names.append(layer)
     return Tracked(call.result.dim() - 1, out)
 
 
@@ -172,10 +189,10 @@ def embedding(ax: Analyzer, call: Call) -> Any:
     if not found.members:
         raise NotUnderstood("an embedding without a table")
     first = found.members[0]
-    owner = first.name.rpartition(".")[0]
-    out = ax.output_slot(first.name, first.dim, int(call.result.shape[-1]), f"{owner}:out")
+    layer = first.name.rpartition(".")[0] or first.name  # a model's own tensor: its name
+    out = ax.output_slot(first.name, first.dim, int(call.result.shape[-1]), f"{layer}:out")
     bind_sources(ax, found, out)
-    _record(ax, found, LayerIO(Channels(out), Channels(out)), _embedding_resize)
+    _record(ax, nn.Embedding, [found], LayerIO(Channels(out), Channels(out)), _embedding_resize)
     return Tracked(call.result.dim() - 1, out)
 
 
@@ -193,9 +210,10 @@ def _norm_input(ax: Analyzer, call: Call) -> tuple[Any, torch.Tensor] | None:
 
 
 def _per_channel(
-    ax: Analyzer, call: Call, tensors: tuple[tuple[int, str], ...], resize, groups: int = 1
+    ax: Analyzer, call: Call, kind: type, tensors: tuple[tuple[int, str], ...], groups: int = 1
 ) -> Any:
-    """A norm with one value per channel along dimension 1 (batch, instance, group)."""
+    """A norm with one value per channel along dimension 1 (batch, instance, group), of
+    the torch class ``kind``."""
     given = _norm_input(ax, call)
     if given is None:
         return UNTRACKED
@@ -214,7 +232,7 @@ def _per_channel(
         found.reshapes += part.reshapes
     bind_sources(ax, found, slot)
     channels = Channels(slot, block)
-    _record(ax, found, LayerIO(channels, channels), resize)
+    _record(ax, kind, [found], LayerIO(channels, channels), _NORM_RESIZES[kind])
     return Tracked(1, slot, block)
 
 
@@ -225,12 +243,19 @@ def _set_length(attr: str):
     return resize
 
 
+_BATCH_NORMS = nn.modules.batchnorm._NormBase  # batch and instance norms
+_NORM_RESIZES = {
+    _BATCH_NORMS: _set_length("num_features"),
+    nn.GroupNorm: _set_length("num_channels"),
+}
+
+
 _STATS = ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))
 
 
 def batch_norm(ax: Analyzer, call: Call) -> Any:
     """``F.batch_norm`` / ``F.instance_norm(x, running_mean, running_var, weight, bias...)``."""
-    return _per_channel(ax, call, _STATS, _set_length("num_features"))
+    return _per_channel(ax, call, _BATCH_NORMS, _STATS)
 
 
 def group_norm(ax: Analyzer, call: Call) -> Any:
@@ -238,7 +263,7 @@ def group_norm(ax: Analyzer, call: Call) -> Any:
     so a cut keeps the same channels in each and ``num_groups`` stays valid."""
     _, groups = call.pick(1, "num_groups")
     tensors = ((2, "weight"), (3, "bias"))
-    return _per_channel(ax, call, tensors, _set_length("num_channels"), groups=groups)
+    return _per_channel(ax, call, nn.GroupNorm, tensors, groups=groups)
 
 
 def _layer_norm_resize(m: nn.Module, io: LayerIO, length: Length, position: int) -> None:
@@ -264,19 +289,20 @@ def layer_norm(ax: Analyzer, call: Call) -> Any:
     if info.dim < first:  # channels are not normalised over: each is handled alone
         return info
     pos = info.dim - first
+    written = isinstance(shape_arg, (list, tuple)) and isinstance(shape_arg[pos], int)
+    if written and len(call.node.args) < 2:
+        raise NotUnderstood("its normalized_shape is a keyword argument")
     found = Sources()
     for index, name in ((2, "weight"), (3, "bias")):
         part = sources(ax, _tensor_arg(call, index, name), pos, info.block, name)
         found.members += part.members
         found.reshapes += part.reshapes
     bind_sources(ax, found, info.slot)
-    if isinstance(shape_arg, (list, tuple)) and isinstance(shape_arg[pos], int):
-        if len(call.node.args) < 2:
-            raise NotUnderstood("its normalized_shape is a keyword argument")
+    if written:
         ax.rewrites.append(ShapeArgRewrite(call.node.name, 1, pos, info.slot, info.block))
     channels = Channels(info.slot, info.block)
     resize = functools.partial(_layer_norm_resize, position=pos)
-    _record(ax, found, LayerIO(channels, channels, position=pos), resize)
+    _record(ax, nn.LayerNorm, [found], LayerIO(channels, channels, position=pos), resize)
     return info
 
 

@@ -51,8 +51,11 @@ def cut(
     ``normalized_shape``...), and graph constants that hold channel counts (slice bounds
     such as ``out[:, :c]``, split sizes, explicit ``view`` shapes) are recomputed. Its
     output equals the original's with the removed channels zeroed wherever they appear,
-    except where a layer normalises across channels (LayerNorm over channels, GroupNorm),
-    whose statistics are then taken over the kept channels.
+    except where a layer normalises across channels (LayerNorm over channels, GroupNorm, a
+    conv weight standardised over its input channels as in timm's ``StdConv2d``), whose
+    statistics are then taken over the kept channels. Layers called in functional form on
+    a module's own tensors (``F.batch_norm(x, ..., self.weight, self.bias)`` in timm's
+    ``BatchNormAct2d``) are cut like the module form, and that module's attributes follow.
 
     The result is a copy of ``model`` of its own class (``type(small) is type(model)``):
     every submodule is a copy of the original (``nn.Conv2d``, ``nn.Sequential``...) that

@@ -11,6 +11,7 @@ channels, the module form cut the same way).
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytest
@@ -550,6 +551,40 @@ def test_a_users_own_layers_keep_their_class_and_attributes(caplog):
     stock = OwnNet(stock=True).double().eval()
     model.c1.scale = model.c2.scale = 1.0  # the stock conv has no scale
     _same_as_stock(model, stock, X, keep)
+
+
+class FunctionalRoot(nn.Module):
+    """A model calling F.conv2d and F.linear on its own parameters: a container, whose
+    attributes (``in_channels`` of the image) are not a layer's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_channels = 3
+        self.w1 = nn.Parameter(torch.randn(16, 3, 3, 3))
+        self.b1 = nn.Parameter(torch.zeros(16))
+        self.w2 = nn.Parameter(torch.randn(24, 16, 3, 3))
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        h = F.relu(F.conv2d(x, self.w1, self.b1, padding=1))
+        h = F.relu(F.conv2d(h, self.w2, padding=1))
+        return self.fc(h.mean((2, 3)))
+
+
+def test_a_models_own_parameters_are_cut_but_its_attributes_kept(caplog):
+    model = _model(FunctionalRoot)
+    groups = _quiet_groups(model, X, caplog)
+    assert [g.name for g in groups] == ["input:x", "w1:out", "w2:out", "fc:out"]
+    small, keep = _pruned(model, X)
+    assert small.in_channels == 3 and small.w2.shape[1] == len(keep["w1:out"])
+    masked = copy.deepcopy(model)  # removed channels zeroed at their producers (relu(0) = 0)
+    with torch.no_grad():
+        for weight, bias, name in ((masked.w1, masked.b1, "w1:out"), (masked.w2, None, "w2:out")):
+            removed = [c for c in range(weight.shape[0]) if c not in keep.get(name, range(99))]
+            weight[removed] = 0
+            if bias is not None:
+                bias[removed] = 0
+        assert rel_err(small(X), masked(X)) <= 1e-9
 
 
 # -- constants and buffers --------------------------------------------------------------
