@@ -5,10 +5,14 @@ config's type to the method that registered for it, and `CompressionReport` says
 done, with `anywidth.measure.Report` measurements before and after.
 
 Example:
+    >>> import torch, anywidth
     >>> from anywidth import Budget, compress
-    >>> from anywidth.pruning import PruneConfig
-    >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)), loaders)
-    >>> print(report)
+    >>> from anywidth.lowrank import LowRankConfig
+    >>> model = anywidth.create_model("tiny_resnet", num_classes=10)
+    >>> x = torch.randn(1, 3, 8, 8)
+    >>> small, report = compress(model, x, LowRankConfig(budget=Budget(params=0.5)))
+    >>> report.method, report.met_budget
+    ('lowrank', True)
 """
 
 from anywidth.compression.api import (

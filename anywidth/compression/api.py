@@ -81,11 +81,12 @@ def register_handler(
         reference: the plain model a budget is measured against, when the handler's input
             is not one (an any-width model's full width); default: the input itself.
 
-    Example:
-        >>> @register_handler(PruneConfig, "prune")
-        ... def _prune(model, example_input, config, data):
-        ...     small, report = prune(model, example_input, config, train_batches(data))
-        ...     return Compressed(small, report.widths_after, ["pruned"])
+    Example (how `anywidth.pruning` registers; see ``anywidth/pruning/prune.py``)::
+
+        @register_handler(PruneConfig, "prune")
+        def _compress(model, example_input, config, data):
+            small, report = prune(model, example_input, config, train_batches(data))
+            return Compressed(small, report.widths_after, ["pruned ..."])
     """
 
     def decorate(fn: Handler) -> Handler:
@@ -160,10 +161,17 @@ def compress(
         ValueError: the model fails on ``example_input``, or the budget cannot be met.
 
     Example:
+        >>> import anywidth
         >>> from anywidth import Budget, compress
         >>> from anywidth.pruning import PruneConfig
-        >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)), loaders)
-        >>> print(report)
+        >>> model = anywidth.create_model("tiny_resnet", num_classes=10)
+        >>> x = torch.randn(1, 3, 8, 8)
+        >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)))
+        >>> report.method, report.met_budget, abs(report.mac_ratio - 0.5) <= 0.02 * 0.5
+        ('prune', True, True)
+        >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)), data=x)
+        >>> report.done[-1]
+        'recalibrated BatchNorm on up to 20 batches'
     """
     entry = _entry_for(config)
     reference = entry.reference(model) if entry.reference else model

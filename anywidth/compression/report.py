@@ -36,10 +36,18 @@ class CompressionReport:
         config: the method's config as a dict.
 
     Example:
-        >>> small, report = compress(model, x, PruneConfig(budget=Budget(macs=0.5)))
-        >>> report.mac_ratio
-        0.49...
+        >>> import torch, anywidth
+        >>> from anywidth.pruning import PruneConfig
+        >>> model = anywidth.create_model("tiny_resnet", num_classes=10)
+        >>> config = PruneConfig(budget=anywidth.Budget(macs=0.5))
+        >>> _, report = anywidth.compress(model, torch.randn(1, 3, 8, 8), config)
         >>> print(report)
+        prune: ...% of the MACs, ...% of the params (budget macs=0.5: met)
+        |        | params | MACs    | acc % |
+        |--------|--------|---------|-------|
+        | before | ...    | ...     | -     |
+        | after  | ...    | ...     | -     |
+        done: pruned ... channel groups (l1 importance, global ranking)
     """
 
     method: str
