@@ -15,6 +15,7 @@ Example:
     ('lowrank', True)
 """
 
+from anywidth.budget import Budget
 from anywidth.compression.api import (
     Compressed,
     compress,
@@ -22,7 +23,6 @@ from anywidth.compression.api import (
     register_handler,
     train_batches,
 )
-from anywidth.compression.budget import Budget
 from anywidth.compression.report import CompressionReport
 
 __all__ = [

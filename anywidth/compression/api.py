@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from anywidth.compression.budget import Budget
+from anywidth.budget import Budget
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.compression.report import CompressionReport
 from anywidth.data import Loaders

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from anywidth.compression.budget import Budget
+from anywidth.budget import Budget
 from anywidth.measure import Report
 
 __all__ = ["CompressionReport"]

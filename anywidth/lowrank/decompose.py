@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.compression import Budget, Compressed, register_handler, train_batches
-from anywidth.compression.budget import as_budget
+from anywidth.budget import Budget, as_budget
+from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
 from anywidth.lowrank._calibrate import input_covariances

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.compression import Budget, Compressed, register_handler, train_batches
-from anywidth.compression.budget import as_budget
+from anywidth.budget import Budget, as_budget
+from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import warn_non_finite
 from anywidth.graph import Budget as PlanBudget
 from anywidth.graph import (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.compression.budget import Budget, as_budget
+from anywidth.budget import Budget, as_budget
 
 __all__ = ["SearchConfig", "DistillConfig"]
 

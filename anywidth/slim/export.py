@@ -9,8 +9,8 @@ from typing import Any
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.compression import Budget, Compressed, register_handler, train_batches
-from anywidth.compression.budget import as_budget
+from anywidth.budget import Budget, as_budget
+from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
 from anywidth.integral._plans import ALLOCATIONS
 from anywidth.integral.tuning import TuneConfig, tune_partition

@@ -1,4 +1,5 @@
-"""The docstring examples of anywidth.compression run and print what they show."""
+"""The docstring examples of anywidth.compression and anywidth.budget run and print what
+they show."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import warnings
 import pytest
 
 import anywidth.compression
-from anywidth.compression import api, budget, checks, report
+from anywidth import budget
+from anywidth.compression import api, checks, report
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -5,6 +5,9 @@ count is only ever written as ``Budget.absolute(macs=...)``, so ``2.0`` can neve
 "two MACs" by one method and "twice the model" by another. The tolerance is relative to
 the target everywhere: a result meets ``Budget(macs=0.5, tolerance=0.02)`` when its MACs
 are within 2% of half the original's.
+
+It depends on nothing else in anywidth, so every layer (`anywidth.graph` included) can take
+it; room is left for a ``latency`` target next to ``macs`` and ``params``.
 """
 
 from __future__ import annotations

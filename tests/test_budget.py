@@ -7,7 +7,7 @@ import pytest
 
 import anywidth
 from anywidth import Budget
-from anywidth.compression.budget import as_budget
+from anywidth.budget import as_budget
 from anywidth.lowrank import LowRankConfig
 from anywidth.pruning import PruneConfig, prune
 from anywidth.search import SearchConfig
