@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,onnx,bench,nlp]"
+	# the torchvision built for torch 2.13 (its CUDA-linked operators are not needed: see
+	# anywidth/models/_torchvision_ops.py), so the models extra cannot pull another torch
+	$(PY) -m pip install --quiet torchvision==0.28.0
+	$(PY) -m pip install --quiet -e ".[dev,onnx,bench,nlp,models]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -33,6 +33,9 @@ from pathlib import Path
 # This script is named like the package it benchmarks: import that package, not itself.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from anywidth.models._torchvision_ops import ensure_torchvision_importable  # noqa: E402
+
+ensure_torchvision_importable()  # transformers imports torchvision when it is installed
 import transformers  # noqa: E402, F401
 
 sys.path.insert(0, str(_HERE))

@@ -77,6 +77,9 @@ def load_hf_model(path: str | Path) -> tuple[nn.Module, Any]:
     """
     if importlib.util.find_spec("transformers") is None:
         raise ImportError(f"loading a Hugging Face model needs transformers; {NLP_EXTRA}")
+    from anywidth.models._torchvision_ops import ensure_torchvision_importable
+
+    ensure_torchvision_importable()  # transformers imports torchvision when it is installed
     import transformers
     from transformers.utils import logging as hf_logging
 
