@@ -58,3 +58,17 @@ def test_compress_errors_are_one_line(args, match, trained_checkpoint, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("anywidth compress: error: ")
     assert re.search(match, err)
+
+
+def test_compress_takes_an_integral_model_from_integrate(trained_checkpoint, tmp_path, capsys):
+    inn = tmp_path / "model.inn.safetensors"
+    assert main(["integrate", str(trained_checkpoint), "--out", str(inn), *FAST]) == 0
+    out = tmp_path / "small.safetensors"
+    args = ["compress", str(inn), "--target-macs", "0.5", "--out", str(out), *FAST]
+    assert main([*args, "--method", "prune"]) == 2
+    assert "is an integral model: use --method inn" in capsys.readouterr().err
+    assert main([*args, "--method", "inn", "--tune-steps", "2"]) == 0
+    assert "inn: " in capsys.readouterr().out
+    small, meta = load_model(out)
+    assert meta["extra"]["data"]["name"] == "digits"
+    assert meta["metrics"]["macs"] == count_macs(small, torch.randn(1, 1, 8, 8))
