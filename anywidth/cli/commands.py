@@ -12,6 +12,7 @@ from anywidth.cli._task import add_task_options, task_for
 from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
 from anywidth.cli.compress import add_compress
 from anywidth.cli.demo import add_demo
+from anywidth.cli.external import add_model_spec_options, model_spec_of, spec_info
 from anywidth.cli.hf import add_hf_option, check_source, hf_info
 from anywidth.cli.integral import add_integrate, add_resample
 from anywidth.cli.lowrank import add_decompose
@@ -31,10 +32,18 @@ DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")
 
 
 def add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="params / MACs / latency of zoo models")
+    p = sub.add_parser(
+        "info", help="params / MACs / latency of zoo models; channel groups of your own model"
+    )
     p.add_argument("model", nargs="?", help="a zoo model name or glob, e.g. 'resnet*'")
     add_hf_option(p)
-    p.add_argument("--input-size", type=int, default=32, help="image side in pixels")
+    add_model_spec_options(p)
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="image side in pixels (zoo: 32; your own model: its own size)",
+    )
     p.add_argument("--in-channels", type=int, default=3)
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=1)
@@ -43,8 +52,14 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    spec = model_spec_of(args)
+    if spec is not None:
+        if args.model or args.hf_model:
+            raise ValueError(f"name one model: {spec} or {args.model or args.hf_model}")
+        return spec_info(args, spec)
     if check_source(args, "model"):
         return hf_info(args)
+    args.input_size = args.input_size or 32
     names = list_models(args.model)
     if not names:
         raise ValueError(f"no zoo model matches {args.model!r}; try one of {list_models()}")
