@@ -26,13 +26,21 @@ __all__ = ["group_features", "order_groups"]
 logger = logging.getLogger("anywidth.integral")
 
 
+# Feature matrices up to this many entries are normalised in float64, larger ones (whose
+# distances are estimated anyway: `anywidth.integral.ordering.sketch_columns`) in float32.
+_DOUBLE_MAX_ENTRIES = 1 << 24
+
+
 def group_features(model: nn.Module, group: ChannelGroup) -> Tensor:
     """Per-channel feature rows of a group, shape ``(size, d)``, each member normalised."""
     tensors = dict(model.named_parameters(remove_duplicate=False))  # tied ones too
     tensors.update(model.named_buffers(remove_duplicate=False))
+    entries = sum(tensors[m.name].numel() // tensors[m.name].shape[m.dim] for m in group.members)
+    entries *= group.size
+    dtype = torch.float64 if entries <= _DOUBLE_MAX_ENTRIES else torch.float32
     rows = []
     for m in group.members:
-        tensor = tensors[m.name].detach().double()
+        tensor = tensors[m.name].detach().to(dtype)
         span = tensor.movedim(m.dim, 0)[m.offset : m.offset + group.size * m.block]
         block = span.reshape(group.size, -1)  # (size, block * rest)
         block = block - block.mean(0, keepdim=True)

@@ -13,6 +13,13 @@ handled by a virtual city at distance zero from every channel, placed at both en
 path, so reversing a prefix or a suffix and moving a segment to an end go through the same
 move tests as every other move. Given a time budget, the time left is spent on iterated
 local search.
+
+Exact L1 distances cost O(n² d): minutes on one core for a 4096-channel group with
+13,000 features per channel (alexnet's and VGG's classifiers, ViT-B and ConvNeXt MLPs).
+Past `EXACT_WORK` operations the distances are estimated from k = max(256, EXACT_WORK / n²)
+columns sampled in proportion to their spread and reweighted (an unbiased estimate of
+every distance), so the cost becomes O(n d + n² k) and the path search O(n²) memory and
+time; smaller groups, every zoo model's among them, are ordered exactly as before.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_order", "distance_matrix", "path_length"]
+__all__ = ["EXACT_WORK", "channel_order", "distance_matrix", "path_length", "sketch_columns"]
 
 # Moves must gain more than this fraction of the mean edge to count, so that float rounding
 # can never make the search cycle.
@@ -33,6 +40,9 @@ _KICK_WINDOW = 50
 # Up to this many channels the path is solved exactly by dynamic programming.
 _EXACT_MAX_N = 12
 _OR_SEGMENTS = (1, 2, 3)
+# Up to n²·d = EXACT_WORK (about two seconds of cdist on one core) distances are exact.
+EXACT_WORK = 2e9
+_SKETCH_MIN_COLUMNS = 256
 
 
 def _as_tensor(features: Tensor | np.ndarray) -> Tensor:
@@ -111,6 +121,8 @@ def channel_order(
     nearest-neighbour path from a start chosen by ``seed``, and is deterministic unless
     ``time_limit`` is set. On 512 channels with 576 features it takes well under a second
     on two CPU cores and lands within 0.5% of LKH-3 (``benchmarks/integral_ordering.py``).
+    Past ``n² d = EXACT_WORK`` the distances are estimated (`sketch_columns`) and the
+    guarantee above holds for the estimates.
 
     Args:
         features: Per-channel feature rows of shape ``(n, d)``, e.g. a conv weight
@@ -142,9 +154,37 @@ def channel_order(
     if n <= 2:
         return torch.arange(n, dtype=torch.long)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    dist = distance_matrix(feats)  # (n, n)
+    dist = distance_matrix(sketch_columns(feats, seed=seed))  # (n, n)
     best = _solve(dist, seed=seed, deadline=deadline)
     return torch.from_numpy(_canonical(best)).long()
+
+
+def sketch_columns(features: Tensor, *, seed: int = 0) -> Tensor:
+    """``features`` with few enough columns that exact L1 distances cost at most `EXACT_WORK`.
+
+    Columns are drawn with replacement, with probability ``p_j`` proportional to their
+    mean absolute deviation from the mean (constant columns never: they add nothing to
+    any distance), and divided by ``k p_j``: the L1 distance between two reduced rows is
+    then an unbiased estimate of the distance between the full rows, most precise where
+    the distances are large. Returned unchanged when ``n² d <= EXACT_WORK``.
+
+    Example:
+        >>> sketch_columns(torch.randn(4096, 13312)).shape
+        torch.Size([4096, 256])
+    """
+    n, d = features.shape
+    k = max(_SKETCH_MIN_COLUMNS, int(EXACT_WORK / max(n, 1) ** 2))
+    if n * n * d <= EXACT_WORK or k >= d:
+        return features
+    feats = features.float()
+    spread = (feats - feats.mean(0)).abs().mean(0)  # (d,)
+    total = spread.sum()
+    if not total > 0:
+        return feats[:, :1]  # every channel equal: any order is as short
+    p = spread / total
+    gen = torch.Generator().manual_seed(seed)
+    cols = torch.multinomial(p, k, replacement=True, generator=gen)  # (k,)
+    return feats[:, cols] / (k * p[cols])
 
 
 def _solve(dist: np.ndarray, *, seed: int, deadline: float | None) -> np.ndarray:

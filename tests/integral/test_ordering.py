@@ -172,3 +172,60 @@ def test_time_limit_search_is_no_worse_than_the_default():
 def test_bad_input(feats, message):
     with pytest.raises(ValueError, match=message):
         channel_order(feats)
+
+
+# --- wide groups: distances estimated from sampled columns (sketch_columns) ---------------
+
+
+def _curve_features(n: int, d: int, noise: float, seed: int = 0) -> torch.Tensor:
+    """Channels at random points of a smooth curve in R^d, plus noise: a short path exists."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=gen)
+    freqs = torch.rand(8, d, generator=gen) * 6
+    phase = torch.rand(8, d, generator=gen) * 6.28
+    amp = torch.randn(8, d, generator=gen) / 8
+    f = (amp * torch.sin(t[:, None, None] * freqs * 3.14 + phase)).sum(1)  # (n, d)
+    return f + noise * f.std() * torch.randn(n, d, generator=gen)
+
+
+def test_narrow_feature_matrices_are_not_sketched():
+    feats = torch.randn(64, 32)
+    assert ordering.sketch_columns(feats) is feats
+
+
+def test_sketched_distances_are_unbiased_and_skip_constant_columns(monkeypatch):
+    monkeypatch.setattr(ordering, "EXACT_WORK", 1.0)
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(2, 4096, generator=gen) * torch.linspace(0, 2, 4096)  # column 0 constant
+    feats[:, 1000:1010] = 5.0  # constant columns: no distance, never drawn
+    exact = (feats[0] - feats[1]).abs().sum()
+    estimates = []
+    for seed in range(200):
+        sketch = ordering.sketch_columns(feats, seed=seed)
+        assert sketch.shape == (2, 256)
+        estimates.append((sketch[0] - sketch[1]).abs().sum())
+    assert torch.stack(estimates).mean() == pytest.approx(exact.item(), rel=0.02)
+    monkeypatch.setattr(torch, "multinomial", _checked_multinomial(feats))
+    ordering.sketch_columns(feats, seed=0)
+
+
+def _checked_multinomial(feats):
+    draw = torch.multinomial
+
+    def checked(p, k, replacement, generator):
+        cols = draw(p, k, replacement=replacement, generator=generator)
+        assert not ((cols >= 1000) & (cols < 1010)).any() and not (cols == 0).any()
+        return cols
+
+    return checked
+
+
+def test_a_sketched_order_is_nearly_as_short_as_the_exact_one(monkeypatch):
+    feats = _curve_features(512, 2048, noise=0.3)
+    exact = ordering.channel_order(feats)
+    monkeypatch.setattr(ordering, "EXACT_WORK", 1e7)  # k = 256 of 2048 columns
+    sketched = ordering.channel_order(feats)
+    identity = ordering.path_length(feats, torch.arange(512))
+    assert ordering.path_length(feats, exact) < 0.5 * identity
+    assert ordering.path_length(feats, sketched) <= 1.03 * ordering.path_length(feats, exact)
+    assert sorted(sketched.tolist()) == list(range(512))
