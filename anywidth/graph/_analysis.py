@@ -178,7 +178,17 @@ class Analyzer:
         old = self.bindings.get((name, dim))
         if old is None:
             self.bindings[(name, dim)] = (slot, block)
-        elif old[1] == block and self.table.size[old[0]] == self.table.size[slot]:
+            return
+        provisional = old[1] == 1 < block and self.table.is_provisional(old[0])
+        if provisional and self.table.size[old[0]] == self.table.size[slot] * block:
+            # A 1-d tensor read on its own first (a bias) that a layer reads in blocks (a
+            # depthwise conv with a channel multiplier): re-read it in those blocks.
+            try:
+                self.coarsen(old[0], block)
+                old = self.bindings[(name, dim)]
+            except NotUnderstood:
+                pass
+        if old[1] == block and self.table.size[old[0]] == self.table.size[slot]:
             self.table.union(old[0], slot)
         else:  # a shared tensor read two incompatible ways: keep it whole
             self.table.fix(old[0])
@@ -207,23 +217,27 @@ class Analyzer:
         its output channel ``c``: the producer's ``n * r²`` channels are really ``n`` channels
         of ``r²`` entries. Every record of ``slot`` so far (bindings, layer I/O and costs,
         node infos) is rewritten onto a new slot of ``n`` channels with its block multiplied
-        by ``factor``. Only a slot that is one leaf not yet tied to anything else can be
-        re-read this way; anything else raises `NotUnderstood`.
+        by ``factor``. Only a slot that is one leaf not yet tied to anything else (but the
+        provisional slots of 1-d tensors, such as a conv's bias read with ``get_attr``,
+        which are re-read with it) can be re-read this way; anything else raises
+        `NotUnderstood`.
         """
         table = self.table
-        if table.children[slot] is not None or table.classes().get(table.find(slot)) != [slot]:
+        olds = set(table.classes().get(table.find(slot), []))
+        alone = all(m == slot or table.provisional[m] for m in olds)
+        if table.children[slot] is not None or slot not in olds or not alone:
             raise NotUnderstood("its input channels are already tied to other tensors")
-        if any(getattr(r, "slot", None) == slot for r in self.rewrites):
+        if any(getattr(r, "slot", None) in olds for r in self.rewrites):
             raise NotUnderstood("its input channels are reshaped explicitly before it")
         new = table.new(table.size[slot] // factor, table.label[slot], table.is_fixed(slot))
 
         def moved(channels: Any) -> Any:
-            if isinstance(channels, (Tracked, Channels)) and channels.slot == slot:
+            if isinstance(channels, (Tracked, Channels)) and channels.slot in olds:
                 return replace(channels, slot=new, block=channels.block * factor)
             return channels
 
         self.bindings = {
-            key: (new, block * factor) if s == slot else (s, block)
+            key: (new, block * factor) if s in olds else (s, block)
             for key, (s, block) in self.bindings.items()
         }
         self.module_io = {
