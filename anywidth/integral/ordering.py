@@ -173,8 +173,10 @@ def sketch_columns(features: Tensor, *, seed: int = 0) -> Tensor:
         torch.Size([4096, 256])
     """
     n, d = features.shape
-    k = max(_SKETCH_MIN_COLUMNS, int(EXACT_WORK / max(n, 1) ** 2))
-    if n * n * d <= EXACT_WORK or k >= d:
+    if n * n * d <= EXACT_WORK:
+        return features
+    k = max(_SKETCH_MIN_COLUMNS, int(EXACT_WORK / n**2))
+    if k >= d:
         return features
     feats = features.float()
     spread = (feats - feats.mean(0)).abs().mean(0)  # (d,)
