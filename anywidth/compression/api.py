@@ -143,8 +143,8 @@ def compress(
     distils the result (`anywidth.search`), ``ShrinkConfig`` resamples an `IntegralModel`
     (partition-tuned) or cuts a `SlimmableModel` (`anywidth.slim.shrink`). With ``data``
     the result's BatchNorm statistics are re-estimated (every method; ``report.done`` says
-    so), and with a `Loaders` record both models are scored on its test split. The caller's
-    model is not changed.
+    so), and with a `Loaders` record of a classification dataset both models' accuracy is
+    measured on its test split. The caller's model is not changed.
 
     Args:
         model: the trained network (an any-width model for ``ShrinkConfig``).
@@ -179,7 +179,9 @@ def compress(
     if data is not None:
         check_batches(train_batches(data))
     warn_non_finite(reference)
-    scored = data.test if isinstance(data, Loaders) else None
+    # accuracy is the one metric a Report holds: classification data only (no classes: SR)
+    classes = isinstance(data, Loaders) and data.num_classes > 0
+    scored = data.test if classes else None
     before = profile(reference, example_input, loader=scored, name="before", repeats=5)
     with warnings.catch_warnings():  # warned once above; the method need not repeat it
         warnings.filterwarnings("ignore", message=".*NaN or inf", category=RuntimeWarning)
