@@ -195,9 +195,12 @@ class Analyzer:
             self.table.fix(slot)
 
     def output_slot(self, name: str, dim: int, size: int, label: str) -> int:
-        """The slot already bound to (name, dim) when a module is called again, else a new one."""
+        """The slot already bound to (name, dim) when a module is called again, else a new
+        one (the caller's binding then ties it to a provisional slot of a 1-d tensor)."""
         old = self.bindings.get((name, dim))
-        return old[0] if old is not None and old[1] == 1 else self.fresh(size, label)
+        if old is not None and old[1] == 1 and not self.table.is_provisional(old[0]):
+            return old[0]
+        return self.fresh(size, label)
 
     def consume(self, call: Call, arg: Any, value: torch.Tensor, dim: int) -> tuple[int, int]:
         """(slot, block) of the channels a layer reads along ``dim`` of ``value``."""

@@ -288,7 +288,8 @@ def _statistic_input_dim(node: fx.Node, dim: int) -> int:
         if out[dim] != src[dim]:
             raise NotUnderstood("is reduced over its channels")
         return dim
-    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    at = 2 if node.target in (torch.norm, torch.linalg.vector_norm, "norm") else 1  # after p
+    dims = node.args[at] if len(node.args) > at else node.kwargs.get("dim")
     if dims is None or isinstance(dims, fx.Node):
         raise NotUnderstood("is reduced over its channels")
     dims = {d % len(src) for d in (dims if isinstance(dims, (tuple, list)) else [dims])}

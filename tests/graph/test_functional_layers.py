@@ -56,10 +56,10 @@ class BatchNormAct2d(nn.BatchNorm2d):
 class ScaledStdConv2d(nn.Conv2d):
     """timm's ``layers.std_conv.ScaledStdConv2d`` (nfnet): a weight-standardised conv."""
 
-    def __init__(self, cin: int, cout: int, k: int, groups: int = 1, gamma: float = 1.0) -> None:
-        super().__init__(cin, cout, k, padding=k // 2, groups=groups)
+    def __init__(self, cin: int, cout: int, k: int, padding: int = 0, groups: int = 1) -> None:
+        super().__init__(cin, cout, k, padding=padding, groups=groups)
         self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
-        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.scale = self.weight[0].numel() ** -0.5  # timm: gamma * fan_in ** -0.5
         self.eps = 1e-6
 
     def forward(self, x):
@@ -152,12 +152,11 @@ class ConvNet(nn.Module):
     def __init__(self, conv=nn.Conv2d, norm=BatchNormAct2d, width: int = 16) -> None:
         super().__init__()
         w = width
-        self.stem = conv(3, w, 3)
+        self.stem = conv(3, w, 3, padding=1)
         self.n1 = norm(w)
         self.conv = nn.Conv2d(w, 2 * w, 3, padding=1)
         self.n2 = norm(2 * w)
-        self.dw = conv(2 * w, 2 * w, 3, groups=2 * w) if conv is ScaledStdConv2d else (
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1, groups=2 * w))  # fmt: skip
+        self.dw = conv(2 * w, 2 * w, 3, padding=1, groups=2 * w)
         self.n3 = norm(2 * w)
         self.fc = nn.Linear(2 * w, 10)
 
@@ -486,11 +485,45 @@ def test_batch_norm_act_costs_and_cuts_like_batch_norm_then_relu():
     _same_as_stock(model, ConvNet(norm=stock_norm).double().eval(), X, keep)
 
 
+class BitStdConv2d(nn.Conv2d):
+    """BiT's weight standardisation, written out with var_mean."""
+
+    def forward(self, x):
+        var, mean = torch.var_mean(self.weight, dim=[1, 2, 3], keepdim=True, unbiased=False)
+        weight = (self.weight - mean) / torch.sqrt(var + 1e-10)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class WeightNormConv2d(nn.Conv2d):
+    """A weight norm written out: a 1-d gain times the weight over its per-filter norm."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.g = nn.Parameter(torch.ones(self.out_channels))
+
+    def forward(self, x):
+        norm = self.weight.flatten(1).norm(2, 1)[:, None, None, None]  # (out, 1, 1, 1)
+        weight = self.g[:, None, None, None] * self.weight / norm
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+@pytest.mark.parametrize("conv", [BitStdConv2d, WeightNormConv2d], ids=["var_mean", "weight_norm"])
+def test_weights_computed_per_filter_are_cut_with_their_filters(conv, caplog):
+    model = _model(lambda: ConvNet(conv=conv))
+    groups = _quiet_groups(model, X, caplog)
+    assert _fixed(groups) == ["input:x", "fc:out"]
+    small, keep = _pruned(model, X)
+    if conv is WeightNormConv2d:
+        assert small.stem.g.shape == (len(keep["stem:out"]),)
+    with torch.no_grad():
+        assert rel_err(small(X), masked_forward(model, X, groups, keep)) <= 1e-9
+
+
 class _OneStd(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.pre = nn.Conv2d(3, 8, 3, padding=1)
-        self.std = ScaledStdConv2d(8, 6, 3)
+        self.std = ScaledStdConv2d(8, 6, 3, padding=1)
 
     def forward(self, x):
         return self.std(self.pre(x))
