@@ -110,6 +110,8 @@ METHOD_RULES.update(
         "chunk": ops.split,
         "tensor_split": ops.split,
         "unbind": ops.unbind,
+        "expand": ops.expand,
+        "expand_as": ops.expand,
         "flatten": ops.reshape,
         "squeeze": ops.reshape,
         "unsqueeze": ops.reshape,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from anywidth.graph import _rules_functional as functional
 from anywidth.graph import _rules_ops as ops
 from anywidth.graph._analysis import (
     UNTRACKED,
@@ -124,6 +125,33 @@ def embedding(ax: Analyzer, call: Call) -> Any:
     return Tracked(call.result.dim() - 1, out)
 
 
+def batch_norm(ax: Analyzer, call: Call) -> Any:
+    """``aten.batch_norm(x, weight, bias, running_mean, running_var, training, ...)``: the
+    functional rule, with ATen's order of arguments."""
+    tensors = ((1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var"))
+    return functional.per_channel(ax, call, functional.BATCH_NORMS, tensors)
+
+
+def constant(ax: Analyzer, call: Call) -> Any:
+    """Ops that build tensors from shapes and numbers (``arange``, ``meshgrid``, ``full``:
+    anchor grids): no channels flow through them unless a tracked tensor goes in."""
+    inputs: list[Any] = []
+    fx.node.map_aggregate(
+        (call.node.args, call.node.kwargs),
+        lambda a: inputs.append(ax.info(a)) if isinstance(a, fx.Node) else a,
+    )
+    if any(isinstance(i, Tracked) for i in inputs):
+        raise NotUnderstood("it builds a tensor from a tensor that carries channels")
+    return ops._untracked(call.result) if not isinstance(call.result, (tuple, list)) else (
+        tuple(ops._untracked(r) for r in call.result)
+    )  # fmt: skip
+
+
+def new_tensor(ax: Analyzer, call: Call) -> Any:
+    """``x.new_full(size, value)`` and kin: only ``x``'s dtype and device are read."""
+    return ops._untracked(call.result)
+
+
 def slice_(ax: Analyzer, call: Call) -> Any:
     """``aten.slice(x, dim, start, end)``: passes channels held by another dimension."""
     info, value = ops._self(ax, call)
@@ -146,18 +174,6 @@ def select(ax: Analyzer, call: Call) -> Any:
     return Tracked(info.dim - (dim < info.dim), info.slot, info.block)
 
 
-def expand(ax: Analyzer, call: Call) -> Any:
-    """``aten.expand(x, sizes)``: channels stay where they are if their entry reads -1."""
-    info, value = ops._self(ax, call)
-    if not isinstance(info, Tracked):
-        return UNTRACKED
-    sizes = call.pick(1, "size")[1]
-    dim = info.dim + len(sizes) - value.dim()
-    if sizes[dim] != -1 and value.shape[info.dim] != 1:
-        raise NotUnderstood("it writes the channel count as a constant")
-    return Tracked(dim, info.slot, info.block)
-
-
 def transpose(ax: Analyzer, call: Call) -> Any:
     info, value = ops._self(ax, call)
     if not isinstance(info, Tracked):
@@ -173,6 +189,22 @@ _ELEMENTWISE = [
     "leaky_relu", "elu", "mish", "softplus", "dropout", "clamp", "clamp_min", "clamp_max",
     "maximum", "minimum", "where",
 ]  # fmt: skip
+_ELEMENTWISE += [
+    name + "_"
+    for name in (
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "clamp",
+        "hardtanh",
+        "silu",
+        "sigmoid",
+        "hardswish",
+        "gelu",
+        "leaky_relu",
+    )
+]
 _SELF_ONLY = ["clone", "contiguous", "to", "_to_copy", "detach", "alias", "type_as"]
 
 ATEN_RULES: dict[Any, Rule] = {}
@@ -190,17 +222,37 @@ for _name in ("mean", "sum", "amax", "amin"):
     ATEN_RULES[getattr(aten, _name)] = ops.reduce
 for _name in ("matmul", "bmm", "mm"):
     ATEN_RULES[getattr(aten, _name)] = ops.matmul
+for _name in ("conv1d", "conv2d", "conv3d"):  # the argument order of F.conv2d
+    ATEN_RULES[getattr(aten, _name)] = functional.conv
+for _dims in (1, 2, 3):
+    for _name in ("max_pool", "avg_pool", "adaptive_avg_pool"):
+        ATEN_RULES[getattr(aten, f"{_name}{_dims}d")] = ops.pool(_dims)
+for _name in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+              "upsample_bilinear2d", "upsample_bicubic2d", "upsample_linear1d"):  # fmt: skip
+    ATEN_RULES[getattr(aten, _name)] = ops.spatial
+for _name in ("arange", "meshgrid", "full", "zeros", "ones", "item", "stack",
+              "scalar_tensor", "lift_fresh_copy"):  # fmt: skip
+    ATEN_RULES[getattr(aten, _name)] = constant
+for _name in ("new_full", "new_zeros", "new_ones", "new_empty"):
+    ATEN_RULES[getattr(aten, _name)] = new_tensor
 ATEN_RULES.update(
     {
         aten.linear: linear,
         aten.layer_norm: layer_norm,
         aten.embedding: embedding,
+        aten.batch_norm: batch_norm,
+        aten.pad: ops.pad,
+        aten.constant_pad_nd: ops.pad,
+        aten.chunk: ops.split,
+        aten.split: ops.split,
+        aten.split_with_sizes: ops.split,
+        aten.unbind: ops.unbind,
         aten.scaled_dot_product_attention: ops.attention,
         aten.permute: ops.permute,
         aten.transpose: transpose,
         aten.cat: ops.cat,
         aten.slice: slice_,
         aten.select: select,
-        aten.expand: expand,
+        aten.expand: ops.expand,
     }
 )

@@ -39,7 +39,7 @@ from anywidth.graph._analysis import (
 from anywidth.graph._rewrites import CountArgRewrite, ShapeArgRewrite
 from anywidth.graph._weights import Sources, bind_sources, parameter_only, sources
 
-__all__ = ["FUNCTIONAL_RULES"]
+__all__ = ["BATCH_NORMS", "FUNCTIONAL_RULES", "conv", "per_channel"]
 
 Length = Callable[[Channels], int]
 
@@ -209,7 +209,7 @@ def _norm_input(ax: Analyzer, call: Call) -> tuple[Any, torch.Tensor] | None:
     return node, x
 
 
-def _per_channel(
+def per_channel(
     ax: Analyzer, call: Call, kind: type, tensors: tuple[tuple[int, str], ...], groups: int = 1
 ) -> Any:
     """A norm with one value per channel along dimension 1 (batch, instance, group), of
@@ -243,9 +243,9 @@ def _set_length(attr: str):
     return resize
 
 
-_BATCH_NORMS = nn.modules.batchnorm._NormBase  # batch and instance norms
+BATCH_NORMS = nn.modules.batchnorm._NormBase  # batch and instance norms
 _NORM_RESIZES = {
-    _BATCH_NORMS: _set_length("num_features"),
+    BATCH_NORMS: _set_length("num_features"),
     nn.GroupNorm: _set_length("num_channels"),
 }
 
@@ -255,7 +255,7 @@ _STATS = ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))
 
 def batch_norm(ax: Analyzer, call: Call) -> Any:
     """``F.batch_norm`` / ``F.instance_norm(x, running_mean, running_var, weight, bias...)``."""
-    return _per_channel(ax, call, _BATCH_NORMS, _STATS)
+    return per_channel(ax, call, BATCH_NORMS, _STATS)
 
 
 def group_norm(ax: Analyzer, call: Call) -> Any:
@@ -263,7 +263,7 @@ def group_norm(ax: Analyzer, call: Call) -> Any:
     so a cut keeps the same channels in each and ``num_groups`` stays valid."""
     _, groups = call.pick(1, "num_groups")
     tensors = ((2, "weight"), (3, "bias"))
-    return _per_channel(ax, call, nn.GroupNorm, tensors, groups=groups)
+    return per_channel(ax, call, nn.GroupNorm, tensors, groups=groups)
 
 
 def _layer_norm_resize(m: nn.Module, io: LayerIO, length: Length, position: int) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "spatial",
     "pad",
     "no_tensor",
+    "expand",
     "pixel_shuffle",
     "pixel_unshuffle",
     "matmul",
@@ -137,6 +138,27 @@ def self_only(ax: Analyzer, call: Call) -> Any:
     """``contiguous``, ``to``, ``type_as``...: same entries as the first argument."""
     info, _ = _self(ax, call)
     return info if isinstance(info, Tracked) else _untracked(call.result)
+
+
+def expand(ax: Analyzer, call: Call) -> Any:
+    """``x.expand(B, -1, -1)`` / ``expand_as``: the entries stay; a parameter expanded over
+    the batch (a ViT's class token, ``cls_token.expand(B, -1, -1)``) stays that parameter,
+    whose channels the next op (the ``cat`` with the patch tokens) binds."""
+    info, value = _self(ax, call)
+    out = call.result
+    shift = out.dim() - value.dim()
+    if isinstance(info, ParamRef):
+        return info if shift == 0 else _untracked(out)
+    if not isinstance(info, Tracked):
+        return _untracked(out)
+    if call.node.op == "call_method" and call.node.target == "expand_as":
+        return Tracked(info.dim + shift, info.slot, info.block)
+    rest = call.args[1:]
+    sizes = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+    written = sizes[info.dim + shift] if info.dim + shift < len(sizes) else -1
+    if written != -1 and value.shape[info.dim] != 1:
+        raise NotUnderstood("it writes the channel count as a constant")
+    return Tracked(info.dim + shift, info.slot, info.block)
 
 
 def no_tensor(ax: Analyzer, call: Call) -> Any:

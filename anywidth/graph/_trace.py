@@ -15,8 +15,11 @@ group would be fixed), while symbolic tracing keeps conv layers as modules with 
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -30,6 +33,7 @@ __all__ = [
     "trace",
     "export_trace",
     "is_exported",
+    "lifted",
     "graph_module",
     "as_inputs",
     "run_once",
@@ -48,8 +52,19 @@ _HOW_TO_FIX = (
 
 
 class _NamingTracer(fx.Tracer):
-    """A tracer that remembers the innermost module whose forward raised, and keeps layers
-    registered as leaves (`anywidth.graph.register_layer`) as single nodes."""
+    """A tracer that remembers the innermost module whose forward raised, keeps layers
+    registered as leaves (`anywidth.graph.register_layer`) as single nodes, and iterates
+    the pieces of a ``chunk`` or ``split`` whose count is written in the call
+    (Ultralytics' ``list(self.cv1(x).chunk(2, 1))``)."""
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _PiecesProxy(node, self)
+
+    def iter(self, obj: fx.Proxy):
+        count = _piece_count(obj.node)
+        if count is None:
+            return super().iter(obj)
+        return iter([obj[i] for i in range(count)])
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         from anywidth.graph.layers import is_registered_leaf  # layers import the analysis
@@ -63,6 +78,58 @@ class _NamingTracer(fx.Tracer):
             if not hasattr(exc, "_anywidth_module"):
                 exc._anywidth_module = (self.path_of_module(m), type(m).__name__)
             raise
+
+
+class _PiecesProxy(fx.Proxy):
+    """A proxy whose ``len`` is known when it stands for the pieces of a ``chunk``/``split``
+    (``list(proxy)`` asks for it first)."""
+
+    def __len__(self) -> int:
+        count = _piece_count(self.node)
+        return super().__len__() if count is None else count
+
+
+def _piece_count(node: fx.Node) -> int | None:
+    """How many tensors a ``chunk(n)`` or ``split([sizes])`` node returns, when the call
+    says so; None otherwise. A ``chunk`` of fewer channels than pieces returns fewer: the
+    shape run after tracing then fails on the missing piece."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    if node.op not in ("call_method", "call_function") or name not in ("chunk", "split"):
+        return None
+    second = (
+        node.args[1]
+        if len(node.args) > 1
+        else node.kwargs.get(
+            "chunks" if name == "chunk" else "split_size_or_sections",
+            node.kwargs.get("split_size"),
+        )
+    )
+    if name == "chunk" and isinstance(second, int):
+        return second
+    if name == "split" and isinstance(second, (list, tuple)):
+        return len(second)
+    return None
+
+
+def _inputs_only(forward):
+    """``forward`` without its ``*args`` / ``**kwargs``, which torch.fx would trace as one
+    proxy that the body then unpacks (Ultralytics' ``forward(self, x, *args, **kwargs)``);
+    the named parameters keep their names and defaults."""
+    signature = inspect.signature(forward)
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if not any(p.kind in kinds for p in signature.parameters.values()):
+        return forward
+    named = [p for p in signature.parameters.values() if p.kind not in kinds]
+    if any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in named):
+        return forward
+    names = [p.name for p in named]
+    defaults = tuple(p.default for p in named if p.default is not inspect.Parameter.empty)
+    source = f"def forward({', '.join(names)}):\n    return _forward({', '.join(names)})\n"
+    namespace: dict[str, Any] = {"_forward": forward}
+    exec(source, namespace)  # a plain function: fx reads its code object's argument names
+    narrowed = namespace["forward"]
+    narrowed.__defaults__ = defaults or None
+    return narrowed
 
 
 def trace(model: nn.Module, example_input: torch.Tensor | tuple | None = None) -> fx.GraphModule:
@@ -89,6 +156,19 @@ def trace(model: nn.Module, example_input: torch.Tensor | tuple | None = None) -
         return gm
 
 
+LIFTED = "_lifted_constant_"
+"""Name prefix of the tensors an exported graph reads that are no tensors of the model."""
+
+
+def lifted(gm: fx.GraphModule) -> dict[str, torch.Tensor]:
+    """The constants `export_trace` gave ``gm`` (for `graph_module` on a copy of the model)."""
+    return {
+        n.target: getattr(gm, n.target)
+        for n in gm.graph.nodes
+        if n.op == "get_attr" and n.target.startswith(LIFTED)
+    }
+
+
 # ATen ops that only check metadata at run time: dropped from exported graphs.
 _CHECKS = ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size")
 
@@ -105,7 +185,9 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
         GraphError: the graph holds constants that are not tensors of the model.
     """
     inputs = as_inputs(example_input)
-    with eval_mode(model):
+    with eval_mode(model), _attributes_kept(model), warnings.catch_warnings():
+        # _attributes_kept puts back what forward assigns; torch's advice does not apply
+        warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned")
         program = torch.export.export(model, inputs, strict=False)
     graph = program.module().graph
     for node in reversed(list(graph.nodes)):
@@ -120,23 +202,45 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
     names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
     names |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
     constants = program.module()
-    foreign = []
+    lifted: dict[str, torch.Tensor] = {}
     for node in graph.nodes:
         if node.op != "get_attr" or node.target in names:
             continue
-        value = getattr(constants, node.target, None)
+        try:
+            value = _attribute(constants, node.target)
+        except AttributeError:
+            value = None
         if isinstance(value, torch.Tensor) and value.dim() == 0:  # e.g. x[mask] = -1e4
             node.op, node.target = "call_function", torch.full
             node.args, node.kwargs = ((), value.item()), {"dtype": value.dtype}
+        elif isinstance(value, torch.Tensor):  # a tensor attribute that is no buffer
+            node.target = f"{LIFTED}{len(lifted)}"  # (Ultralytics' anchors, stride)
+            lifted[node.target] = value
         else:
-            foreign.append(node.target)
-    if foreign:
-        raise GraphError(
-            f"torch.export of {type(model).__name__} made constants that are not parameters or "
-            f"buffers of the model ({', '.join(foreign[:3])}); register them as buffers"
-        )
-    graph.lint()
-    return graph_module(model, graph)
+            raise GraphError(
+                f"torch.export of {type(model).__name__} read {node.target!r}, which is not a "
+                "tensor of the model; register it as a buffer"
+            )
+    gm = graph_module(model, graph, lifted)
+    gm.graph.lint()
+    return gm
+
+
+@contextlib.contextmanager
+def _attributes_kept(model: nn.Module) -> Iterator[None]:
+    """Put back the plain attributes of every submodule after the block: a forward that
+    caches tensors on its module (Ultralytics' ``Detect.anchors``) would otherwise keep the
+    fake tensors of an export."""
+    saved = [(m, dict(vars(m))) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for module, attributes in saved:
+            for name in set(vars(module)) - set(attributes):
+                delattr(module, name)
+            for name, value in attributes.items():
+                if vars(module).get(name) is not value:
+                    object.__setattr__(module, name, value)
 
 
 def _plain(obj: Any) -> Any:
@@ -160,9 +264,14 @@ def is_exported(gm: fx.GraphModule) -> bool:
 
 def _symbolic_trace(model: nn.Module) -> fx.GraphModule:
     tracer = _NamingTracer()
+    forward = type(model).forward
+    narrowed = _inputs_only(forward)
     try:
         with eval_mode(model):
-            graph = tracer.trace(model)
+            if narrowed is forward:
+                graph = tracer.trace(model)
+            else:
+                graph = _trace_narrowed(tracer, model, narrowed)
     except Exception as exc:
         path, kind = getattr(exc, "_anywidth_module", ("", type(model).__name__))
         where = f"module '{path}' ({kind})" if path else f"the top-level forward ({kind})"
@@ -178,19 +287,47 @@ def _symbolic_trace(model: nn.Module) -> fx.GraphModule:
     return graph_module(model, graph)
 
 
-def graph_module(root: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+def _trace_narrowed(tracer: fx.Tracer, model: nn.Module, forward) -> fx.Graph:
+    """Trace ``model`` with ``forward`` standing for its class's forward."""
+    cls = type(model)
+    narrowed_cls = type(cls.__name__, (cls,), {"forward": forward})
+    model.__class__ = narrowed_cls  # restored below; fx reads type(root).forward
+    try:
+        return tracer.trace(model)
+    finally:
+        model.__class__ = cls
+
+
+def graph_module(
+    root: nn.Module, graph: fx.Graph, constants: Mapping[str, torch.Tensor] | None = None
+) -> fx.GraphModule:
     """A GraphModule running ``graph`` on ``root``'s own submodules.
 
     torch.fx copies only the leaf modules a graph calls and puts plain ``nn.Module``
     objects in between; putting ``root``'s children back keeps containers intact
     (``model.layer1[0]`` still indexes) and keeps the same ``state_dict`` keys.
+    ``constants`` are tensors the graph reads that ``root`` does not hold (by the names
+    its ``get_attr`` nodes use); they become attributes of the GraphModule alone.
     """
-    gm = fx.GraphModule(root, graph, class_name=type(root).__name__)
+    owner: nn.Module | dict[str, Any] = root
+    if constants:
+        owner = dict(constants)
+        for node in graph.nodes:
+            if node.op in ("get_attr", "call_module") and node.target not in owner:
+                owner[node.target] = _attribute(root, node.target)
+    gm = fx.GraphModule(owner, graph, class_name=type(root).__name__)
     gm.training = root.training
     for name, child in root.named_children():
         if not hasattr(fx.GraphModule, name):
             setattr(gm, name, child)
     return gm
+
+
+def _attribute(root: nn.Module, target: str) -> Any:
+    value: Any = root
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def as_inputs(example_input: torch.Tensor | tuple) -> tuple:

@@ -24,7 +24,14 @@ from anywidth.graph._resize import (
     resize_modules,
     rewrite_graph,
 )
-from anywidth.graph._trace import as_inputs, check_runs, graph_module, output_shapes, run_once
+from anywidth.graph._trace import (
+    as_inputs,
+    check_runs,
+    graph_module,
+    lifted,
+    output_shapes,
+    run_once,
+)
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import analyze_groups, lookup
 from anywidth.record import add_step_, input_spec
@@ -149,7 +156,7 @@ class Cutter:
         root, sizer = self._resized_copy(keep, replace)
         graph = copy.deepcopy(self._ax.gm.graph)
         rewrite_graph(graph, self._ax, sizer)
-        traced = graph_module(root, graph)  # runs root's own (resized) submodules
+        traced = graph_module(root, graph, lifted(self._ax.gm))  # root's own resized modules
         expected = check_runs(traced, self.example_input, self._ax.output_shapes, _WHAT)
         small: nn.Module = root
         why = _differs(root, self.example_input, expected)

@@ -33,7 +33,7 @@ from anywidth.graph._affine import Form, FormOf, form_maker
 from anywidth.graph._analysis import Analyzer
 from anywidth.graph._dynamic_modules import make_modules_dynamic
 from anywidth.graph._dynamic_plan import build_reader, unread_groups
-from anywidth.graph._trace import check_runs, graph_module
+from anywidth.graph._trace import check_runs, graph_module, lifted
 from anywidth.graph._types import ChannelGroup, PlanError
 from anywidth.graph.groups import (
     Analysis,
@@ -108,7 +108,7 @@ def width_agnostic(
     ax, collected, by_name = analyze_groups(model, example_input, groups)
     free = _fix_unreadable(model, ax, collected, by_name)
     form = form_maker(ax.table, collected.name_of_root, {g.name: i for i, g in enumerate(free)})
-    skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph))
+    skeleton = graph_module(copy.deepcopy(model), copy.deepcopy(ax.gm.graph), lifted(ax.gm))
     make_modules_dynamic(skeleton, ax, form)
     _make_constants_dynamic(skeleton, ax, form, free, check)
     check_runs(skeleton, example_input, ax.output_shapes, "the skeleton")

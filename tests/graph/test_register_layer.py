@@ -104,12 +104,20 @@ def _masked(model: Net, keep: dict[str, list[int]]) -> torch.Tensor:
             hook.remove()
 
 
-def test_an_unregistered_untraceable_layer_goes_through_torch_export_and_stays_whole():
-    # torch.fx fails on its forward; torch.export traces it, but the ATen conv reads a
-    # weight computed in forward, which no rule follows: nothing around it can be cut.
-    groups = channel_groups(Net(PlainFused), X)
-    assert groups and all(g.fixed for g in groups)
-    assert not any(m.name.startswith(("stem.", "body.")) for g in groups for m in g.members)
+def test_an_unregistered_untraceable_layer_goes_through_torch_export_and_cuts_exactly():
+    # torch.fx fails on its forward; torch.export traces it, and the ATen conv's weight,
+    # computed in forward from two parameters, is followed back to them.
+    torch.manual_seed(0)
+    model = Net(PlainFused).eval()
+    groups = {g.name: g for g in channel_groups(model, X)}
+    assert [n for n, g in groups.items() if not g.fixed] == ["stem:out", "body:out"]
+    members = {(m.name, m.dim) for m in groups["stem:out"].members}
+    assert {("stem.weight", 0), ("stem.scale", 0), ("stem.bias", 0), ("body.weight", 1)} == members
+    keep = {"stem:out": [0, 3, 5], "body:out": [1, 2]}
+    small = cut(model, X, keep)
+    assert type(small) is Net and small.body.weight.shape == (2, 3, 3, 3)
+    with torch.no_grad():
+        assert rel_err(small(X), _masked(model, keep)) <= 1e-6
 
 
 def test_a_model_neither_front_end_traces_is_a_clear_error():

@@ -12,8 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from anywidth.graph import channel_groups, cut
+from anywidth.graph._trace import is_exported, trace
 from anywidth.models.external import load_model_spec
 from anywidth.pruning import PruneConfig, prune
+from tests.graph._helpers import masked_forward, rel_err
 
 
 def test_torchvision_and_transformers_import_beside_the_cpu_torch():
@@ -74,3 +77,26 @@ def test_real_models_prune_to_half_their_macs_as_their_own_class(spec, cls):
     with torch.no_grad():
         assert small(x).shape == model(x).shape
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    torch.fx.node.map_aggregate(out, lambda v: found.append(v) if torch.is_tensor(v) else v)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["ultralytics:yolov8n.yaml", "hf:ResNetModel"])
+def test_models_torch_fx_cannot_trace_are_cut_exactly_through_torch_export(spec):
+    # YOLO: shape-dependent anchors in its head; transformers: ModelOutput and checks.
+    torch.manual_seed(0)
+    model, x = load_model_spec(spec, input_size=64)
+    assert is_exported(trace(model, x))
+    groups = channel_groups(model, x)
+    keep = {g.name: list(range(0, g.size, 2)) for g in groups if not g.fixed}
+    assert len(keep) >= 30
+    small = cut(model, x, keep)
+    with torch.no_grad():
+        got, want = _tensors(small(x)), _tensors(masked_forward(model, x, groups, keep))
+    assert [t.shape for t in got] == [t.shape for t in _tensors(model(x))]
+    assert max(rel_err(a, b) for a, b in zip(got, want, strict=True)) <= 1e-4

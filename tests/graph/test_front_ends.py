@@ -1,0 +1,161 @@
+"""Models torch.fx alone cannot trace: ``forward(x, *args)``, ``list(x.chunk(2, 1))``, shape-
+dependent Python, tensors cached on a module in forward, a class token expanded over the batch.
+
+Each is checked with the exact reference: the cut model against the original whose removed
+channels are zeroed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anywidth.graph import channel_groups, cut
+from anywidth.graph._trace import is_exported, trace
+from tests.graph._helpers import masked_forward, rel_err
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.SiLU())
+
+
+class SplitBlock(nn.Module):
+    """Ultralytics' C2f: ``list(cv1(x).chunk(2, 1))``, grown by the bottlenecks."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.cv1 = _conv(c, 2 * c)
+        self.m = nn.ModuleList([_conv(c, c), _conv(c, c)])
+        self.cv2 = _conv(4 * c, c)
+
+    def forward(self, x):
+        y = list(self.cv1(x).chunk(2, 1))
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+
+class Detector(nn.Module):
+    """A forward with ``*args, **kwargs`` (Ultralytics' ``DetectionModel``) and a head that
+    caches a grid on itself, recomputed when the input size changes (``Detect.anchors``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _conv(3, 8)
+        self.block = SplitBlock(8)
+        self.up = nn.Upsample(scale_factor=2.0)
+        self.head = nn.Conv2d(16, 5, 1)
+        self.stride = torch.tensor([8.0])  # a tensor attribute that is not a buffer
+        self.shape = None
+
+    def forward(self, x, *args, **kwargs):
+        p = F.max_pool2d(self.stem(x), 2)
+        y = self.block(p)
+        y = torch.cat([self.up(y), self.up(F.pad(p, (1, 1, 1, 1))[:, :, 1:-1, 1:-1])], 1)
+        out = self.head(y)
+        if self.shape != out.shape:  # shape-dependent Python: torch.fx cannot trace it
+            h, w = out.shape[2:]
+            self.grid = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
+            self.shape = out.shape
+        return out + self.grid.sum(0) * self.stride
+
+
+X = torch.randn(2, 3, 8, 8)
+
+
+def _randomized(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    return model.eval()
+
+
+def _half(groups) -> dict[str, list[int]]:
+    return {g.name: list(range(0, g.size, 2)) for g in groups if not g.fixed}
+
+
+def test_a_split_block_with_list_of_chunk_is_traced_by_torch_fx_and_cut_exactly():
+    model = _randomized(SplitBlock(8))
+    x = torch.randn(2, 8, 8, 8)
+    assert not is_exported(trace(model, x))
+    groups = channel_groups(model, x)
+    free = {g.name for g in groups if not g.fixed}
+    assert {"m.0.0:out", "m.1.0:out"} <= free and "cv2.0:out" not in free  # the output
+    keep = _half(groups)
+    small = cut(model, x, keep)
+    with torch.no_grad():
+        assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-5
+
+
+def test_shape_dependent_detector_goes_through_torch_export_and_cuts_exactly():
+    model = _randomized(Detector())
+    with torch.no_grad():
+        want = model(X)
+    grid_before = model.grid
+    assert is_exported(trace(model, X))
+    groups = channel_groups(model, X)
+    free = {g.name for g in groups if not g.fixed}
+    assert {"stem.0:out", "block.m.0.0:out", "block.cv2.0:out"} <= free
+    assert "head:out" not in free  # the output's channels stay
+    keep = _half(groups)
+    small = cut(model, X, keep)
+    with torch.no_grad():
+        assert rel_err(small(X), masked_forward(model, X, groups, keep)) <= 1e-5
+        # the caller's model keeps its own cached grid (no fake tensor of the export)
+        assert model.grid is grid_before
+        assert torch.equal(model(X), want)
+
+
+class TinyViT(nn.Module):
+    """Patches, a class token expanded over the batch, a position table, an MLP, a head."""
+
+    def __init__(self, dim: int = 12, export: bool = False) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, 5, dim))
+        self.fc1, self.fc2 = nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
+        self.head = nn.Linear(dim, 3)
+        self.export = export
+
+    def forward(self, x):
+        if self.export and x.shape[0] > 0:  # forces the torch.export front end
+            x = x + 0
+        x = self.patch(x).flatten(2).transpose(1, 2)  # (B, 4, dim)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        x = x + self.fc2(F.relu(self.fc1(x)))
+        return self.head(x[:, 0])
+
+
+def _zeroed(model: TinyViT, removed: list[int]) -> TinyViT:
+    """The model with the removed hidden channels zeroed wherever they are written."""
+    zeroed = _randomized(TinyViT(model.patch.out_channels, model.export))
+    zeroed.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for tensor, dim in ((zeroed.patch.weight, 0), (zeroed.patch.bias, 0),
+                            (zeroed.cls_token, 2), (zeroed.pos, 2),
+                            (zeroed.fc2.weight, 0), (zeroed.fc2.bias, 0)):  # fmt: skip
+            tensor.index_fill_(dim, torch.tensor(removed), 0.0)
+    return zeroed
+
+
+def test_a_class_token_expanded_over_the_batch_follows_the_hidden_width():
+    x = torch.randn(2, 3, 8, 8)
+    for export in (False, True):
+        torch.manual_seed(0)
+        model = TinyViT(export=export).eval()
+        assert is_exported(trace(model, x)) is export
+        groups = {g.name: g for g in channel_groups(model, x)}
+        hidden = groups["patch:out"]
+        assert not hidden.fixed, export
+        members = {(m.name, m.dim) for m in hidden.members}
+        assert {("cls_token", 2), ("pos", 2), ("fc1.weight", 1), ("head.weight", 1)} <= members
+        keep = {"patch:out": [0, 2, 3, 7, 11]}
+        small = cut(model, x, keep)
+        assert small.cls_token.shape == (1, 1, 5)
+        removed = [c for c in range(12) if c not in keep["patch:out"]]
+        with torch.no_grad():
+            assert rel_err(small(x), _zeroed(model, removed)(x)) <= 1e-5, export
