@@ -8,6 +8,7 @@ bounds, split sizes, view shapes) hold channel counts and must be recomputed.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -351,6 +352,8 @@ def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
     """
     info, value = _self(ax, call)
     if not isinstance(info, Tracked):
+        if rewrite:
+            _freeze_read_widths(ax, call)
         return _untracked(call.result)
     src, dst = list(value.shape), list(call.result.shape)
     mapped = map_reshape(src, info.dim, info.block, dst)
@@ -366,6 +369,42 @@ def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
     if rewrite:
         ax.rewrites.append(ReshapeRewrite(call.node.name, dim, slot, block))
     return Tracked(dim, slot, block)
+
+
+def _freeze_read_widths(ax: Analyzer, call: Call) -> None:
+    """A reshape of a tensor whose width stays may read its sizes from another tensor whose
+    width a cut changes (edgenext's ``reshape(B, N, C)`` with ``B, N, C = x.shape``): such
+    an entry is rewritten to the size it has now."""
+    rest = list(call.node.args[1:])
+    packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
+    for k, entry in enumerate(list(rest[0]) if packed else rest):
+        read = _shape_read(entry)
+        if read is None:
+            continue
+        source, dim = read
+        info, meta = ax.info(source), source.meta.get("tensor_meta")
+        rank = len(getattr(meta, "shape", ()))
+        if isinstance(info, Tracked) and rank and dim % rank == info.dim:
+            kept = ax.fresh(int(call.result.shape[k]), f"{call.node.name}:entry{k}", fixed=True)
+            ax.rewrites.append(ReshapeRewrite(call.node.name, k, kept, 1))
+
+
+def _shape_read(entry: Any) -> tuple[fx.Node, int] | None:
+    """(tensor, dim) when a graph value is ``x.shape[dim]`` or ``x.size(dim)``."""
+    if not isinstance(entry, fx.Node):
+        return None
+    if entry.op == "call_method" and entry.target == "size" and len(entry.args) == 2:
+        return entry.args[0], entry.args[1]
+    if entry.op == "call_function" and entry.target is operator.getitem:
+        holder, dim = entry.args
+        shape_of = isinstance(holder, fx.Node) and (
+            (holder.op == "call_function" and holder.target is getattr
+             and holder.args[1] == "shape")
+            or (holder.op == "call_method" and holder.target == "size" and len(holder.args) == 1)
+        )  # fmt: skip
+        if shape_of and isinstance(dim, int):
+            return holder.args[0], dim
+    return None
 
 
 def view(ax: Analyzer, call: Call) -> Any:

@@ -14,6 +14,7 @@ from torch import nn
 from anywidth.graph import channel_groups, cut
 from anywidth.graph._trace import is_exported, trace
 from tests.graph._helpers import masked_forward, rel_err
+from tests.graph._models import mystery
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -159,3 +160,35 @@ def test_a_class_token_expanded_over_the_batch_follows_the_hidden_width():
         removed = [c for c in range(12) if c not in keep["patch:out"]]
         with torch.no_grad():
             assert rel_err(small(x), _zeroed(model, removed)(x)) <= 1e-5, export
+
+
+class ReadsWidth(nn.Module):
+    """A fixed-width tensor reshaped with sizes read from a tensor that is cut (edgenext's
+    ``reshape(B, N, C)`` after ``B, N, C = x.shape``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.other = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = F.relu(self.stem(x))
+        u = mystery(self.other(x))  # no rule: stays whole, its channels untracked
+        b, c, h, w = y.shape
+        return self.fc(y.mean((2, 3))), u.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def test_a_reshape_of_a_whole_tensor_keeps_the_width_it_read_from_a_cut_one():
+    torch.manual_seed(0)
+    model = ReadsWidth().eval()
+    x = torch.randn(2, 3, 4, 4)
+    groups = {g.name: g for g in channel_groups(model, x)}
+    assert not groups["stem:out"].fixed and groups["other:out"].fixed
+    small = cut(model, x, {"stem:out": [1, 2, 5]})
+    with torch.no_grad():
+        got, want = (
+            small(x),
+            masked_forward(model, x, list(groups.values()), {"stem:out": [1, 2, 5]}),
+        )
+    assert got[1].shape == (2, 16, 8)
+    assert rel_err(got[0], want[0]) <= 1e-6 and torch.equal(got[1], want[1])
