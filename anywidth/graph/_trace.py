@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import operator
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -189,7 +190,9 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
         # _attributes_kept puts back what forward assigns; torch's advice does not apply
         warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned")
         program = torch.export.export(model, inputs, strict=False)
-    graph = program.module().graph
+    exported = program.module()
+    graph = exported.graph
+    _inline_autocast_off(graph, exported)
     for node in reversed(list(graph.nodes)):
         checks = node.op == "call_module" or any(c in str(node.target) for c in _CHECKS)
         if checks and not node.users:
@@ -201,7 +204,7 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
         output.args = (structured,)
     names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
     names |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
-    constants = program.module()
+    constants = exported
     lifted: dict[str, torch.Tensor] = {}
     for node in graph.nodes:
         if node.op != "get_attr" or node.target in names:
@@ -224,6 +227,32 @@ def export_trace(model: nn.Module, example_input: torch.Tensor | tuple) -> fx.Gr
     gm = graph_module(model, graph, lifted)
     gm.graph.lint()
     return gm
+
+
+def _inline_autocast_off(graph: fx.Graph, owner: nn.Module) -> None:
+    """Inline the sub-graphs torch.export makes of ``with torch.autocast(..., enabled=False)``
+    blocks (efficientvit's attention): they run as written, so the region is plain ops."""
+    wrap = getattr(torch.ops.higher_order, "wrap_with_autocast", None)
+    for node in list(graph.nodes):
+        if wrap is None or node.op != "call_function" or node.target is not wrap:
+            continue
+        if node.args[2]:  # autocast enabled: inlining would change the numbers
+            continue
+        holder = node.args[4]
+        sub = _attribute(owner, holder.target)
+        placeholders = [n for n in sub.graph.nodes if n.op == "placeholder"]
+        values = dict(zip(placeholders, node.args[5:], strict=True))
+        with graph.inserting_before(node):
+            out = graph.graph_copy(sub.graph, values)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        for user in list(node.users):
+            if user.op != "call_function" or user.target is not operator.getitem:
+                raise GraphError(f"torch.export's autocast block {node.name} is used whole")
+            user.replace_all_uses_with(outs[user.args[1]])
+            graph.erase_node(user)
+        graph.erase_node(node)
+        if not holder.users:
+            graph.erase_node(holder)
 
 
 @contextlib.contextmanager

@@ -192,3 +192,33 @@ def test_a_reshape_of_a_whole_tensor_keeps_the_width_it_read_from_a_cut_one():
         )
     assert got[1].shape == (2, 16, 8)
     assert rel_err(got[0], want[0]) <= 1e-6 and torch.equal(got[1], want[1])
+
+
+class AutocastOff(nn.Module):
+    """efficientvit's attention: a ``torch.autocast(enabled=False)`` block inside a forward
+    torch.fx cannot trace (torch.export makes the block a sub-graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        if x.shape[-1] > 1:  # shape-dependent Python
+            x = F.relu(self.a(x))
+        with torch.autocast(device_type="cpu", enabled=False):
+            y = F.relu(self.b(x.float()))
+        return self.c(y)
+
+
+def test_an_autocast_off_block_is_inlined_and_cut_exactly():
+    torch.manual_seed(0)
+    model = AutocastOff().eval()
+    x = torch.randn(2, 3, 4, 4)
+    assert is_exported(trace(model, x))
+    groups = channel_groups(model, x)
+    assert {g.name for g in groups if not g.fixed} == {"a:out", "b:out"}
+    keep = {"a:out": [0, 2, 4], "b:out": [1, 3, 5, 7]}
+    small = cut(model, x, keep)
+    assert type(small) is AutocastOff and small.b.weight.shape == (4, 3, 1, 1)
+    with torch.no_grad():
+        assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-6
