@@ -159,7 +159,7 @@ def _oracle(model, x) -> float | None:
     """Largest relative difference between a random cut and the masked original.
 
     None where a cut group runs through a norm over channels (LayerNorm, GroupNorm,
-    RMSNorm): there the masked model is no exact reference.
+    RMSNorm) or a weight-standardised conv: there the masked model is no exact reference.
     """
     sys.path.insert(0, str(ROOT))
     from anywidth.graph import channel_groups
@@ -173,6 +173,9 @@ def _oracle(model, x) -> float | None:
         if not g.fixed and g.size > 1:
             keep[g.name] = sorted(torch.randperm(g.size, generator=gen)[: g.size // 2].tolist())
     norms = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _CHANNEL_NORMS)}
+    # weight-standardised convs (timm's StdConv2d, ScaledStdConv2d: nfnet) take their
+    # statistics over the input channels, which a cut removes and a mask only zeroes
+    norms |= {f"{n}.weight" for n, m in model.named_modules() if "StdConv" in type(m).__name__}
     if any(m.name in norms for g in groups if g.name in keep for m in g.members):
         return None
     with torch.no_grad():

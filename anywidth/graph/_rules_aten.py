@@ -212,7 +212,7 @@ for _name in _ELEMENTWISE:
     ATEN_RULES[getattr(aten, _name)] = ops.elementwise
 for _name in _SELF_ONLY:
     ATEN_RULES[getattr(aten, _name)] = ops.self_only
-for _name in ("unsqueeze", "squeeze", "flatten"):
+for _name in ("unsqueeze", "squeeze", "flatten", "reshape_as", "view_as"):
     ATEN_RULES[getattr(aten, _name)] = ops.reshape
 for _name in ("view", "reshape", "_unsafe_view"):
     ATEN_RULES[getattr(aten, _name)] = ops.view

@@ -61,6 +61,11 @@ _STATISTIC_METHODS = {"mean", "sum", "std", "var", "norm", "amax", "amin"}
 _NORMS = {
     F.batch_norm: (1, ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))),
     F.instance_norm: (1, ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))),
+    # torch.export's ATen form: (input, weight, bias, running_mean, running_var, training...)
+    torch.ops.aten.batch_norm.default: (
+        1,
+        ((1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")),
+    ),
 }
 
 
