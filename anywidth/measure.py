@@ -140,9 +140,27 @@ def count_macs(model: nn.Module, example_input: torch.Tensor | tuple) -> int:
         The MAC count for that whole input batch.
     """
     counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS)
-    with eval_mode(model), counter:
+    with eval_mode(model), _no_grad_parameters(model), counter:
         model(*_as_tuple(example_input))
     return int(counter.get_total_flops()) // 2
+
+
+@contextmanager
+def _no_grad_parameters(model: nn.Module) -> Iterator[None]:
+    """Parameters without ``requires_grad`` for the block, then as they were.
+
+    The counter's module tracker hooks every module input that requires grad, and fails
+    ("Expected gradient function to be set") on a parameter passed to a submodule as an
+    input under no_grad (timm's PiT hands its class token to its stages).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:

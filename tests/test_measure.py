@@ -122,3 +122,27 @@ def test_forward_hooked_takes_every_batch_form_and_cleans_up():
     with pytest.raises(ValueError, match="no batches"):
         forward_hooked(model, [], [(model.fc, hook)], max_batches=2)
     assert not model.fc._forward_hooks
+
+
+class _TokenStage(nn.Module):
+    def forward(self, pair):
+        x, token = pair  # (B, 4), (B, 3, 4)
+        return token @ x[:, :, None]
+
+
+class _HandsOverAParameter(nn.Module):
+    """timm's PiT: a view of a parameter (the class tokens) is a submodule's input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.randn(1, 3, 4))
+        self.stage = _TokenStage()
+
+    def forward(self, x):
+        return self.stage((x, self.token.expand(x.shape[0], -1, -1)))  # a view: requires grad
+
+
+def test_count_macs_of_a_model_that_passes_a_parameter_to_a_submodule():
+    model = _HandsOverAParameter()
+    assert count_macs(model, torch.randn(2, 4)) == 2 * 4 * 3
+    assert model.token.requires_grad  # put back
