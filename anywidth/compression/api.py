@@ -23,6 +23,7 @@ from anywidth.compression.checks import check_batches, check_example_input, warn
 from anywidth.compression.report import CompressionReport
 from anywidth.data import Loaders
 from anywidth.measure import profile
+from anywidth.registry import load_compression_methods
 from anywidth.train.recalibrate import recalibrate_bn_
 
 __all__ = [
@@ -98,13 +99,17 @@ def register_handler(
 
 def handled_configs() -> list[str]:
     """The names of the config types `compress` accepts."""
+    load_compression_methods()
     return sorted(t.__name__ for t in _HANDLERS)
 
 
 def _entry_for(config: object) -> _Entry:
-    for kind in type(config).__mro__:
-        if kind in _HANDLERS:
-            return _HANDLERS[kind]
+    for attempt in range(2):
+        for kind in type(config).__mro__:
+            if kind in _HANDLERS:
+                return _HANDLERS[kind]
+        if attempt == 0:  # a method's handler module is imported on first use
+            load_compression_methods()
     raise TypeError(
         f"config: no compression method takes a {type(config).__name__}; pass one of "
         f"{handled_configs()} (e.g. PruneConfig(budget=Budget(macs=0.5)))"

@@ -29,7 +29,14 @@ from anywidth.lowrank.allocate import Allocator
 from anywidth.measure import count_macs, count_params, eval_mode
 from anywidth.record import add_step_
 
-__all__ = ["LowRankConfig", "LayerReport", "LowRankReport", "decompose", "apply_ranks"]
+__all__ = [
+    "LayerReport",
+    "LowRankConfig",
+    "LowRankReport",
+    "apply_ranks",
+    "decompose",
+    "replay_decompose",
+]
 
 _METHODS = ("alds", "svd")
 
@@ -344,6 +351,12 @@ def apply_ranks(
     }
     add_step_(small, model, step)
     return small
+
+
+def replay_decompose(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
+    """Shape the factored layers a saved record lists; the checkpoint's weights fill them."""
+    plan = {name: (int(k), int(j)) for name, (k, j) in step["layers"].items()}
+    return apply_ranks(model, plan, method=step.get("method", "lowrank"))
 
 
 @register_handler(LowRankConfig, "lowrank")
