@@ -1,5 +1,8 @@
 """anywidth: make a trained network smaller by changing the width of its layers.
 
+Importing `anywidth` is cheap: its names below are imported on first use (PEP 562), and
+each subpackage is imported only when asked for.
+
 Example:
     >>> import anywidth
     >>> from anywidth.pruning import PruneConfig
@@ -10,31 +13,10 @@ Example:
     >>> print(report)   # params, MACs and accuracy before and after, and what was done
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from anywidth.compression import Budget, CompressionReport, compress
-from anywidth.models import create_model, list_models, register_model
-
-# Registers the checkpoint hooks that rebuild cut (pruned, resampled) models on load.
-import anywidth.train  # noqa: E402, F401  isort: skip
-
-# Registers the hook that lets load_model read IntegralModel checkpoints.
-import anywidth.integral.io  # noqa: E402, F401  isort: skip
-
-# Registers how load_model replays low-rank decompositions.
-import anywidth.lowrank  # noqa: E402, F401  isort: skip
-
-# Registers how load_model replays blocks a TAS search skipped (and compress's TAS handler).
-import anywidth.search  # noqa: E402, F401  isort: skip
-
-# Register compress's handlers for PruneConfig and ShrinkConfig.
-import anywidth.pruning  # noqa: E402, F401  isort: skip
-import anywidth.slim  # noqa: E402, F401  isort: skip
-
-try:
-    __version__ = version("anywidth")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+local"
+import importlib
+from typing import Any
 
 __all__ = [
     "Budget",
@@ -45,3 +27,36 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+_HOMES = {
+    "Budget": "anywidth.budget",
+    "CompressionReport": "anywidth.compression",
+    "compress": "anywidth.compression",
+    "create_model": "anywidth.models",
+    "list_models": "anywidth.models",
+    "register_model": "anywidth.models",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("anywidth")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0+local"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = _version()
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    else:
+        raise AttributeError(f"module 'anywidth' has no attribute {name!r}")
+    globals()[name] = value  # found once; later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

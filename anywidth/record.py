@@ -22,11 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from anywidth.registry import step_kinds, step_replayer
+
 __all__ = [
     "ModelRecord",
     "add_step_",
     "get_record",
     "input_spec",
+    "replay_steps",
+    "replay_widths",
     "set_record_",
     "zoo_origin",
     "zeros_like_spec",
@@ -118,3 +122,28 @@ def input_spec(example_input: torch.Tensor | Sequence) -> list[dict[str, Any]]:
 def zeros_like_spec(spec: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, ...]:
     """Inputs of zeros with the shapes and dtypes `input_spec` recorded."""
     return tuple(torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"])) for s in spec)
+
+
+def replay_steps(model: nn.Module, meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]):
+    """The structure hook for ``extra["steps"]``: redo each recorded step on ``model``.
+
+    Each step is handed to the replayer `anywidth.registry` lists for its ``"kind"``
+    (``"cut"``: trace on zeros of the recorded input shapes and cut to the recorded sizes),
+    so the saved weights then load strictly. Nothing but the JSON record is needed.
+    """
+    for number, step in enumerate(meta["extra"]["steps"], start=1):
+        kind = step.get("kind")
+        if kind not in step_kinds():
+            raise ValueError(
+                f"step {number} of the record is of kind {kind!r}, which this anywidth cannot "
+                f"replay (it knows {step_kinds()}); upgrade anywidth"
+            )
+        model = step_replayer(kind)(model, step)
+    return model
+
+
+def replay_widths(model: nn.Module, meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]):
+    """The structure hook for ``extra["widths"]``: anywidth 0.1 recorded one cut there."""
+    old = meta["extra"]["widths"]
+    step = {"sizes": old["sizes"], "inputs": [{"shape": old["input_shape"], "dtype": "float32"}]}
+    return step_replayer("cut")(model, step)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["plot_layer_ranks", "plot_rank_study"]
+__all__ = ["plot_rank_study"]
 
 
 def _pyplot():
@@ -53,25 +52,6 @@ def plot_rank_study(result, path: str | Path) -> Path:
         f"{cfg.dtype}, {tol}",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_layer_ranks(ranks: Mapping[str, object], path: str | Path, title: str) -> Path:
-    """Bars of each layer's rank ratio, in network order."""
-    plt = _pyplot()
-    names = list(ranks)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.14 * len(names) + 2), 3.8), dpi=80)
-    ax.bar(range(len(names)), [ranks[n].ratio for n in names], color="tab:blue")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=90, fontsize=6)
-    ax.set_ylabel("rank ratio (rank / channels)")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

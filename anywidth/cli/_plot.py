@@ -1,22 +1,36 @@
-"""Accuracy-against-MACs plots for the command line and benchmarks (matplotlib, no screen)."""
+"""Plots of the command line: accuracy against MACs, a search log, layer ranks (matplotlib,
+no screen)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["plot_accuracy_vs_macs", "plot_search_log"]
+__all__ = ["plot_accuracy_vs_macs", "plot_layer_ranks", "plot_search_log"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def plot_accuracy_vs_macs(
     curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, title: str
 ) -> Path:
     """One line per method through its ``(MAC fraction, accuracy)`` points; writes a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for label, points in curves.items():
         xs, ys = zip(*sorted(points), strict=True)
@@ -26,22 +40,14 @@ def plot_accuracy_vs_macs(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_search_log(
     log: Sequence[Mapping[str, float]], target: float, tolerance: float, path: str | Path
 ) -> Path:
     """Expected and argmax MACs (with the target band) and val accuracy per search epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     epochs = [e["epoch"] for e in log]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     ax.plot(epochs, [100 * e["expected_macs"] for e in log], marker="o", label="expected MACs")
@@ -57,8 +63,19 @@ def plot_search_log(
     ax.set_title("TAS search")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def plot_layer_ranks(ranks: Mapping[str, object], path: str | Path, title: str) -> Path:
+    """Bars of each layer's rank ratio, in network order."""
+    plt = _pyplot()
+    names = list(ranks)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.14 * len(names) + 2), 3.8), dpi=80)
+    ax.bar(range(len(names)), [ranks[n].ratio for n in names], color="tab:blue")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=6)
+    ax.set_ylabel("rank ratio (rank / channels)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(plt, fig, path)

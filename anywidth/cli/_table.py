@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["before_after_table", "format_table", "human"]
+__all__ = ["before_after_table", "compression_table", "format_table", "human"]
 
 
 def human(n: float) -> str:
@@ -41,3 +41,14 @@ def before_after_table(
         for name, (params, macs, score) in (("before", before), ("after", after))
     ]
     return format_table(["", "params", "MACs", label], rows)
+
+
+def compression_table(result, scorer) -> str:
+    """Params, MACs and test score before and after a
+    `anywidth.compression.pipeline.compress_source` run (a `Compression`)."""
+    before, after = result.report.before, result.report.after
+    return before_after_table(
+        (before.params, before.macs, result.before),
+        (after.params, after.macs, result.after),
+        scorer,
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from anywidth.cli._options import add_data_options, data_options
+from anywidth.cli._plot import plot_layer_ranks
 from anywidth.cli._table import format_table, human
 
 __all__ = ["add_channel_search", "add_rank_study", "add_ranks"]
@@ -80,7 +82,6 @@ def run_rank_study(args: argparse.Namespace) -> int:
 
 
 def add_ranks(sub: argparse._SubParsersAction) -> None:
-    from anywidth.cli.commands import add_data_options
     from anywidth.graph.ranks import DEFAULT_RTOL
 
     p = sub.add_parser(
@@ -98,12 +99,10 @@ def add_ranks(sub: argparse._SubParsersAction) -> None:
 
 def run_ranks(args: argparse.Namespace) -> int:
     from anywidth.analysis import layer_ranks
-    from anywidth.analysis._plots import plot_layer_ranks
-    from anywidth.cli.commands import loaders_for_checkpoint
     from anywidth.train import load_model
 
     model, meta = load_model(args.checkpoint)
-    loaders = loaders_for_checkpoint(args, meta)
+    loaders = data_options(args).loaders(meta)
     ranks = layer_ranks(model, loaders.train, args.layers, rtol=args.rtol, max_batches=args.batches)
     rows = [[n, r.channels, r.rank, f"{r.ratio:.2f}", r.rows] for n, r in ranks.items()]
     print(format_table(["layer", "channels", "rank", "rank ratio", "rows"], rows))

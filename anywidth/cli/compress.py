@@ -7,15 +7,15 @@ on the test split, BatchNorm recalibrated), print the report and save the smalle
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from anywidth.compression import Budget, compress
+from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.compression import Budget
+from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
 from anywidth.lowrank import LowRankConfig
 from anywidth.pruning import PruneConfig
 from anywidth.search import SearchConfig
 from anywidth.slim import ShrinkConfig, to_slimmable
-from anywidth.train import load_model, save_checkpoint
 
 __all__ = ["METHODS", "add_compress"]
 
@@ -23,8 +23,6 @@ METHODS = ("prune", "lowrank", "inn", "slim", "search")
 
 
 def add_compress(sub: argparse._SubParsersAction) -> None:
-    from anywidth.cli.commands import add_data_options
-
     p = sub.add_parser("compress", help="compress a checkpoint to a budget with any method")
     p.add_argument("checkpoint", help="a checkpoint written by anywidth (for --method inn "
                    "also an integral model from `anywidth integrate`)")  # fmt: skip
@@ -50,8 +48,11 @@ def _budget(args: argparse.Namespace) -> Budget:
     return Budget(params=args.target_params, tolerance=args.tolerance)
 
 
-def _prepare(args: argparse.Namespace, model, meta: dict, example, budget: Budget):
+def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
     """The model `compress` takes for ``args.method`` and the method's config."""
+    model, meta, example = source.model, source.meta, source.example
+    if isinstance(model, IntegralModel) and args.method != "inn":
+        raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
     if args.method == "prune":
         return model, PruneConfig(budget=budget)
     if args.method == "lowrank":
@@ -71,23 +72,11 @@ def _prepare(args: argparse.Namespace, model, meta: dict, example, budget: Budge
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    from anywidth.cli.commands import loaders_for_checkpoint
-
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise ValueError(f"--out {out}: use a .safetensors file name")
-    model, meta = load_model(args.checkpoint)
-    if isinstance(model, IntegralModel) and args.method != "inn":
-        raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
-    # an INN file (`anywidth integrate`) records its data among its metrics
-    data = (meta.get("extra") or {}).get("data") or (meta.get("metrics") or {}).get("data")
-    loaders = loaders_for_checkpoint(args, {"extra": {"data": data}})
-    example = next(iter(loaders.test))[0][:1]
-    wide, config = _prepare(args, model, meta, example, _budget(args))
-    small, report = compress(wide, example, config, data=loaders)
-    print(report)
-    metrics = {"test_accuracy": report.after.accuracy, "macs": report.after.macs}
-    extra = {"data": data, "compress": report.to_dict()}
-    save_checkpoint(out, small, metrics=metrics, extra=extra)
+    out, budget = checked_out(args.out, (".safetensors",)), _budget(args)
+    source = open_checkpoint(args.checkpoint, data_options(args))
+    wide, config = _prepare(args, source, budget)
+    result = compress_source(source, config, model=wide)
+    print(result.report)
+    save_compressed(out, result, source)
     print(f"wrote {out}")
     return 0

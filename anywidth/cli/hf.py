@@ -116,12 +116,11 @@ def hf_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def hf_prune(args: argparse.Namespace) -> int:
-    from anywidth.cli.prune import prune_config
+def hf_prune(args: argparse.Namespace, config) -> int:
+    """Prune the encoder with ``config`` (a `PruneConfig`) and report its fidelity."""
     from anywidth.pruning import prune
 
     model, tokenizer, example, data = _load(args)
-    config = prune_config(args, default_importance="activation")
     calibration = [{"input_ids": ids, "attention_mask": mask}
                    for ids, mask in _tuning_batches(tokenizer, 32)]  # fmt: skip
     small, _ = prune(model, example, config, data=calibration)

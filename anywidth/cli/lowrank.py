@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
-from anywidth.cli._score import scorer_for
-from anywidth.cli._table import before_after_table, format_table, human
-from anywidth.graph import export_onnx
-from anywidth.lowrank import LowRankConfig, LowRankReport, decompose
-from anywidth.train import TrainConfig, load_model, recalibrate_bn_, save_checkpoint, train_
+from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.cli._table import compression_table, format_table, human
+from anywidth.compression.pipeline import compress_source, open_checkpoint, save_compressed
+from anywidth.lowrank import LowRankConfig, LowRankReport
+from anywidth.train import TrainConfig
 from anywidth.train.distributed import processes
 
 __all__ = ["add_decompose"]
@@ -20,8 +19,6 @@ _FINETUNE_LR = 0.01
 
 
 def add_decompose(sub: argparse._SubParsersAction) -> None:
-    from anywidth.cli.commands import add_data_options
-
     p = sub.add_parser(
         "decompose",
         help="low-rank factorisation of a checkpoint's layers to a budget (ALDS or SVD)",
@@ -69,9 +66,11 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_decompose, distributed=True)
 
 
-def _finetune_config(args: argparse.Namespace, meta: dict) -> TrainConfig:
+def _finetune_config(args: argparse.Namespace, source) -> TrainConfig | None:
     """--lr as given; else the last epochs of the checkpoint's own schedule, if recorded."""
-    recorded = meta.get("config")
+    if not args.finetune_epochs:
+        return None
+    recorded = source.meta.get("config")
     if args.lr is None and recorded and recorded.get("epochs", 0) >= args.finetune_epochs:
         original = TrainConfig.from_dict(recorded)
         return replace(original.rewind(args.finetune_epochs), seed=args.seed)
@@ -82,71 +81,29 @@ def _finetune_config(args: argparse.Namespace, meta: dict) -> TrainConfig:
 
 
 def run_decompose(args: argparse.Namespace) -> int:
-    from anywidth.cli.commands import loaders_for_checkpoint
-
-    out = Path(args.out)
-    if out.suffix not in (".safetensors", ".onnx"):
-        raise ValueError(f"--out {out}: use a .safetensors or .onnx file name")
-    if args.finetune_epochs < 0:
-        raise ValueError(f"--finetune-epochs {args.finetune_epochs} must be >= 0")
-    if args.calibration_batches < 0:
-        raise ValueError(f"--calibration-batches {args.calibration_batches} must be >= 0")
+    out = checked_out(args.out, (".safetensors", ".onnx"))
+    for flag in ("finetune_epochs", "calibration_batches"):
+        if getattr(args, flag) < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be >= 0")
     config = LowRankConfig(
         method=args.method,
         target_params=args.target_params,
         target_macs=args.target_macs,
         fixed=tuple(args.fixed),
-        calibration_batches=max(args.calibration_batches, 1),
+        calibration_batches=args.calibration_batches,
     )
-    model, meta = load_model(args.checkpoint)
-    loaders = loaders_for_checkpoint(args, meta)
-    example = next(iter(loaders.test))[0][:1]
-    score = scorer_for(model)
-    before = score(model, loaders.test)
-    data = loaders.train if args.calibration_batches else None
-    small, report = decompose(model, example, config, data=data)
-    if not args.no_recalibrate:
-        recalibrate_bn_(small, loaders.train)
-    lr = None
-    if args.finetune_epochs:
-        train = _finetune_config(args, meta)
-        lr = train.lr
-        loss_fn = score.loss_fn(train.label_smoothing)
-        train_(small, loaders, train, loss_fn=loss_fn, metric=score.metric)
+    source = open_checkpoint(args.checkpoint, data_options(args))
+    finetune = _finetune_config(args, source)
+    result = compress_source(source, config, recalibrate=not args.no_recalibrate, finetune=finetune)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
-    after = score(small, loaders.test)
+    report = result.report.details  # the LowRankReport
     print(_layer_table(report))
-    print(
-        before_after_table(
-            (report.params_before, report.macs_before, before),
-            (report.params_after, report.macs_after, after),
-            score,
-        )
-    )
-    if out.suffix == ".onnx":
-        export_onnx(small.eval(), example, out)
-    else:
-        save_checkpoint(
-            out,
-            small,
-            metrics={
-                f"test_{score.metric.name}": after,
-                "macs": report.macs_after,
-                "params": report.params_after,
-                "max_error": report.max_error,
-            },
-            extra={
-                "data": (meta.get("extra") or {}).get("data"),
-                "decompose": {
-                    **config.to_dict(),
-                    "error_kind": report.error_kind,
-                    "recalibrated": not args.no_recalibrate,
-                    "finetune_epochs": args.finetune_epochs,
-                    "finetune_lr": lr,
-                },
-            },
-        )
+    print(compression_table(result, source.scorer))
+    record = {**config.to_dict(), "error_kind": report.error_kind, "max_error": report.max_error,
+              "recalibrated": not args.no_recalibrate, "finetune_epochs": args.finetune_epochs,
+              "finetune_lr": finetune and finetune.lr}  # fmt: skip
+    save_compressed(out, result, source, {"decompose": record})
     print(
         f"wrote {out} ({report.param_ratio:.1%} of the params, {report.mac_ratio:.1%} of the "
         f"MACs, max layer {report.error_kind} error {report.max_error:.3f}, "

@@ -11,10 +11,43 @@ import sys
 import torch.distributed as dist
 
 from anywidth import __version__
-from anywidth.cli import commands
+from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
+from anywidth.cli.compress import add_compress
+from anywidth.cli.demo import add_demo
+from anywidth.cli.distill import add_distill
+from anywidth.cli.info import add_info
+from anywidth.cli.integrate import add_integrate
+from anywidth.cli.lowrank import add_decompose
+from anywidth.cli.prune import add_prune
+from anywidth.cli.resample import add_resample
+from anywidth.cli.search import add_search
+from anywidth.cli.slim import add_slim
+from anywidth.cli.train import add_eval, add_train
 from anywidth.train.distributed import DistributedError, Processes, init_distributed
 
-__all__ = ["main", "build_parser"]
+__all__ = ["DISTRIBUTED", "REGISTERED", "build_parser", "main"]
+
+REGISTERED = [
+    add_demo,
+    add_train,
+    add_eval,
+    add_info,
+    add_compress,
+    add_prune,
+    add_integrate,
+    add_slim,
+    add_resample,
+    add_decompose,
+    add_search,
+    add_distill,
+    add_rank_study,
+    add_ranks,
+    add_channel_search,
+]
+"""Each adds one sub-command to the parser, in the order `anywidth --help` lists them."""
+
+DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")
+"""The commands that train under ``torchrun`` (DDP); the others refuse to start there."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"anywidth {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in commands.REGISTERED:
+    for register in REGISTERED:
         register(sub)
     return parser
 
@@ -61,7 +94,7 @@ def _join_processes(args: argparse.Namespace) -> Processes:
     if where.active and not getattr(args, "distributed", False):
         raise ValueError(
             f"`anywidth {args.command}` runs in one process; start it without torchrun "
-            f"(under torchrun: {', '.join(commands.DISTRIBUTED)})"
+            f"(under torchrun: {', '.join(DISTRIBUTED)})"
         )
     return where
 

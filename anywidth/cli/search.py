@@ -1,25 +1,21 @@
-"""`anywidth search` (TAS shape search of a checkpoint) and `anywidth distill` (train it)."""
+"""`anywidth search`: TAS shape search of a checkpoint; `anywidth distill` trains the shape."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.cli._plot import plot_search_log
-from anywidth.cli._score import scorer_for
-from anywidth.cli._table import before_after_table, format_table
-from anywidth.measure import count_macs, count_params, evaluate
-from anywidth.search import DistillConfig, SearchConfig, SearchResult, distill_, search_shape
-from anywidth.train import TrainConfig, load_model, recalibrate_bn_
+from anywidth.cli._table import format_table
+from anywidth.compression.pipeline import Source, open_checkpoint
+from anywidth.search import SearchConfig, search_shape
 from anywidth.train.distributed import processes
 
-__all__ = ["add_search", "add_distill"]
+__all__ = ["add_search", "classifier_only"]
 
 
 def add_search(sub: argparse._SubParsersAction) -> None:
-    from anywidth.cli.commands import add_data_options
-
     p = sub.add_parser(
         "search",
         help="TAS: search the widths and block depths of a checkpoint under a MAC target",
@@ -46,22 +42,18 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_search, distributed=True)
 
 
-def _classifier_only(model, checkpoint: str, command: str) -> None:
+def classifier_only(source: Source, command: str) -> None:
     """TAS searches and distils with cross-entropy and KL on logits: classifiers only."""
-    if not scorer_for(model).is_accuracy:
+    if not source.scorer.is_accuracy:
         raise ValueError(
-            f"anywidth {command}: {checkpoint} holds a super-resolution model; TAS searches "
+            f"anywidth {command}: {source.path} holds a super-resolution model; TAS searches "
             "and distils classifiers only. For it, use `anywidth prune`, `anywidth integrate` "
             "or `anywidth slim`, which train and score super-resolution models in PSNR"
         )
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from anywidth.cli.commands import loaders_for_checkpoint
-
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise ValueError(f"--out {out}: the shape is written as JSON; use a .json file name")
+    out = checked_out(args.out, (".json",))
     config = SearchConfig(
         target_macs=args.target_macs,
         tolerance=args.tolerance,
@@ -72,11 +64,9 @@ def run_search(args: argparse.Namespace) -> int:
         fixed=tuple(args.fixed),
         seed=args.seed,
     )
-    model, meta = load_model(args.checkpoint)
-    _classifier_only(model, args.checkpoint, "search")
-    loaders = loaders_for_checkpoint(args, meta)
-    example = next(iter(loaders.test))[0][:1]
-    result = search_shape(model, example, loaders, config)
+    source = open_checkpoint(args.checkpoint, data_options(args))
+    classifier_only(source, "search")
+    result = search_shape(source.model, source.example, source.loaders, config)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; every rank found the same shape
     rows = [
@@ -101,66 +91,4 @@ def run_search(args: argparse.Namespace) -> int:
         f"wrote {out}: {result.mac_ratio:.1%} of the MACs ({band} the band "
         f"{config.target_macs:.0%} ± {config.tolerance:.0%}), {result.seconds:.1f} s"
     )
-    return 0
-
-
-def add_distill(sub: argparse._SubParsersAction) -> None:
-    from anywidth.cli.commands import add_data_options
-
-    p = sub.add_parser(
-        "distill",
-        help="train a searched shape by knowledge distillation from the checkpoint",
-        description=(
-            "Build the shape `anywidth search` wrote (from the checkpoint's weights, or "
-            "freshly initialised) and train it with the checkpoint as the teacher: "
-            "(1 - w)·CE + w·T²·KL. Checkpoints go to --out; --resume continues exactly."
-        ),
-    )
-    p.add_argument("checkpoint", help="the teacher: the checkpoint the shape was searched on")
-    p.add_argument("--shape", required=True, help="the .json file `anywidth search` wrote")
-    p.add_argument("--init", choices=["pretrained", "random"], default="pretrained")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (cosine)")
-    p.add_argument("--temperature", type=float, default=4.0)
-    p.add_argument("--weight", type=float, default=0.9, help="share of the distillation term")
-    p.add_argument("--out", required=True, help="checkpoint folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    add_data_options(p, default=None)
-    p.set_defaults(run=run_distill, distributed=True)
-
-
-def run_distill(args: argparse.Namespace) -> int:
-    from anywidth.cli.commands import loaders_for_checkpoint
-
-    shape = Path(args.shape)
-    if not shape.is_file():
-        raise ValueError(f"--shape {shape}: no such file; write one with `anywidth search`")
-    kd = DistillConfig(temperature=args.temperature, weight=args.weight)
-    teacher, meta = load_model(args.checkpoint)
-    _classifier_only(teacher, args.checkpoint, "distill")
-    loaders = loaders_for_checkpoint(args, meta)
-    example = next(iter(loaders.test))[0][:1]
-    result = SearchResult.from_dict(json.loads(shape.read_text()), teacher, example)
-    student = result.materialize(init=args.init)
-    if args.init == "pretrained":
-        recalibrate_bn_(student, loaders.train)
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=0, seed=args.seed
-    )
-    data = (meta.get("extra") or {}).get("data")
-    distill_(
-        student, teacher, loaders, config, kd, checkpoint_dir=args.out, resume=args.resume,
-        checkpoint_extra={"data": data, "search": result.to_dict()},
-    )  # fmt: skip
-    if not processes().is_main:
-        return 0  # rank 0 reports; the other ranks trained the same weights
-    before = evaluate(teacher, loaders.test)["accuracy"]
-    after = evaluate(student, loaders.test)["accuracy"]
-    print(
-        before_after_table(
-            (count_params(teacher), count_macs(teacher, example), before),
-            (count_params(student), count_macs(student, example), after),
-        )
-    )
-    print(f"checkpoints: {args.out}/ (teacher {args.checkpoint})")
     return 0

@@ -20,6 +20,7 @@ from anywidth.compression.api import (
     Compressed,
     compress,
     handled_configs,
+    reference_model,
     register_handler,
     train_batches,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "CompressionReport",
     "compress",
     "handled_configs",
+    "reference_model",
     "register_handler",
     "train_batches",
 ]

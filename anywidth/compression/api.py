@@ -23,6 +23,7 @@ from anywidth.compression.checks import check_batches, check_example_input, warn
 from anywidth.compression.report import CompressionReport
 from anywidth.data import Loaders
 from anywidth.measure import profile
+from anywidth.registry import load_compression_methods
 from anywidth.train.recalibrate import recalibrate_bn_
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Compressed",
     "compress",
     "handled_configs",
+    "reference_model",
     "register_handler",
     "train_batches",
 ]
@@ -43,13 +45,15 @@ class Compressed:
     """What a handler returns: the new model, its widths and the steps it took, in words.
 
     ``method`` overrides the name the handler was registered with (one handler serving
-    two kinds of model says which it saw).
+    two kinds of model says which it saw); ``details`` is the method's own report
+    (`PruneReport`, `LowRankReport`, ...), passed on as `CompressionReport.details`.
     """
 
     model: nn.Module
     widths: dict[str, Any] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
     method: str | None = None
+    details: Any = None
 
 
 Handler = Callable[[nn.Module, tuple, Any, Any], Compressed]
@@ -98,17 +102,28 @@ def register_handler(
 
 def handled_configs() -> list[str]:
     """The names of the config types `compress` accepts."""
+    load_compression_methods()
     return sorted(t.__name__ for t in _HANDLERS)
 
 
 def _entry_for(config: object) -> _Entry:
-    for kind in type(config).__mro__:
-        if kind in _HANDLERS:
-            return _HANDLERS[kind]
+    for attempt in range(2):
+        for kind in type(config).__mro__:
+            if kind in _HANDLERS:
+                return _HANDLERS[kind]
+        if attempt == 0:  # a method's handler module is imported on first use
+            load_compression_methods()
     raise TypeError(
         f"config: no compression method takes a {type(config).__name__}; pass one of "
         f"{handled_configs()} (e.g. PruneConfig(budget=Budget(macs=0.5)))"
     )
+
+
+def reference_model(model: nn.Module, config: object) -> nn.Module:
+    """The plain model a budget for ``config`` is measured against: ``model`` itself, or
+    for an any-width model (``ShrinkConfig``) its full width."""
+    entry = _entry_for(config)
+    return entry.reference(model) if entry.reference else model
 
 
 def train_batches(data: object) -> Iterable | None:
@@ -135,6 +150,8 @@ def compress(
     example_input: torch.Tensor | tuple,
     config: Any,
     data: Loaders | Iterable | torch.Tensor | None = None,
+    *,
+    recalibrate: bool = True,
 ) -> tuple[nn.Module, CompressionReport]:
     """Compress ``model`` with the method ``config`` names, to its budget, in one call.
 
@@ -151,6 +168,8 @@ def compress(
         example_input: a batch of the shape the model expects (batch 1 is enough).
         config: the method's config; its ``budget`` (an `anywidth.Budget`) sets the size.
         data: a `Loaders` record, a DataLoader or a list of ``(inputs, labels)`` batches.
+        recalibrate: re-estimate BatchNorm statistics on ``data`` (False: leave them as
+            the method made them).
 
     Returns:
         ``(compressed model, CompressionReport)``.
@@ -174,7 +193,7 @@ def compress(
         'recalibrated BatchNorm on up to 20 batches'
     """
     entry = _entry_for(config)
-    reference = entry.reference(model) if entry.reference else model
+    reference = reference_model(model, config)
     check_example_input(reference, example_input)
     if data is not None:
         check_batches(train_batches(data))
@@ -188,7 +207,8 @@ def compress(
         result = entry.run(model, example_input, config, data)
     small = copy.deepcopy(result.model) if result.model is model else result.model
     done = list(result.done)
-    if data is not None and any(isinstance(m, _BatchNorm) for m in small.modules()):
+    has_bn = any(isinstance(m, _BatchNorm) for m in small.modules())
+    if recalibrate and data is not None and has_bn:
         recalibrate_bn_(small, train_batches(data), batches=RECALIBRATE_BATCHES)
         done.append(f"recalibrated BatchNorm on up to {RECALIBRATE_BATCHES} batches")
     after = profile(small, example_input, loader=scored, name="after", repeats=5)
@@ -201,5 +221,6 @@ def compress(
         done=done,
         budget=_budget_of(config, before),
         config=to_dict() if callable(to_dict) else {},
+        details=result.details,
     )
     return small, report

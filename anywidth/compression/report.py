@@ -34,6 +34,8 @@ class CompressionReport:
         done: the steps taken, in words (``"pruned ..."``, ``"recalibrated BatchNorm ..."``).
         budget: the budget asked for, as a fraction of the original (None: a plan or ratio).
         config: the method's config as a dict.
+        details: the method's own report (`anywidth.pruning.PruneReport`,
+            `anywidth.lowrank.LowRankReport`, ...), or None; not part of `to_dict`.
 
     Example:
         >>> import torch, anywidth
@@ -57,6 +59,7 @@ class CompressionReport:
     done: list[str] = field(default_factory=list)
     budget: Budget | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    details: Any = field(default=None, repr=False, compare=False)
 
     @property
     def mac_ratio(self) -> float:

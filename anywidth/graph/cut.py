@@ -33,10 +33,10 @@ from anywidth.graph._trace import (
     run_once,
 )
 from anywidth.graph._types import ChannelGroup, PlanError
-from anywidth.graph.groups import analyze_groups, lookup
-from anywidth.record import add_step_, input_spec
+from anywidth.graph.groups import analyze_groups, channel_groups, keep_first, lookup
+from anywidth.record import add_step_, input_spec, zeros_like_spec
 
-__all__ = ["Cutter", "cut"]
+__all__ = ["Cutter", "cut", "replay_cut"]
 
 logger = logging.getLogger("anywidth.graph")
 _WHAT = "the cut model"
@@ -256,6 +256,19 @@ def _check_keep(
             raise PlanError(f"keep-set for channel group {name!r} repeats index(es) {repeated[:5]}")
         plan[name] = sorted(kept)
     return plan
+
+
+def replay_cut(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
+    """Redo a recorded ``"cut"`` step on a fresh ``model`` (what `load_model` does).
+
+    The model is traced on zeros of the recorded input shapes and cut to the recorded group
+    sizes, keeping the first channels: the saved weights of the cut model then fit it.
+    """
+    inputs = zeros_like_spec(step["inputs"])
+    example = inputs[0] if len(inputs) == 1 else inputs
+    groups = channel_groups(model.eval(), example)
+    keep = keep_first(groups, step["sizes"])
+    return Cutter(model, example, groups=groups)(keep, method=step.get("method", "cut"))
 
 
 def _differs(module: nn.Module, example_input, expected: Any) -> str:

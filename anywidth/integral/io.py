@@ -31,11 +31,10 @@ from anywidth.models import create_model
 from anywidth.train.checkpoint import (
     CheckpointError,
     read_checkpoint,
-    register_structure_hook,
     save_checkpoint,
 )
 
-__all__ = ["KEY", "save_integral", "load_integral"]
+__all__ = ["KEY", "load_integral", "rebuild_integral", "save_integral"]
 
 KEY = "integral"
 _FORMAT = 1
@@ -112,7 +111,7 @@ def load_integral(path: str | Path, model: nn.Module | None = None) -> IntegralM
         )
     model = _zoo_model(meta, checkpoint.path) if model is None else copy.deepcopy(model)
     state = checkpoint.model_state()
-    inn = _rebuild(model, meta, state, checkpoint.path)
+    inn = rebuild_integral(model, meta, state, checkpoint.path)
     try:
         inn.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -137,7 +136,7 @@ def _zoo_model(meta: dict[str, Any], path: Path) -> nn.Module:
         raise CheckpointError(f"{path}: cannot rebuild model {name!r}: {error}") from None
 
 
-def _rebuild(
+def rebuild_integral(
     model: nn.Module, meta: dict[str, Any], state: Mapping[str, torch.Tensor], path=None
 ) -> IntegralModel:
     """An `IntegralModel` with the record's structure; its tensors are loaded afterwards."""
@@ -205,6 +204,3 @@ def _lam_dtype(inn: IntegralModel) -> torch.dtype:
         if t.is_floating_point():
             return t.dtype
     return torch.get_default_dtype()
-
-
-register_structure_hook(KEY, _rebuild)

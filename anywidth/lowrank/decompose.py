@@ -29,7 +29,14 @@ from anywidth.lowrank.allocate import Allocator
 from anywidth.measure import count_macs, count_params, eval_mode
 from anywidth.record import add_step_
 
-__all__ = ["LowRankConfig", "LayerReport", "LowRankReport", "decompose", "apply_ranks"]
+__all__ = [
+    "LayerReport",
+    "LowRankConfig",
+    "LowRankReport",
+    "apply_ranks",
+    "decompose",
+    "replay_decompose",
+]
 
 _METHODS = ("alds", "svd")
 
@@ -55,7 +62,8 @@ class LowRankConfig:
         rounds: ALDS global/local alternations per start.
         seed: seed of the random starts.
         calibration_batches: with ``decompose(..., data=...)``, how many batches of it
-            measure each layer's input statistics (the factorisation is then data-aware).
+            measure each layer's input statistics (the factorisation is then data-aware);
+            0 factors the weights alone even when data are given.
         budget: the target as an `anywidth.Budget` (a fraction of the original, or
             ``Budget.absolute(...)``), as every method's config takes it.
 
@@ -94,8 +102,9 @@ class LowRankConfig:
                     "(0, 1], e.g. 0.5 keeps half"
                 )
         for attr in ("max_slices", "starts", "rounds", "calibration_batches"):
-            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
-                raise ValueError(f"LowRankConfig.{attr}={getattr(self, attr)!r} must be >= 1")
+            least = 0 if attr == "calibration_batches" else 1
+            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < least:
+                raise ValueError(f"LowRankConfig.{attr}={getattr(self, attr)!r} must be >= {least}")
         self.fixed = tuple(self.fixed)
 
     def metric_target(self) -> tuple[str, float]:
@@ -270,7 +279,7 @@ def decompose(
     full = params if metric == "params" else macs
     fraction = target.fraction_of(full)
     covs = None
-    if data is not None:
+    if data is not None and config.calibration_batches > 0:
         covs = input_covariances(model, infos, data, config.calibration_batches)
     allocator = Allocator(infos, metric, config.max_slices, covs)
     budget = int(fraction * full) - (full - allocator.dense_total())
@@ -346,10 +355,16 @@ def apply_ranks(
     return small
 
 
+def replay_decompose(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
+    """Shape the factored layers a saved record lists; the checkpoint's weights fill them."""
+    plan = {name: (int(k), int(j)) for name, (k, j) in step["layers"].items()}
+    return apply_ranks(model, plan, method=step.get("method", "lowrank"))
+
+
 @register_handler(LowRankConfig, "lowrank")
 def _compress(model: nn.Module, example_input, config: LowRankConfig, data) -> Compressed:
     """`anywidth.compress`'s low-rank step."""
     small, report = decompose(model, example_input, config, data=train_batches(data))
     kind = "data-aware" if report.error_kind == "output" else "weight"
     done = [f"factored {len(report.factored())} layers ({config.method}, {kind} SVD)"]
-    return Compressed(small, report.factored(), done)
+    return Compressed(small, report.factored(), done, details=report)

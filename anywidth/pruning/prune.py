@@ -271,4 +271,4 @@ def _compress(model: nn.Module, example_input, config: PruneConfig, data) -> Com
         f"pruned {len(report.changed())} channel groups "
         f"({config.importance} importance, {config.ranking} ranking)"
     ]
-    return Compressed(small, dict(report.widths_after), done)
+    return Compressed(small, dict(report.widths_after), done, details=report)

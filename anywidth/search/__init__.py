@@ -11,15 +11,10 @@ Example:
     >>> distill_(small, model, loaders, TrainConfig(epochs=10), DistillConfig())
 """
 
-from anywidth.search._blocks import skip_blocks_
 from anywidth.search.config import DistillConfig, SearchConfig
 from anywidth.search.distill import distill_, distillation_loss
 from anywidth.search.ops import cost_loss, cwi, gumbel_softmax, pick
 from anywidth.search.search import SearchResult, search_shape
-from anywidth.train._replay import register_step_replayer
-
-# Registers `anywidth.compress`'s handler for SearchConfig.
-import anywidth.search.compress  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "DistillConfig",
@@ -33,11 +28,3 @@ __all__ = [
     "pick",
     "search_shape",
 ]
-
-
-def _replay_skip(model, step):
-    skip_blocks_(model, list(step["blocks"]))
-    return model
-
-
-register_step_replayer("skip", _replay_skip)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from anywidth.train.distributed import (
     wrap_ddp,
 )
 
-__all__ = ["SearchResult", "search_shape"]
+__all__ = ["SearchResult", "replay_skip", "search_shape"]
 
 logger = logging.getLogger("anywidth.search")
 
@@ -358,3 +359,9 @@ def _epoch_entry(net, arch: Architecture, choices: Choices, loaders, epoch, tau,
         "val_accuracy": accuracy,
         "seconds": time.perf_counter() - began,
     }
+
+
+def replay_skip(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
+    """Redo a recorded ``"skip"`` step: the listed blocks become ``nn.Identity``."""
+    skip_blocks_(model, list(step["blocks"]))
+    return model

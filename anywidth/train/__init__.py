@@ -14,9 +14,6 @@ from anywidth.train.loop import TrainResult, train_
 from anywidth.train.losses import LossFn, cross_entropy_loss, image_loss
 from anywidth.train.recalibrate import recalibrate_bn, recalibrate_bn_
 
-# Registers the checkpoint hooks that rebuild smaller (cut) models on load.
-import anywidth.train._replay  # noqa: E402, F401  isort: skip
-
 __all__ = [
     "Checkpoint",
     "CheckpointError",

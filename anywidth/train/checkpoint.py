@@ -8,8 +8,8 @@ Layout of a checkpoint file:
 - string metadata ``"anywidth"``: a JSON document with ``format_version``, ``model``
   (``name``, ``kwargs``), ``epoch``, ``metrics``, ``history``, ``config``, ``optimizer``
   (type, ``param_groups``, non-tensor state), ``scheduler`` (its ``state_dict()``), ``rng``
-  (non-tensor RNG state), ``extra`` (free-form, see `register_structure_hook`) and
-  ``anywidth_version``.
+  (non-tensor RNG state), ``extra`` (free-form, see
+  `anywidth.registry.register_structure_hook`) and ``anywidth_version``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from torch import nn
 
 from anywidth.models import create_model
 from anywidth.record import get_record, zoo_origin
+from anywidth.registry import StructureHook, register_structure_hook, structure_hook
 from anywidth.train._state import (
     MODEL_PREFIX,
     CheckpointError,
@@ -55,9 +56,6 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 META_KEY = "anywidth"
 
-StructureHook = Callable[[nn.Module, dict, dict[str, torch.Tensor]], nn.Module]
-_STRUCTURE_HOOKS: dict[str, StructureHook] = {}
-
 
 @dataclass
 class Checkpoint:
@@ -81,34 +79,6 @@ class Checkpoint:
     def model_state(self) -> dict[str, torch.Tensor]:
         """The model's ``state_dict`` (the ``model.`` tensors with the prefix removed)."""
         return with_prefix(self.tensors, MODEL_PREFIX)
-
-
-def register_structure_hook(key: str, fn: StructureHook) -> None:
-    """Let code that changes a model's structure rebuild it before its weights load.
-
-    `load_model` first builds the model from the zoo by name and kwargs. A model that was
-    later reshaped (pruned to new widths, decomposed) no longer fits that fresh build, so
-    the code that reshaped it records what it did under ``extra[key]`` when saving, and
-    registers a hook for ``key``. For every key of ``meta["extra"]`` that has a hook, in
-    the order the keys were saved, `load_model` calls ``fn(model, meta, state)`` where
-    ``state`` is the saved model ``state_dict``; the hook returns the reshaped model (it may
-    return a new module). The weights are then loaded strictly into the returned model.
-
-    Args:
-        key: the ``extra`` key the hook handles, e.g. ``"pruned_widths"``.
-        fn: ``fn(model, meta, state) -> model``.
-
-    Raises:
-        ValueError: another function is already registered for ``key``.
-
-    Example:
-        >>> def rebuild_widths(model, meta, state):
-        ...     return cut_to_widths(model, meta["extra"]["pruned_widths"])
-        >>> register_structure_hook("pruned_widths", rebuild_widths)
-    """
-    if key in _STRUCTURE_HOOKS and _STRUCTURE_HOOKS[key] is not fn:
-        raise ValueError(f"a structure hook for {key!r} is already registered")
-    _STRUCTURE_HOOKS[key] = fn
 
 
 def _cpu_tensors(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -371,9 +341,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model = _build_model(checkpoint.meta, checkpoint.path)
     state = checkpoint.model_state()
     for key in checkpoint.meta.get("extra") or {}:
-        if key in _STRUCTURE_HOOKS:
+        hook = structure_hook(key)
+        if hook is not None:
             try:
-                model = _STRUCTURE_HOOKS[key](model, checkpoint.meta, state)
+                model = hook(model, checkpoint.meta, state)
             except Exception as error:
                 raise CheckpointError(
                     f"{checkpoint.path}: the structure hook for {key!r} failed: {error}"

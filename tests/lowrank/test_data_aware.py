@@ -120,8 +120,20 @@ def test_bad_data_is_a_clear_error():
         decompose(model, x, LowRankConfig(target_params=0.5), data=[1, 2, 3])
     with pytest.raises(ValueError, match=r"example_input: .*shape \(1, 3, 8, 8\)"):
         decompose(model, torch.randn(1, 3, 8, 8), LowRankConfig(target_params=0.5))
-    with pytest.raises(ValueError, match="calibration_batches=0"):
-        LowRankConfig(target_params=0.5, calibration_batches=0)
+    with pytest.raises(ValueError, match="calibration_batches=-1 must be >= 0"):
+        LowRankConfig(target_params=0.5, calibration_batches=-1)
+
+
+def test_no_calibration_batches_factors_the_weights_even_with_data():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten(), nn.Linear(8 * 36, 4)).eval()
+    x = torch.randn(1, 1, 8, 8)
+    data = [(torch.randn(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))]
+    config = LowRankConfig(target_params=0.5, calibration_batches=0)
+    with_data, report = decompose(model, x, config, data=data)
+    without, _ = decompose(model, x, config)
+    assert report.error_kind == "weight"
+    torch.testing.assert_close(with_data(x), without(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("k", [1, 2])

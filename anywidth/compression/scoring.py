@@ -1,4 +1,10 @@
-"""How a command scores a model: accuracy for classifiers, Y-channel PSNR for super-resolution."""
+"""How a model is scored: accuracy for classifiers, Y-channel PSNR for super-resolution.
+
+Example:
+    >>> scorer = scorer_for(model)          # accuracy, or PSNR for the zoo's SR models
+    >>> scorer.show(scorer(model, loaders.test)), scorer.label
+    ('81.23', 'test acc %')
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from torch import nn
 from anywidth.measure import evaluate
 from anywidth.metrics import ACCURACY, Metric, psnr_metric
 from anywidth.models.superres import EDSR, SRCNN
+from anywidth.train.config import TrainConfig
 from anywidth.train.losses import LossFn, cross_entropy_loss, image_loss
 
 __all__ = ["Scorer", "scorer_for"]
@@ -37,6 +44,15 @@ class Scorer:
             return cross_entropy_loss(label_smoothing)
         return image_loss(self.loss)
 
+    def fine_tune_config(
+        self, epochs: int, batch_size: int, seed: int, lr: float | None = None
+    ) -> TrainConfig:
+        """A short training run from trained weights: SGD for classifiers, Adam without
+        weight decay for super-resolution; ``lr`` when given, else this kind's default."""
+        decay = {} if self.optimizer == "sgd" else {"weight_decay": 0.0}
+        return TrainConfig(epochs=epochs, batch_size=batch_size, lr=self.lr if lr is None else lr,
+                           optimizer=self.optimizer, seed=seed, **decay)  # fmt: skip
+
     def __call__(self, model: nn.Module, loader: Iterable) -> float:
         return evaluate(model, loader, metric=self.metric)[self.metric.name]
 
@@ -46,7 +62,9 @@ class Scorer:
 
 def scorer_for(model: nn.Module, split: str = "test") -> Scorer:
     """PSNR at the model's scale for the zoo's SR models (and what `cut` made of them),
-    accuracy for everything else."""
+    accuracy for everything else; an any-width model is scored as its full width."""
+    if hasattr(model, "resample"):  # an IntegralModel or SlimmableModel: look at what it makes
+        model = model.resample(1.0)
     if isinstance(model, SRCNN | EDSR):
         metric = psnr_metric(int(model.scale))
         return Scorer(metric, f"{split} PSNR dB", loss="l1", optimizer="adamw", lr=1e-4)
