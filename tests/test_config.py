@@ -5,14 +5,14 @@ import json
 import pytest
 
 from anywidth._config import CONFIG_VERSION, check_keys
-from anywidth.analysis import RankStudyConfig
-from anywidth.analysis.channel_search import ChannelSearchConfig
 from anywidth.integral import IntegralConfig
 from anywidth.integral.training import WidthTrainConfig
 from anywidth.integral.tuning import TuneConfig
 from anywidth.measure import Report
 from anywidth.pruning import PruneConfig
 from anywidth.train import TrainConfig
+from studies.channel_search import ChannelSearchConfig
+from studies.rank_study import RankStudyConfig
 
 # (config, a misspelt key, the field it should suggest)
 CONFIGS = [

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.analysis.channels import linear_channels, piecewise_channels, stagewise_channels
+from anywidth.analysis import linear_channels, piecewise_channels, stagewise_channels
 
 __all__ = [
     "CANDIDATES",

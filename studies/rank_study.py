@@ -20,15 +20,15 @@ import torch
 
 from anywidth._config import config_from_dict, config_to_dict
 from anywidth._progress import progress
-from anywidth.analysis._findings import Finding, check_findings
-from anywidth.analysis._plots import plot_rank_study
-from anywidth.analysis._private import (
+from studies._findings import Finding, check_findings
+from studies._nets import (
     ACTIVATIONS,
     KINDS,
     RandomNet,
     channel_matrix,
     numerical_rank,
 )
+from studies._plots import plot_rank_study
 
 __all__ = ["RankPoint", "RankStudyConfig", "RankStudyResult", "rank_study"]
 
