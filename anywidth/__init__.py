@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "Budget",
     "CompressionReport",
+    "Config",
     "__version__",
     "compress",
     "create_model",
@@ -31,6 +32,7 @@ __all__ = [
 _HOMES = {
     "Budget": "anywidth.budget",
     "CompressionReport": "anywidth.compression",
+    "Config": "anywidth._config",
     "compress": "anywidth.compression",
     "create_model": "anywidth.models",
     "list_models": "anywidth.models",

@@ -1,9 +1,10 @@
 """The one way config dataclasses become dicts and back: versioned, strict about keys.
 
-Every config (`TrainConfig`, `IntegralConfig`, `PruneConfig`, ...) is stored in checkpoints
-through `config_to_dict` and read back through `config_from_dict`, so that a misspelt or
-stale key is an error naming the key, the config and the valid keys, and a record written
-by a newer anywidth is refused instead of silently misread.
+Every config (`TrainConfig`, `IntegralConfig`, `PruneConfig`, ...) is a dataclass derived
+from `Config`, whose ``to_dict`` (`config_to_dict`) and ``from_dict`` (`config_from_dict`)
+store it in checkpoints and read it back, so that a misspelt or stale key is an error naming
+the key, the config and the valid keys, and a record written by a newer anywidth is refused
+instead of silently misread. `Config` is public as ``anywidth.Config``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-__all__ = ["CONFIG_VERSION", "check_keys", "config_to_dict", "config_from_dict"]
+__all__ = ["CONFIG_VERSION", "Config", "check_keys", "config_from_dict", "config_to_dict"]
 
 CONFIG_VERSION = 1
 """The record version `config_to_dict` writes; a record without one is version 1."""
@@ -75,3 +76,32 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
         )
     check_keys(kind, data, [f.name for f in fields(cls)] + [VERSION_KEY])
     return cls(**data)
+
+
+class Config:
+    """The base of every config dataclass: one ``to_dict`` and ``from_dict`` for all.
+
+    Derive a ``@dataclass`` from it; validate in ``__post_init__``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class FoldConfig(Config):
+        ...     layers: tuple[str, ...] = ()
+        >>> FoldConfig.from_dict(FoldConfig(("fc",)).to_dict())
+        FoldConfig(layers=['fc'])
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        """The config a `to_dict` result describes (a missing ``"version"`` reads as 1).
+
+        Raises:
+            ValueError: an unknown key (named, with the valid ones), a record version newer
+                than this anywidth reads, or an invalid value.
+        """
+        return config_from_dict(cls, data)

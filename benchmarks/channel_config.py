@@ -1,5 +1,5 @@
 """ReXNet channel configurations at equal MACs on digits: linear against stage-wise and
-piecewise-linear ones (`anywidth.analysis.channel_search`), 3 seeds, mean ± std.
+piecewise-linear ones (`studies.channel_search`), 3 seeds, mean ± std.
 
 Every candidate is the same 16-block ReXNet (strides, expansions, SE, stem 32·w, head
 1280·w, w = 0.5, stem stride 1 for 8x8 digits) whose block widths are scaled until it
@@ -16,7 +16,7 @@ import argparse
 import torch
 from _common import write_table
 
-from anywidth.analysis.channel_search import ChannelSearchConfig, channel_search
+from studies.channel_search import ChannelSearchConfig, channel_search
 
 # Written from the committed run; rewrite when the numbers change.
 FINDINGS = """

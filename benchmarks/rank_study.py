@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from _common import RESULTS, write_table
 
-from anywidth.analysis import RankStudyConfig, rank_study
+from studies.rank_study import RankStudyConfig, rank_study
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -4,15 +4,19 @@ import json
 
 import pytest
 
+import anywidth
+from anywidth import Budget
 from anywidth._config import CONFIG_VERSION, check_keys
-from anywidth.analysis import RankStudyConfig
-from anywidth.analysis.channel_search import ChannelSearchConfig
 from anywidth.integral import IntegralConfig
 from anywidth.integral.training import WidthTrainConfig
 from anywidth.integral.tuning import TuneConfig
+from anywidth.lowrank import LowRankConfig
 from anywidth.measure import Report
 from anywidth.pruning import PruneConfig
+from anywidth.search import DistillConfig, SearchConfig
 from anywidth.train import TrainConfig
+from studies.channel_search import ChannelSearchConfig
+from studies.rank_study import RankStudyConfig
 
 # (config, a misspelt key, the field it should suggest)
 CONFIGS = [
@@ -23,6 +27,9 @@ CONFIGS = [
     (TuneConfig(steps=7, tune_bn=False), "step", "steps"),
     (RankStudyConfig(kinds=("conv1x1",), networks=3, rtol=1e-2), "network", "networks"),
     (ChannelSearchConfig(candidates=("linear",), epochs=2, seeds=(1,)), "epoch", "epochs"),
+    (LowRankConfig(budget=Budget(params=0.5), fixed=("fc",)), "fixd", "fixed"),
+    (SearchConfig(budget=Budget(macs=0.5), epochs=2, depth=False), "dept", "depth"),
+    (DistillConfig(temperature=2.0), "temprature", "temperature"),
 ]
 IDS = [type(c[0]).__name__ for c in CONFIGS]
 
@@ -32,6 +39,12 @@ def test_round_trips_through_json_with_a_version(config, typo, field):
     data = json.loads(json.dumps(config.to_dict()))
     assert data["version"] == CONFIG_VERSION == 1
     assert type(config).from_dict(data) == config
+
+
+@pytest.mark.parametrize("config, typo, field", CONFIGS, ids=IDS)
+def test_every_config_takes_to_dict_and_from_dict_from_the_one_base(config, typo, field):
+    assert isinstance(config, anywidth.Config)
+    assert "to_dict" not in vars(type(config)) and "from_dict" not in vars(type(config))
 
 
 @pytest.mark.parametrize("config, typo, field", CONFIGS, ids=IDS)

@@ -1,4 +1,8 @@
-"""anywidth.analysis: ReXNet's rank study, layer-rank diagnostics, channel configurations."""
+"""anywidth.analysis: layer-rank diagnostics and ReXNet's channel configurations.
+
+The paper studies that use them (ReXNet's rank study and channel search) live in the
+repository's top-level `studies` package, which calls this library.
+"""
 
 # channels first: the model zoo imports it while anywidth.models is still loading.
 from anywidth.analysis.channels import (  # isort: skip
@@ -6,17 +10,12 @@ from anywidth.analysis.channels import (  # isort: skip
     piecewise_channels,
     stagewise_channels,
 )
-from anywidth.analysis.rank_study import RankPoint, RankStudyConfig, RankStudyResult, rank_study
 from anywidth.analysis.ranks import LayerRank, layer_ranks
 
 __all__ = [
     "LayerRank",
-    "RankPoint",
-    "RankStudyConfig",
-    "RankStudyResult",
     "layer_ranks",
     "linear_channels",
     "piecewise_channels",
-    "rank_study",
     "stagewise_channels",
 ]

@@ -11,7 +11,6 @@ import sys
 import torch.distributed as dist
 
 from anywidth import __version__
-from anywidth.cli.analysis import add_channel_search, add_rank_study, add_ranks
 from anywidth.cli.compress import add_compress
 from anywidth.cli.demo import add_demo
 from anywidth.cli.distill import add_distill
@@ -19,9 +18,11 @@ from anywidth.cli.info import add_info
 from anywidth.cli.integrate import add_integrate
 from anywidth.cli.lowrank import add_decompose
 from anywidth.cli.prune import add_prune
+from anywidth.cli.ranks import add_ranks
 from anywidth.cli.resample import add_resample
 from anywidth.cli.search import add_search
 from anywidth.cli.slim import add_slim
+from anywidth.cli.studies import add_channel_search, add_rank_study
 from anywidth.cli.train import add_eval, add_train
 from anywidth.train.distributed import DistributedError, Processes, init_distributed
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.integral.quadrature import QUADRATURE_RULES
 
 __all__ = ["IntegralConfig", "PARTITIONS", "NODE_INITS"]
@@ -16,7 +16,7 @@ NODE_INITS: tuple[str, ...] = ("lstsq", "sample")
 
 
 @dataclass
-class IntegralConfig:
+class IntegralConfig(Config):
     """Options of `to_integral`; validated on construction, round-trips through dicts.
 
     Args:
@@ -74,20 +74,6 @@ class IntegralConfig:
                 f"IntegralConfig.order_time_limit must be positive or None, got "
                 f"{self.order_time_limit}"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IntegralConfig:
-        """The config a `to_dict` result describes (a missing ``"version"`` reads as 1).
-
-        Raises:
-            ValueError: an unknown key (named, with the valid ones), a record version newer
-                than this anywidth reads, or an invalid value.
-        """
-        return config_from_dict(cls, data)
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.integral.grid import UniformGrid, make_grid
 from anywidth.integral.model import IntegralModel
 from anywidth.train.tune import tune_
@@ -25,7 +25,7 @@ __all__ = ["TuneConfig", "trainable_copy", "tune_partition"]
 
 
 @dataclass
-class TuneConfig:
+class TuneConfig(Config):
     """Budget and targets of partition tuning.
 
     Args:
@@ -45,15 +45,6 @@ class TuneConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.lr <= 0 or self.temperature <= 0:
             raise ValueError("TuneConfig needs steps >= 1, lr > 0 and temperature > 0")
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TuneConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 def trainable_copy(inn: IntegralModel) -> IntegralModel:

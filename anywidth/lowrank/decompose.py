@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
@@ -42,7 +42,7 @@ _METHODS = ("alds", "svd")
 
 
 @dataclass
-class LowRankConfig:
+class LowRankConfig(Config):
     """How to decompose: the method, the budget and the search.
 
     Args:
@@ -129,13 +129,6 @@ class LowRankConfig:
         if self.budget is not None:
             return f"LowRankConfig.budget {metric}"
         return f"LowRankConfig.target_{metric}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LowRankConfig:
-        return config_from_dict(cls, data)
 
 
 @dataclass

@@ -165,7 +165,7 @@ def block_specs_from_channels(channels: list[int], stem_channels: int) -> list[B
     """ReXNet's 16 blocks (strides, expansions, SE) with the given output channels.
 
     The channel configuration is the only thing that differs between the networks that
-    `anywidth.analysis.channel_search` compares.
+    `studies.channel_search` compares.
 
     Args:
         channels: 16 block output widths.

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import warn_non_finite
@@ -35,7 +34,7 @@ _TOLERANCE = 0.02
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(Config):
     """How to prune: the criterion, the ranking and the budget.
 
     Args:
@@ -131,15 +130,6 @@ class PruneConfig:
             )
         b = self.budget
         return PlanBudget(**{b.metric: b.value}, tolerance=b.tolerance)
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PruneConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 @dataclass

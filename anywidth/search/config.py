@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.budget import Budget, as_budget
 
 __all__ = ["SearchConfig", "DistillConfig"]
@@ -23,7 +23,7 @@ def _positive(owner: str, name: str, value: Any, integer: bool = False) -> None:
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(Config):
     """How to search: the MAC target, the candidates, the schedule and the optimisers.
 
     Args:
@@ -156,16 +156,9 @@ class SearchConfig:
             return self
         return replace(self, budget=self.budget.resolve(full_macs))
 
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        return config_from_dict(cls, data)
-
 
 @dataclass
-class DistillConfig:
+class DistillConfig(Config):
     """Knowledge distillation: ``L = (1 − w)·CE + w·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``.
 
     Args:
@@ -184,10 +177,3 @@ class DistillConfig:
         w = self.weight
         if not (isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w <= 1):
             raise ValueError(f"DistillConfig.weight={w!r} must be in [0, 1]")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DistillConfig:
-        return config_from_dict(cls, data)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 
 __all__ = ["TrainConfig"]
 
@@ -17,7 +17,7 @@ SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """Settings of one training run; invalid values raise ``ValueError`` naming the field.
 
     Attributes:
@@ -105,29 +105,6 @@ class TrainConfig:
             done = (self.epochs - epochs - self.warmup_epochs) / (self.epochs - self.warmup_epochs)
             lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * max(0.0, done)))
         return replace(self, epochs=epochs, lr=lr, warmup_epochs=0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-friendly dict, plus the record ``"version"``.
-
-        Example:
-            >>> TrainConfig(epochs=2).to_dict()["epochs"]
-            2
-        """
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from `to_dict` output (a missing ``"version"`` reads as 1).
-
-        Raises:
-            ValueError: an unknown key (named, with the valid ones), a record version newer
-                than this anywidth reads, or an invalid value.
-
-        Example:
-            >>> TrainConfig.from_dict({"epochs": 5, "optimizer": "adamw"}).optimizer
-            'adamw'
-        """
-        return config_from_dict(cls, data)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

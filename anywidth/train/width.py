@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.data import Loaders
 from anywidth.metrics import ACCURACY, Metric
 from anywidth.train.config import TrainConfig
@@ -57,7 +57,7 @@ WIDTH_LOSSES: tuple[str, ...] = ("cross_entropy", "l1", "l2")
 
 
 @dataclass
-class WidthTrainConfig:
+class WidthTrainConfig(Config):
     """How widths are drawn and combined in each training step.
 
     Args:
@@ -116,15 +116,6 @@ class WidthTrainConfig:
                 "WidthTrainConfig needs temperature > 0, consistency >= 0 and "
                 "recalibrate_batches >= 1"
             )
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> WidthTrainConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 def _low(size: int, min_ratio: float) -> int:

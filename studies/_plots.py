@@ -1,4 +1,4 @@
-"""Figures of `anywidth.analysis` (matplotlib without a screen)."""
+"""Figures of the studies (matplotlib without a screen)."""
 
 from __future__ import annotations
 

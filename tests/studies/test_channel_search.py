@@ -2,7 +2,7 @@
 
 import pytest
 
-from anywidth.analysis.channel_search import (
+from studies.channel_search import (
     CANDIDATES,
     ChannelSearchConfig,
     ChannelSearchRow,

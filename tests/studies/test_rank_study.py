@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from anywidth.analysis import RankStudyConfig, rank_study
+from studies.rank_study import RankStudyConfig, rank_study
 
 RATIOS = (0.1, 0.25, 0.5, 0.75, 1.0)
 

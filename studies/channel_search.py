@@ -10,15 +10,13 @@ configuration's MACs, then trained briefly over several seeds.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import fmean, pstdev
-from typing import Any
 
 import torch
 
-from anywidth._config import config_from_dict, config_to_dict
-from anywidth.analysis.channels import linear_channels, piecewise_channels, stagewise_channels
+from anywidth import Config
+from anywidth.analysis import linear_channels, piecewise_channels, stagewise_channels
 
 __all__ = [
     "CANDIDATES",
@@ -41,7 +39,7 @@ piecewise-linear ones with a knot halfway."""
 
 
 @dataclass
-class ChannelSearchConfig:
+class ChannelSearchConfig(Config):
     """What `channel_search` trains.
 
     Args:
@@ -82,15 +80,6 @@ class ChannelSearchConfig:
             )
         if not 0 < self.tolerance < 1:
             raise ValueError(f"ChannelSearchConfig.tolerance={self.tolerance} must be in (0, 1)")
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChannelSearchConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 @dataclass

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth import Config
 from anywidth._progress import progress
-from anywidth.analysis._findings import Finding, check_findings
-from anywidth.analysis._plots import plot_rank_study
-from anywidth.analysis._private import (
+from studies._findings import Finding, check_findings
+from studies._nets import (
     ACTIVATIONS,
     KINDS,
     RandomNet,
     channel_matrix,
     numerical_rank,
 )
+from studies._plots import plot_rank_study
 
 __all__ = ["RankPoint", "RankStudyConfig", "RankStudyResult", "rank_study"]
 
@@ -44,7 +42,7 @@ def _choices(name: str, values: tuple, valid) -> tuple:
 
 
 @dataclass
-class RankStudyConfig:
+class RankStudyConfig(Config):
     """What the rank study runs.
 
     Args:
@@ -104,15 +102,6 @@ class RankStudyConfig:
             raise ValueError(f"RankStudyConfig.rtol={self.rtol} must be in (0, 1) or None")
         if self.dtype not in _DTYPES:
             raise ValueError(f"RankStudyConfig.dtype={self.dtype!r}; use one of {list(_DTYPES)}")
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RankStudyConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

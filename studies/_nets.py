@@ -1,4 +1,4 @@
-"""Helpers of `anywidth.analysis`: the random networks of the rank study and rank counting."""
+"""The random networks of the rank study and how their output rank is counted."""
 
 from __future__ import annotations
 
