@@ -43,15 +43,16 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from anywidth.graph import ChannelGroup, group_rank_ratios, lookup
-from anywidth.integral import _plans
 from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype
 from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
-from anywidth.integral._plans import Planner, PlanSpec
-from anywidth.integral._skeleton import Skeletons
 from anywidth.integral._store import LamStore
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.grid import Grid, make_grid
+from anywidth.width import _plans
+from anywidth.width._plans import Planner
+from anywidth.width._skeleton import Skeletons
+from anywidth.width.request import PlanRequest, PlanSpec
 
 __all__ = ["IntegralModel", "PlanSpec"]
 
@@ -258,16 +259,17 @@ class IntegralModel(nn.Module):
             8
             >>> plan = inn.width_plan(target_macs=0.5, allocation="global")
         """
-        return self._planner.resolve(
+        request = PlanRequest.of(
             plan,
-            self._sizes,
             target_macs=target_macs,
             target_params=target_params,
             allocation=allocation,
             tolerance=tolerance,
             round_to=round_to,
-            importance=self.channel_importance,
-            rank_ratios=None if data is None else lambda: self._rank_ratios(data),
+            data=data,
+        )
+        return self._planner.resolve(
+            request, self._sizes, importance=self.channel_importance, rank_ratios=self._rank_ratios
         )
 
     def _rank_ratios(self, data) -> dict[str, float]:

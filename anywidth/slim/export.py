@@ -12,10 +12,10 @@ from anywidth._config import config_from_dict, config_to_dict
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
-from anywidth.integral._plans import ALLOCATIONS
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.slim.model import SlimmableModel
 from anywidth.train import recalibrate_bn_
+from anywidth.width import ALLOCATIONS
 
 __all__ = ["ShrinkConfig", "ShrinkReport", "shrink"]
 

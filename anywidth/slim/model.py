@@ -21,9 +21,10 @@ from torch.func import functional_call
 from anywidth.compression.checks import warn_non_finite
 from anywidth.graph import ChannelGroup, Cutter, channel_groups, keep_first, permute_channels
 from anywidth.graph.ranks import group_rank_ratios
-from anywidth.integral._plans import Planner, PlanSpec, channel_importance
-from anywidth.integral._skeleton import Skeletons
 from anywidth.slim._private import slice_indices
+from anywidth.width._plans import Planner, channel_importance
+from anywidth.width._skeleton import Skeletons
+from anywidth.width.request import PlanRequest, PlanSpec
 
 __all__ = ["SlimmableModel", "to_slimmable"]
 
@@ -87,18 +88,20 @@ class SlimmableModel(nn.Module):
     ) -> dict[str, int]:
         """A plan, a ratio or a budget as a full plan; as `IntegralModel.width_plan`
         (``allocation="rank"`` reads the full-width model's output ranks on ``data``)."""
-        return self._planner.resolve(
+        request = PlanRequest.of(
             plan,
-            self._sizes,
             target_macs=target_macs,
             target_params=target_params,
             allocation=allocation,
             tolerance=tolerance,
             round_to=round_to,
+            data=data,
+        )
+        return self._planner.resolve(
+            request,
+            self._sizes,
             importance=self.channel_importance,
-            rank_ratios=None
-            if data is None
-            else lambda: group_rank_ratios(self.model, data, self.groups),
+            rank_ratios=lambda data: group_rank_ratios(self.model, data, self.groups),
         )
 
     def channel_importance(self) -> dict[str, Tensor]:
