@@ -34,6 +34,7 @@ __all__ = [
     "budget_sizes",
     "channel_importance",
     "check_plan",
+    "plan_key",
     "ratio_plan",
     "uniform_priority",
 ]
@@ -106,6 +107,11 @@ class Planner:
         else:
             priority = importance()
         return budget_sizes(self._cost, self.groups, priority, budget, request.round_to)
+
+
+def plan_key(plan: Mapping[str, int]) -> tuple:
+    """A hashable key of a full plan (for caches of per-plan tensors)."""
+    return tuple(sorted(plan.items()))
 
 
 def check_plan(groups: Iterable[ChannelGroup], plan: Mapping[str, int]) -> dict[str, int]:
