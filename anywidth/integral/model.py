@@ -46,9 +46,11 @@ from anywidth.graph import ChannelGroup, lookup
 from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype
 from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
+from anywidth.integral._record import integral_step
 from anywidth.integral._store import LamStore
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.grid import Grid, make_grid
+from anywidth.record import ModelRecord, get_record
 from anywidth.width import _plans
 from anywidth.width._plans import plan_key
 from anywidth.width.model import WidthModel
@@ -71,7 +73,7 @@ class IntegralModel(WidthModel):
         config: the conversion options.
         nodes: ``{resizable group: number of λ nodes}``.
         permutation: ``{group: order}`` that was applied to the caller's model.
-        model_name: the source's zoo name, if known (for `load_integral`).
+        model_name: the source's zoo name, if known (for `anywidth.train.load_model`).
         model_kwargs: its ``create_model`` options.
         init: fit λ to the source's tensors (False: zeros, to be loaded).
 
@@ -168,6 +170,18 @@ class IntegralModel(WidthModel):
             dimension (others need no rescaling).
         """
         return self.lam.scales(self.config.rule)
+
+    @property
+    def anywidth_record(self) -> ModelRecord:
+        """The model's `anywidth.record.ModelRecord`, computed when read: the source's
+        record plus one ``"integral"`` step with this INN's structure and current sizes.
+
+        `anywidth.train.save_checkpoint` stores it and `anywidth.train.load_model` replays
+        it (see `anywidth.integral.io`), so an INN saves and loads like any cut model.
+        """
+        source = get_record(self._export.source)
+        steps = source.steps if source is not None else ()
+        return ModelRecord(self.model_name, self.model_kwargs, (*steps, integral_step(self)))
 
     @property
     def dtype(self) -> torch.dtype:
