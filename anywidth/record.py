@@ -83,7 +83,12 @@ class ModelRecord:
 
 
 def get_record(model: nn.Module) -> ModelRecord | None:
-    """The record of ``model``, or None when it was not built by anywidth."""
+    """The record of ``model``, or None when it was not built by anywidth.
+
+    A class may compute its record when it is read, as a property named
+    ``anywidth_record``: `anywidth.integral.IntegralModel` does, so that its last step holds
+    its current sizes (`set_record_` cannot replace such a record).
+    """
     record = getattr(model, _ATTR, None)
     return record if isinstance(record, ModelRecord) else None
 

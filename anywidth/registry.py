@@ -45,7 +45,7 @@ StepReplayer = Callable[[Any, Mapping[str, Any]], Any]
 STRUCTURE_HOOKS: dict[str, str] = {
     "steps": "anywidth.record:replay_steps",
     "widths": "anywidth.record:replay_widths",
-    "integral": "anywidth.integral.io:rebuild_integral",
+    "integral": "anywidth.integral.io:replay_integral_extra",  # files before INN records
 }
 """The built-in structure hooks, by the ``extra`` key of the checkpoint they act on."""
 
@@ -53,6 +53,7 @@ STEP_REPLAYERS: dict[str, str] = {
     "cut": "anywidth.graph.cut:replay_cut",
     "decompose": "anywidth.lowrank.decompose:replay_decompose",
     "skip": "anywidth.search.search:replay_skip",
+    "integral": "anywidth.integral.io:replay_integral",
 }
 """The built-in step replayers, by the ``"kind"`` of the record step they redo."""
 

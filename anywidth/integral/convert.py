@@ -12,8 +12,8 @@ from torch import nn
 
 from anywidth.graph import ChannelGroup, analyze_channels, fix_unreadable, permute_channels
 from anywidth.integral._layout import tied_aliases
+from anywidth.integral._nodes import resolve_nodes
 from anywidth.integral._order import order_groups
-from anywidth.integral._plans import resolve_nodes
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.model import IntegralModel
 from anywidth.record import zoo_origin

@@ -8,8 +8,9 @@ forward pass runs those tensors through one width-agnostic skeleton of the sourc
 `IntegralModel.resample` builds the ordinary smaller model for a plan with
 `anywidth.graph.cut`.
 
-The module delegates each job to one private module: the λ tensors and the maps between
-λ and discrete tensors (`_store`), plans, ratios and budgets (`_plans`), the eval-mode
+Planning (plans, ratios and budgets), `at`, `set_sizes_` and `resample` come from the base
+class `anywidth.width.WidthModel`. The module delegates each other job to one private
+module: the λ tensors and the maps between λ and discrete tensors (`_store`), the eval-mode
 cache (`_cache`), and export through `anywidth.graph.cut.Cutter` (`_export`).
 
 Eval-mode cache: when no gradient can reach the model (under ``torch.no_grad()`` or
@@ -35,23 +36,25 @@ statistics for a width, `IntegralModel.resample` it and run
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from anywidth.graph import ChannelGroup, group_rank_ratios, lookup
-from anywidth.integral import _plans
+from anywidth.graph import ChannelGroup, lookup
 from anywidth.integral._cache import Entry, EvalCache
 from anywidth.integral._export import Exporter, float_dtype
 from anywidth.integral._layout import GroupSampler, build_layouts, group_samplers, tied_aliases
-from anywidth.integral._plans import Planner, PlanSpec
-from anywidth.integral._skeleton import Skeletons
+from anywidth.integral._record import integral_step
 from anywidth.integral._store import LamStore
 from anywidth.integral.config import IntegralConfig
 from anywidth.integral.grid import Grid, make_grid
+from anywidth.record import ModelRecord, get_record
+from anywidth.width import _plans
+from anywidth.width._plans import plan_key
+from anywidth.width.model import WidthModel
+from anywidth.width.request import PlanSpec
 
 __all__ = ["IntegralModel", "PlanSpec"]
 
@@ -60,7 +63,7 @@ def _grid_key(group: str) -> str:
     return group.replace(".", "/")
 
 
-class IntegralModel(nn.Module):
+class IntegralModel(WidthModel):
     """An integral neural network built from a discrete model; create with `to_integral`.
 
     Args:
@@ -70,7 +73,7 @@ class IntegralModel(nn.Module):
         config: the conversion options.
         nodes: ``{resizable group: number of λ nodes}``.
         permutation: ``{group: order}`` that was applied to the caller's model.
-        model_name: the source's zoo name, if known (for `load_integral`).
+        model_name: the source's zoo name, if known (for `anywidth.train.load_model`).
         model_kwargs: its ``create_model`` options.
         init: fit λ to the source's tensors (False: zeros, to be loaded).
 
@@ -102,20 +105,15 @@ class IntegralModel(nn.Module):
         model_kwargs: Mapping | None = None,
         init: bool = True,
     ) -> None:
-        super().__init__()
+        source = source.eval()
+        super().__init__(source, example_input, groups, permutation)
         self.config = config
-        self.groups = tuple(groups)
         self.nodes = dict(nodes)
-        self.permutation = {k: [int(i) for i in v] for k, v in (permutation or {}).items()}
         self.model_name = model_name
         self.model_kwargs = dict(model_kwargs or {})
-        source = source.eval()
-        self._skeletons = Skeletons(source, example_input, list(groups))
-        self._planner = Planner(source, example_input, groups)
         self._export = Exporter(source, example_input, list(groups))
         self._cache = EvalCache()
         self._batch_stats = False  # see batch_norm_train_
-        self._set_plan(self._planner.full())
         dtype = float_dtype(source)
         self.grids = nn.ModuleDict(
             {_grid_key(g.name): make_grid(config.partition, g.size, dtype=dtype)
@@ -133,17 +131,7 @@ class IntegralModel(nn.Module):
         )
         self.register_load_state_dict_post_hook(lambda module, _keys: module._clear())
 
-    # -- groups, grids and λ -------------------------------------------------------------
-    @property
-    def resizable(self) -> list[ChannelGroup]:
-        """The groups that are continuous (not fixed), in graph order."""
-        return [g for g in self.groups if not g.fixed]
-
-    @property
-    def example_input(self) -> torch.Tensor | tuple:
-        """The input the channel groups were traced with (budgets are counted for it)."""
-        return self._export.example_input
-
+    # -- grids and λ -----------------------------------------------------------------------
     def grid(self, group: str) -> Grid:
         """The `Grid` of a resizable group."""
         lookup({g.name: g for g in self.resizable}, group)
@@ -184,6 +172,18 @@ class IntegralModel(nn.Module):
         return self.lam.scales(self.config.rule)
 
     @property
+    def anywidth_record(self) -> ModelRecord:
+        """The model's `anywidth.record.ModelRecord`, computed when read: the source's
+        record plus one ``"integral"`` step with this INN's structure and current sizes.
+
+        `anywidth.train.save_checkpoint` stores it and `anywidth.train.load_model` replays
+        it (see `anywidth.integral.io`), so an INN saves and loads like any cut model.
+        """
+        source = get_record(self._export.source)
+        steps = source.steps if source is not None else ()
+        return ModelRecord(self.model_name, self.model_kwargs, (*steps, integral_step(self)))
+
+    @property
     def dtype(self) -> torch.dtype:
         """The floating dtype of λ."""
         return self.lam.float_like().dtype
@@ -209,73 +209,7 @@ class IntegralModel(nn.Module):
             samplers = self._samplers(self._planner.full(), self.lam.float_like())
         self.lam.refit_buffers_(buffers, samplers)
 
-    # -- plans ---------------------------------------------------------------------------
-    @property
-    def sizes(self) -> dict[str, int]:
-        """The current width plan: ``{resizable group: size}`` (default: every group whole)."""
-        return dict(self._sizes)
-
-    def width_plan(
-        self,
-        plan: PlanSpec = None,
-        *,
-        target_macs: float | None = None,
-        target_params: float | None = None,
-        allocation: str = "uniform",
-        tolerance: float = 0.02,
-        round_to: int = 1,
-        data=None,
-    ) -> dict[str, int]:
-        """Resolve a plan, a ratio or a budget into a full, validated plan.
-
-        A group may take any size from 1 to its original width, whatever its number of
-        nodes.
-
-        Args:
-            plan: ``{group: size}`` (unlisted groups whole), a ratio in (0, 1] applied to
-                every resizable group (rounded, at least 1), or None (the current sizes).
-            target_macs: MAC budget, a fraction of the source's (<= 1) or an absolute
-                count, for the example input; through `anywidth.graph.plan_for_budget`.
-            target_params: the same for parameters. Give at most one of the three.
-            allocation: how a budget is spread: ``"uniform"`` (the same ratio everywhere),
-                ``"global"`` (by `channel_importance`: groups whose channels matter
-                unevenly give up more) or ``"rank"`` (sizes in proportion to the numerical
-                rank of each group's outputs on ``data``, `anywidth.graph.group_rank_ratios`
-                of the full-width model: rank-deficient groups give up more).
-            tolerance: accepted relative distance to the budget.
-            round_to: budget sizes are multiples of this (except whole groups).
-            data: input batches (or a tensor) for ``allocation="rank"``.
-
-        Returns:
-            ``{group: size}`` for every resizable group.
-
-        Raises:
-            PlanError: unknown or fixed group, a size below 1 or above the original width,
-                a bad ratio, or a budget that cannot be met.
-
-        Example:
-            >>> inn.width_plan(0.5)["layer1.0.conv1:out"]          # resnet20
-            8
-            >>> plan = inn.width_plan(target_macs=0.5, allocation="global")
-        """
-        return self._planner.resolve(
-            plan,
-            self._sizes,
-            target_macs=target_macs,
-            target_params=target_params,
-            allocation=allocation,
-            tolerance=tolerance,
-            round_to=round_to,
-            importance=self.channel_importance,
-            rank_ratios=None if data is None else lambda: self._rank_ratios(data),
-        )
-
-    def _rank_ratios(self, data) -> dict[str, float]:
-        """Output rank ratio of every resizable group, at full width, on ``data``."""
-        with torch.no_grad():
-            full = self.resample(self._planner.full())
-        return group_rank_ratios(full, data, self.groups)
-
+    # -- width-random training and planning ----------------------------------------------
     def loss_weight(self, plan: Mapping[str, int], power: float = 2.0) -> float:
         """How much a width-random step at ``plan`` should weigh next to the full width's.
 
@@ -306,30 +240,6 @@ class IntegralModel(nn.Module):
         weights = {n: t for n, t in tensors.items() if layouts[n].is_param}
         return _plans.channel_importance(self.groups, weights)
 
-    def set_sizes_(self, plan: PlanSpec) -> None:
-        """Choose the width the module runs at: a plan, a ratio, or None for full width."""
-        self._set_plan(self._planner.full() if plan is None else self.width_plan(plan))
-
-    @contextlib.contextmanager
-    def at(self, plan: PlanSpec) -> Iterator[IntegralModel]:
-        """Run at a plan (or ratio) inside a ``with`` block; the previous sizes come back after.
-
-        Example:
-            >>> with inn.at({"layer1.0.conv1:out": 8}):
-            ...     y = inn(x)
-        """
-        before = self._sizes
-        self.set_sizes_(plan)
-        try:
-            yield self
-        finally:
-            self._set_plan(before)
-
-    def _set_plan(self, plan: dict[str, int]) -> None:
-        """Make ``plan`` (full, validated) current; its cache key is computed once, here."""
-        self._sizes = plan
-        self._plan_key = _plan_key(plan)
-
     # -- discretization and forward ------------------------------------------------------
     def _samplers(self, plan: Mapping[str, int], like: Tensor) -> dict[str, GroupSampler]:
         grids = {g.name: self.grids[_grid_key(g.name)] for g in self.resizable}
@@ -353,7 +263,7 @@ class IntegralModel(nn.Module):
             >>> inn.discretize({"conv1:out": 4})["conv1.weight"].shape  # resnet20
             torch.Size([4, 3, 3, 3])
         """
-        return self._discretize(self.sizes if sizes is None else self.width_plan(sizes))
+        return self._discretize(self.width_plan(sizes))
 
     def _discretize(self, plan: Mapping[str, int]) -> dict[str, Tensor]:
         """`discretize` at a full, validated plan."""
@@ -406,7 +316,7 @@ class IntegralModel(nn.Module):
     def forward(self, *inputs: Tensor) -> Tensor:
         """The source model's forward pass at the current sizes (see `at`, `set_sizes_`)."""
         plan, training, batch_stats = self._sizes, self.training, self._batch_stats
-        skeleton = self._skeletons.get(plan, training=training, batch_stats=batch_stats)
+        skeleton = self._skeleton(batch_stats=batch_stats)
         if training or batch_stats or not self._cache.frozen(self._trainable):
             if training:
                 self._clear()
@@ -444,55 +354,12 @@ class IntegralModel(nn.Module):
         return self
 
     # -- export --------------------------------------------------------------------------
-    def resample(
-        self,
-        plan: PlanSpec = None,
-        *,
-        target_macs: float | None = None,
-        target_params: float | None = None,
-        allocation: str = "uniform",
-        tolerance: float = 0.02,
-        round_to: int = 1,
-        data=None,
-    ) -> nn.Module:
-        """A plain, smaller model: this INN sampled at a plan, a ratio or a budget.
-
-        Built with `anywidth.graph.cut.Cutter` from the (channel-permuted) source, every
-        tensor replaced by its discretized value: ordinary layers whose ``in_channels``,
-        ``out_channels``, ``num_features``... match their weights, nothing parametrised,
-        and outputs equal to this module's at that plan. Arguments as in `width_plan`
-        (None: the current sizes). The module itself is not changed.
-
-        Returns:
-            What the `Cutter` returns (the source's own class resized where that
-            reproduces the traced model, else a ``torch.fx.GraphModule``), on this
-            module's device, in its train/eval mode.
-
-        Example:
-            >>> small = inn.resample(0.5)
-            >>> small = inn.resample(target_macs=0.5, allocation="global")
-        """
-        sizes = self.width_plan(
-            plan,
-            target_macs=target_macs,
-            target_params=target_params,
-            allocation=allocation,
-            tolerance=tolerance,
-            round_to=round_to,
-            data=data,
-        )
-        tensors = self._entry(sizes, _plan_key(sizes)).tensors
-        small = self._export.resample(sizes, tensors, self.lam.float_like())
-        return small.train(self.training)
+    def _resample(self, plan: dict[str, int]) -> nn.Module:
+        """The (channel-permuted) source cut to ``plan`` by `anywidth.graph.cut.Cutter`,
+        every tensor replaced by its discretized value (nothing parametrised)."""
+        tensors = self._entry(plan, plan_key(plan)).tensors
+        return self._export.resample(plan, tensors, self.lam.float_like())
 
     def extra_repr(self) -> str:
-        changed = sum(self._sizes[g.name] != g.size for g in self.resizable)
-        return (
-            f"groups={len(self.resizable)} resizable of {len(self.groups)}, "
-            f"rule={self.config.rule!r}, partition={self.config.partition!r}, "
-            f"resized_groups={changed}"
-        )
-
-
-def _plan_key(plan: Mapping[str, int]) -> tuple:
-    return tuple(sorted(plan.items()))
+        config = self.config
+        return f"{super().extra_repr()}, rule={config.rule!r}, partition={config.partition!r}"

@@ -12,10 +12,9 @@ from anywidth._config import config_from_dict, config_to_dict
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
-from anywidth.integral._plans import ALLOCATIONS
 from anywidth.integral.tuning import TuneConfig, tune_partition
-from anywidth.slim.model import SlimmableModel
 from anywidth.train import recalibrate_bn_
+from anywidth.width import ALLOCATIONS, PlanRequest, WidthModel
 
 __all__ = ["ShrinkConfig", "ShrinkReport", "shrink"]
 
@@ -32,7 +31,7 @@ class ShrinkConfig:
             parameters, or ``Budget.absolute(...)``).
         ratio: instead of a budget, the same width ratio in (0, 1] for every group.
         allocation: how a budget is spread over the groups: ``"uniform"``, ``"global"``
-            or ``"rank"`` (needs data), as in `IntegralModel.width_plan`.
+            or ``"rank"`` (needs data), as in `anywidth.width.PlanRequest`.
         tune_steps: partition-tuning steps of an INN (needs data; 0 skips it).
         loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
             ``"l1"``/``"l2"`` for image-to-image models.
@@ -76,13 +75,13 @@ class ShrinkConfig:
         """The budget (None for a ratio)."""
         return self.budget
 
-    def plan_args(self) -> dict[str, Any]:
-        """The keywords of `width_plan` this config asks for."""
-        args: dict[str, Any] = {"allocation": self.allocation}
+    def plan_request(self, data: Any = None) -> PlanRequest:
+        """The `PlanRequest` this config asks for (``data``: for ``allocation="rank"``)."""
         if self.budget is None:
-            return args | {"plan": self.ratio}
+            return PlanRequest(self.ratio, allocation=self.allocation, data=data)
         b = self.budget
-        return args | {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
+        target = {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
+        return PlanRequest(**target, allocation=self.allocation, data=data)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
@@ -140,7 +139,7 @@ def _config(
 
 
 def shrink(
-    wide: IntegralModel | SlimmableModel,
+    wide: WidthModel,
     data: Iterable | None,
     config: ShrinkConfig | None = None,
     *,
@@ -182,9 +181,10 @@ def shrink(
         >>> report.done
         ['tuned the partition for 100 steps (weights frozen)', 'recalibrated BatchNorm ...']
     """
-    if not isinstance(wide, IntegralModel | SlimmableModel):
+    if not isinstance(wide, WidthModel):
         raise TypeError(
-            f"shrink takes an IntegralModel or a SlimmableModel, got {type(wide).__name__}; "
+            f"shrink takes an IntegralModel or a SlimmableModel (a WidthModel), got "
+            f"{type(wide).__name__}; "
             "make one with anywidth.integral.to_integral(model, x) or "
             "anywidth.slim.to_slimmable(model, x)"
         )
@@ -198,7 +198,7 @@ def shrink(
             "data: shrink tunes the INN's partition and recalibrates BatchNorm on training "
             "batches; pass data=, or set tune_steps=0 and recalibrate_batches=0"
         )
-    plan = wide.width_plan(**config.plan_args(), data=data)
+    plan = wide.width_plan(config.plan_request(data))
     report = ShrinkReport(plan=plan)
     if tunes:
         tune = TuneConfig(steps=config.tune_steps)
@@ -215,7 +215,7 @@ def shrink(
 
 def _full_width(wide: nn.Module) -> nn.Module:
     """What a budget of an any-width model is a fraction of: its full width, as a plain model."""
-    if not isinstance(wide, IntegralModel | SlimmableModel):
+    if not isinstance(wide, WidthModel):
         raise TypeError(
             f"model: ShrinkConfig cuts an IntegralModel or a SlimmableModel, got "
             f"{type(wide).__name__}; convert it first with anywidth.integral.to_integral("

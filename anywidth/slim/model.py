@@ -6,13 +6,13 @@ channels of every resizable group, so all widths share their weights and are nes
 are sorted by importance once, when the model is made (`to_slimmable`), so the first ones are
 the ones worth keeping. The forward pass slices the full tensors to the current plan and
 runs them through one width-agnostic skeleton (`anywidth.graph.width_agnostic`); `resample`
-builds the ordinary smaller model through `anywidth.graph.Cutter`.
+builds the ordinary smaller model through `anywidth.graph.Cutter`. Planning, `at`,
+`set_sizes_` and `resample` come from the base class `anywidth.width.WidthModel`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -20,15 +20,14 @@ from torch.func import functional_call
 
 from anywidth.compression.checks import warn_non_finite
 from anywidth.graph import ChannelGroup, Cutter, channel_groups, keep_first, permute_channels
-from anywidth.graph.ranks import group_rank_ratios
-from anywidth.integral._plans import Planner, PlanSpec, channel_importance
-from anywidth.integral._skeleton import Skeletons
 from anywidth.slim._private import slice_indices
+from anywidth.width._plans import channel_importance
+from anywidth.width.model import WidthModel
 
 __all__ = ["SlimmableModel", "to_slimmable"]
 
 
-class SlimmableModel(nn.Module):
+class SlimmableModel(WidthModel):
     """A network that runs at any width plan by keeping the first channels; see `to_slimmable`.
 
     Args:
@@ -53,71 +52,14 @@ class SlimmableModel(nn.Module):
         groups: Iterable[ChannelGroup],
         permutation: Mapping[str, list[int]] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model, example_input, groups, permutation)
         self.model = model
-        self.groups = tuple(groups)
-        self.permutation = {k: [int(i) for i in v] for k, v in (permutation or {}).items()}
-        self.example_input = example_input
-        self._skeletons = Skeletons(model, example_input, list(self.groups))
-        self._planner = Planner(model, example_input, self.groups)
         self._cutter = Cutter(model, example_input, groups=self.groups)
-        self._sizes = self._planner.full()
         self._indices: dict[tuple, dict[tuple[str, int], Tensor]] = {}
-
-    @property
-    def resizable(self) -> list[ChannelGroup]:
-        """The groups that can be resized (not fixed), in graph order."""
-        return [g for g in self.groups if not g.fixed]
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """The current width plan (default: every group whole)."""
-        return dict(self._sizes)
-
-    def width_plan(
-        self,
-        plan: PlanSpec = None,
-        *,
-        target_macs: float | None = None,
-        target_params: float | None = None,
-        allocation: str = "uniform",
-        tolerance: float = 0.02,
-        round_to: int = 1,
-        data=None,
-    ) -> dict[str, int]:
-        """A plan, a ratio or a budget as a full plan; as `IntegralModel.width_plan`
-        (``allocation="rank"`` reads the full-width model's output ranks on ``data``)."""
-        return self._planner.resolve(
-            plan,
-            self._sizes,
-            target_macs=target_macs,
-            target_params=target_params,
-            allocation=allocation,
-            tolerance=tolerance,
-            round_to=round_to,
-            importance=self.channel_importance,
-            rank_ratios=None
-            if data is None
-            else lambda: group_rank_ratios(self.model, data, self.groups),
-        )
 
     def channel_importance(self) -> dict[str, Tensor]:
         """``{group: (size,) scores}``: per-channel L1 of the weights, mean 1 per group."""
         return channel_importance(self.groups, dict(self.model.named_parameters()))
-
-    def set_sizes_(self, plan: PlanSpec) -> None:
-        """Choose the width the module runs at: a plan, a ratio, or None for full width."""
-        self._sizes = self._planner.full() if plan is None else self.width_plan(plan)
-
-    @contextlib.contextmanager
-    def at(self, plan: PlanSpec) -> Iterator[SlimmableModel]:
-        """Run at a plan (or ratio) inside a ``with`` block; the previous sizes come back after."""
-        before = self._sizes
-        self.set_sizes_(plan)
-        try:
-            yield self
-        finally:
-            self._sizes = before
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """The model at the current sizes.
@@ -130,12 +72,11 @@ class SlimmableModel(nn.Module):
         plan = self._sizes
         if all(plan[g.name] == g.size for g in self.resizable):
             return self.model(*inputs)
-        skeleton = self._skeletons.get(plan, training=self.training, batch_stats=False)
-        return functional_call(skeleton, self._sliced(plan), inputs)
+        return functional_call(self._skeleton(), self._sliced(plan, self._plan_key), inputs)
 
-    def _sliced(self, plan: Mapping[str, int]) -> dict[str, Tensor]:
-        """Every parameter and buffer cut to ``plan``, with autograd history."""
-        key = tuple(sorted(plan.items()))
+    def _sliced(self, plan: Mapping[str, int], key: tuple) -> dict[str, Tensor]:
+        """Every parameter and buffer cut to ``plan`` (whose `plan_key` is ``key``), with
+        autograd history."""
         if key not in self._indices:
             if len(self._indices) >= 256:
                 self._indices.clear()
@@ -159,36 +100,11 @@ class SlimmableModel(nn.Module):
             for name, value in buffers.items():
                 own[name].copy_(value)
 
-    def resample(
-        self,
-        plan: PlanSpec = None,
-        *,
-        target_macs: float | None = None,
-        target_params: float | None = None,
-        allocation: str = "uniform",
-        tolerance: float = 0.02,
-        round_to: int = 1,
-    ) -> nn.Module:
-        """A plain, smaller copy of the model that keeps the first channels of each group.
-
-        Arguments as in `width_plan`; built by `anywidth.graph.Cutter` (the model's own
-        class where that reproduces it). Recalibrate its BatchNorm statistics
-        (`anywidth.train.recalibrate_bn`) before use. The module itself is not changed.
-        """
-        sizes = self.width_plan(
-            plan,
-            target_macs=target_macs,
-            target_params=target_params,
-            allocation=allocation,
-            tolerance=tolerance,
-            round_to=round_to,
-        )
-        small = self._cutter(keep_first(self.groups, sizes), method="slice")
-        return small.train(self.training)
-
-    def extra_repr(self) -> str:
-        changed = sum(self._sizes[g.name] != g.size for g in self.resizable)
-        return f"groups={len(self.resizable)} resizable of {len(self.groups)}, resized={changed}"
+    def _resample(self, plan: dict[str, int]) -> nn.Module:
+        """A copy of the model that keeps the first channels of each group, built by
+        `anywidth.graph.Cutter` (the model's own class where that reproduces it).
+        Recalibrate its BatchNorm statistics (`anywidth.train.recalibrate_bn`) before use."""
+        return self._cutter(keep_first(self.groups, plan), method="slice")
 
 
 def to_slimmable(

@@ -14,6 +14,7 @@ Layout of a checkpoint file:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -300,7 +301,8 @@ def _build_model(meta: dict[str, Any], path: Path) -> nn.Module:
         raise CheckpointError(
             f"{path}: the checkpoint records no zoo model name (the model was not built by "
             "anywidth.create_model and was saved without model_name=); build the model "
-            "yourself and load read_checkpoint(path).model_state() into it"
+            "yourself and pass it, load_model(path, model=MyNet(...)), or load "
+            "read_checkpoint(path).model_state() into it"
         )
     try:
         return create_model(name, **kwargs)
@@ -315,15 +317,22 @@ def _build_model(meta: dict[str, Any], path: Path) -> nn.Module:
         ) from None
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | Path, model: nn.Module | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from the zoo and load a checkpoint's weights into it strictly.
 
-    The model is built with ``create_model(name, **kwargs)`` from the checkpoint's record,
-    reshaped by any registered structure hooks for keys of ``meta["extra"]`` (see
-    `register_structure_hook`), then loaded with every key and shape checked.
+    The model is built with ``create_model(name, **kwargs)`` from the checkpoint's record
+    (or copied from ``model``), reshaped by any registered structure hooks for keys of
+    ``meta["extra"]`` (see `register_structure_hook`): the steps of its record (a cut, a
+    decomposition, an INN conversion...) are replayed, then the weights are loaded with
+    every key and shape checked.
 
     Args:
         path: a checkpoint written by `save_checkpoint`.
+        model: a freshly built model of the saved architecture, for files whose model was
+            not built by ``create_model``; a copy is used (``model`` is not changed, and its
+            weights are not used).
 
     Returns:
         ``(model, meta)``: the model on CPU in eval mode, and the checkpoint's JSON record.
@@ -338,7 +347,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         0.97
     """
     checkpoint = read_checkpoint(path)
-    model = _build_model(checkpoint.meta, checkpoint.path)
+    if model is None:
+        model = _build_model(checkpoint.meta, checkpoint.path)
+    else:
+        model = copy.deepcopy(model)
     state = checkpoint.model_state()
     for key in checkpoint.meta.get("extra") or {}:
         hook = structure_hook(key)

@@ -1,11 +1,9 @@
 """Width-random training: one loop for every model that runs at any width plan.
 
-A *width model* is a module with ``resizable`` (its resizable channel groups), ``at(plan)``
-(a context in which its forward runs at that plan), ``resample(plan)`` (a plain model at
-that plan) and ``load_running_stats_(buffers)``, optionally ``loss_weight(plan)`` (how much
-a narrower width's loss weighs): `anywidth.slim.SlimmableModel` (each
-width keeps the first channels) and `anywidth.integral.IntegralModel` (each width samples
-weight functions) are both. Training is the same for both:
+A *width model* is an `anywidth.width.WidthModel`: `anywidth.slim.SlimmableModel` (each
+width keeps the first channels) or `anywidth.integral.IntegralModel` (each width samples
+weight functions). Training uses its ``resizable`` groups, ``at(plan)``, ``resample(plan)``,
+``load_running_stats_(buffers)`` and ``loss_weight(plan, power)``, and is the same for both:
 
 - the sandwich rule: every step runs the full width and the smallest width, plus random
   widths in between;
@@ -37,6 +35,7 @@ from anywidth.train.loop import TrainResult, train_
 from anywidth.train.losses import LossFn, class_cross_entropy
 from anywidth.train.recalibrate import recalibrate_bn_
 from anywidth.train.tune import distillation_loss
+from anywidth.width import WidthModel
 
 __all__ = [
     "METHODS",
@@ -73,10 +72,10 @@ class WidthTrainConfig(Config):
         consistency: weight of a mean-squared consistency term between the logits of two
             random plans (0 disables it).
         narrow_pace: weight each narrower width's loss by the model's
-            ``loss_weight(plan, narrow_pace)`` where it has one (the INN: (m/n)^narrow_pace;
-            2 trains every width at its discrete pace under the λ-gradient rescaling, 1
-            the shared full-width weights, 0 turns it off; see
-            `IntegralModel.loss_weight`). Slimmable models have none and are unaffected;
+            ``loss_weight(plan, narrow_pace)`` (the INN: (m/n)^narrow_pace; 2 trains every
+            width at its discrete pace under the λ-gradient rescaling, 1 the shared
+            full-width weights, 0 turns it off; see `IntegralModel.loss_weight`). A
+            slimmable model's weight is 1, so it is unaffected;
             `anywidth.integral.train_integral_` turns it off under Adam
             (``optimizer="adamw"``), which rescales steps itself.
         recalibrate_batches: batches used to re-estimate BatchNorm statistics after each
@@ -122,13 +121,22 @@ def _low(size: int, min_ratio: float) -> int:
     return max(1, math.ceil(min_ratio * size))
 
 
-def smallest_plan(model: nn.Module, min_ratio: float) -> dict[str, int]:
+def _check(model: object, where: str) -> None:
+    if not isinstance(model, WidthModel):
+        raise TypeError(
+            f"{where}: model must be an anywidth.width.WidthModel, got {type(model).__name__}; "
+            "make one with anywidth.slim.to_slimmable(model, x) or "
+            "anywidth.integral.to_integral(model, x)"
+        )
+
+
+def smallest_plan(model: WidthModel, min_ratio: float) -> dict[str, int]:
     """Every resizable group of a width model at ``ceil(min_ratio * size)`` channels."""
     return {g.name: _low(g.size, min_ratio) for g in model.resizable}
 
 
 def random_plan(
-    model: nn.Module, min_ratio: float, generator: torch.Generator, sampling: str = "per-group"
+    model: WidthModel, min_ratio: float, generator: torch.Generator, sampling: str = "per-group"
 ) -> dict[str, int]:
     """A random plan between the smallest width and the full width.
 
@@ -156,7 +164,7 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def width_random_loss(
-    model: nn.Module,
+    model: WidthModel,
     config: WidthTrainConfig,
     label_smoothing: float = 0.0,
     loss: str = "cross_entropy",
@@ -169,7 +177,7 @@ def width_random_loss(
     The outputs returned (for the metric) are the full width's.
 
     Args:
-        model: the width model.
+        model: the `anywidth.width.WidthModel`.
         config: how widths are drawn and combined.
         label_smoothing: for ``loss="cross_entropy"``.
         loss: ``"cross_entropy"`` (classifiers: narrow widths distil the full width's logits
@@ -183,12 +191,17 @@ def width_random_loss(
     before each batch, which re-seeds it from ``(config.seed, step)``: every process of a
     DDP run draws the same widths in a step (so their gradients are of the same
     sub-networks), and a resumed run draws what the uninterrupted one did.
+
+    Raises:
+        TypeError: ``model`` is not a `anywidth.width.WidthModel`.
+        ValueError: an unknown ``loss``.
     """
+    _check(model, "width_random_loss")
     if loss not in WIDTH_LOSSES:
         raise ValueError(f"width-random loss must be one of {list(WIDTH_LOSSES)}, got {loss!r}")
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
-    weigh = getattr(model, "loss_weight", None) if config.narrow_pace else None
+    weigh = model.loss_weight if config.narrow_pace else None
     power = config.narrow_pace
     if loss == "cross_entropy":
 
@@ -235,7 +248,7 @@ def width_random_loss(
 
 
 @torch.no_grad()
-def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) -> None:
+def recalibrate_full_bn_(model: WidthModel, data: Iterable, batches: int = 20) -> None:
     """Re-estimate a width model's full-width BatchNorm statistics, in place.
 
     Measured on ``model.resample(None)`` and written back with ``load_running_stats_``;
@@ -252,7 +265,7 @@ def recalibrate_full_bn_(model: nn.Module, data: Iterable, batches: int = 20) ->
 
 
 def train_width_random_(
-    model: nn.Module,
+    model: WidthModel,
     loaders: Loaders,
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
@@ -268,7 +281,8 @@ def train_width_random_(
     ``seconds`` count the training steps only (not recalibration or validation).
 
     Args:
-        model: the width model (`anywidth.slim.SlimmableModel` or an INN); trained in place.
+        model: the `anywidth.width.WidthModel` (`anywidth.slim.SlimmableModel` or an INN);
+            trained in place.
         loaders: ``train`` trains and recalibrates, ``val`` is scored after every epoch.
         config: the training run.
         width: how widths are drawn; default ``WidthTrainConfig()``.
@@ -286,11 +300,15 @@ def train_width_random_(
     Returns:
         The `TrainResult` of the run.
 
+    Raises:
+        TypeError: ``model`` is not a `anywidth.width.WidthModel`.
+
     Example:
         >>> slim = to_slimmable(model, x)
         >>> train_width_random_(slim, loaders, TrainConfig(epochs=5), WidthTrainConfig())
         >>> small = recalibrate_bn(slim.resample(target_macs=0.25), loaders.train)
     """
+    _check(model, "train_width_random_")
     width = width or WidthTrainConfig()
     loss_fn = width_random_loss(model, width, config.label_smoothing, loss)
     smallest = smallest_plan(model, width.min_ratio)

@@ -5,9 +5,9 @@ import torch
 
 from anywidth.graph import analyze_channels, group_rank_ratios, rank_priority
 from anywidth.integral import IntegralConfig, to_integral
-from anywidth.integral._plans import uniform_priority
 from anywidth.measure import count_macs
 from anywidth.pruning import PruneConfig, prune
+from anywidth.width._plans import uniform_priority
 from tests.analysis._nets import LowRankFirst, batches
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from anywidth.graph import channel_groups, cut, keep_first
 from anywidth.integral import (
     IntegralConfig,
     IntegralModel,
@@ -13,8 +14,8 @@ from anywidth.integral import (
     to_integral,
 )
 from anywidth.integral import _order as order_module
-from anywidth.record import ModelRecord, set_record_
-from anywidth.train import CheckpointError, load_model, save_checkpoint
+from anywidth.record import ModelRecord, get_record, set_record_
+from anywidth.train import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from tests.integral._helpers import input_for, random_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -115,3 +116,47 @@ def test_plain_checkpoints_and_wrong_architectures_are_rejected(tmp_path):
     path = save_integral(inn, tmp_path / "inn.safetensors")
     with pytest.raises(CheckpointError, match="channel groups differ"):
         load_integral(path, model=random_model("tiny_resnet"))
+
+
+def test_the_general_checkpoint_path_saves_and_loads_an_inn(tmp_path):
+    inn, x = _converted("tiny_convnet", IntegralConfig(partition="trainable"), num_classes=4)
+    inn.set_sizes_(0.5)
+    path = save_checkpoint(tmp_path / "inn.safetensors", inn, metrics={"note": 1})
+    meta = read_checkpoint(path).meta
+    step = meta["extra"]["steps"][-1]
+    assert step["kind"] == "integral" and step["sizes"] == inn.sizes
+    assert "integral" not in meta["extra"]  # one record: the steps
+    assert meta["model"] == {"name": "tiny_convnet", "kwargs": {"num_classes": 4}}
+    loaded, _ = load_model(path)
+    assert isinstance(loaded, IntegralModel) and loaded.sizes == inn.sizes
+    with torch.no_grad():
+        assert torch.equal(loaded(x), inn(x))
+    assert get_record(loaded).steps[-1] == get_record(inn).steps[-1]
+
+
+def test_an_inn_of_a_cut_model_replays_the_cut_first(tmp_path):
+    model, x = random_model("tiny_convnet"), input_for("tiny_convnet")
+    groups = channel_groups(model, x[:1])
+    small = cut(model, x[:1], keep_first(groups, {groups[0].name: 3}))
+    inn = to_integral(small, x[:1]).eval()
+    assert [s["kind"] for s in get_record(inn).steps] == ["cut", "integral"]
+    loaded, _ = load_model(save_checkpoint(tmp_path / "inn.safetensors", inn))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), inn(x))
+
+
+def test_files_written_before_inns_had_a_record_still_load(tmp_path, monkeypatch):
+    inn, x = _converted("tiny_convnet", IntegralConfig())
+    step = get_record(inn).steps[-1]
+    old = {k: v for k, v in step.items() if k not in ("kind", "method", "inputs")}
+    old |= {"input_shape": list(x[:1].shape), "input_dtype": "float32"}
+    with monkeypatch.context() as patch:  # as written then: the INN carried no record
+        patch.setattr(IntegralModel, "anywidth_record", None)
+        path = save_checkpoint(
+            tmp_path / "old.safetensors", inn, model_name="tiny_convnet", extra={"integral": old}
+        )
+    assert "steps" not in read_checkpoint(path).meta["extra"]
+    loaded = load_integral(path)
+    assert loaded.model_name == "tiny_convnet"
+    with torch.no_grad():
+        assert torch.equal(loaded(x), inn(x))

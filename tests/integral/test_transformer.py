@@ -39,7 +39,7 @@ def test_an_exported_inn_saves_with_its_token_inputs_and_loads_back_equal(tmp_pa
     model = TinyBert(untraceable=True).eval()
     inn = to_integral(model, X)
     path = save_integral(inn, tmp_path / "bert.inn.safetensors")
-    inputs = read_checkpoint(path).meta["extra"]["integral"]["inputs"]
+    inputs = read_checkpoint(path).meta["extra"]["steps"][-1]["inputs"]
     assert [i["dtype"] for i in inputs] == ["int64", "int64"]
     assert inputs[1]["values"] == X[1].flatten().tolist()
     back = load_integral(path, model=TinyBert(untraceable=True))

@@ -6,7 +6,12 @@ from anywidth.data import make_loaders
 from anywidth.integral import IntegralConfig, IntegralModel
 from anywidth.slim import SlimmableModel, WidthTrainConfig, to_slimmable, train_any_width
 from anywidth.train import TrainConfig
-from anywidth.train.width import random_plan, smallest_plan, width_random_loss
+from anywidth.train.width import (
+    random_plan,
+    smallest_plan,
+    train_width_random_,
+    width_random_loss,
+)
 from tests.integral._helpers import input_for, random_model
 
 
@@ -48,6 +53,14 @@ def test_the_loss_trains_every_width_and_restores_the_plan(one_thread):
     assert torch.isfinite(loss) and logits.shape == (4, 10)
     assert all(p.grad is not None for p in slim.parameters())
     assert slim.sizes == {g.name: g.size for g in slim.resizable}
+
+
+def test_width_training_refuses_a_plain_model():
+    model = random_model("tiny_resnet")
+    with pytest.raises(TypeError, match="width_random_loss: model must be an anywidth.width"):
+        width_random_loss(model, WidthTrainConfig())
+    with pytest.raises(TypeError, match=f"train_width_random_: .* got {type(model).__name__}"):
+        train_width_random_(model, None, TrainConfig())
 
 
 @pytest.mark.parametrize("method", ["slice", "integral"])

@@ -233,6 +233,19 @@ def test_a_model_without_a_zoo_name_warns_on_save_and_fails_clearly_on_load(tmp_
         load_model(path)
 
 
+def test_load_model_starts_from_a_given_model_without_changing_it(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2))
+    path = save_checkpoint(tmp_path / "plain.safetensors", model)
+    fresh = nn.Sequential(nn.Linear(3, 2))
+    before = fresh[0].weight.clone()
+    loaded, _ = load_model(path, model=fresh)
+    assert loaded is not fresh and torch.equal(fresh[0].weight, before)
+    assert torch.equal(loaded[0].weight, model[0].weight) and not loaded.training
+    with pytest.raises(CheckpointError, match="size mismatch|shape"):
+        load_model(path, model=nn.Sequential(nn.Linear(3, 5)))
+
+
 def test_a_cut_model_reloads_by_replaying_every_step(tmp_path):
     from anywidth.graph import Cutter, channel_groups, keep_first
 

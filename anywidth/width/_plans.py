@@ -1,19 +1,18 @@
-"""Width plans for an IntegralModel: validation, ratios, and budgets through `plan_for_budget`.
+"""Width plans for a width model: validation, ratios, and budgets through `plan_for_budget`.
 
-`Planner` resolves what a user asks for (a plan, a ratio, a MAC or parameter budget) into
-a full plan; the functions below it do each kind.
+`Planner` resolves a `PlanRequest` (a plan, a ratio, a MAC or parameter budget) into a full
+plan; the functions below it do each kind. Shared by every `anywidth.width.WidthModel`.
 
-The largest size a group may take is its original width: the weight functions are defined
-on the whole interval either way, but `cut` (and hence export) builds layers no wider than
-the source, and MAC/parameter budgets are fractions of the source. The number of nodes is
-not a limit: a group with fewer nodes than channels still samples at any width up to the
+The largest size a group may take is its original width: `cut` (and hence export) builds
+layers no wider than the source, and MAC/parameter budgets are fractions of the source. An
+INN's number of nodes is not a limit: its weight functions are defined on the whole
+interval, so a group with fewer nodes than channels still samples at any width up to the
 original one.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -25,29 +24,24 @@ from anywidth.graph import (
     PlanError,
     WidthCost,
     check_sizes,
-    lookup,
     plan_for_budget,
     rank_priority,
 )
+from anywidth.width.request import PlanRequest
 
 __all__ = [
-    "ALLOCATIONS",
     "Planner",
     "budget_sizes",
     "channel_importance",
     "check_plan",
+    "plan_key",
     "ratio_plan",
-    "resolve_nodes",
     "uniform_priority",
 ]
 
-ALLOCATIONS: tuple[str, ...] = ("uniform", "global", "rank")
-
-PlanSpec = Mapping[str, int] | float | None
-
 
 class Planner:
-    """Full, validated width plans for one source model; see `IntegralModel.width_plan`.
+    """Full, validated width plans for one source model (`WidthModel.width_plan`).
 
     Args:
         source: the (channel-permuted) source model; only its structure is used.
@@ -76,47 +70,48 @@ class Planner:
 
     def resolve(
         self,
-        plan: PlanSpec,
+        request: PlanRequest,
         current: Mapping[str, int],
         *,
-        target_macs: float | None,
-        target_params: float | None,
-        allocation: str,
-        tolerance: float,
-        round_to: int,
         importance: Callable[[], dict[str, torch.Tensor]],
-        rank_ratios: Callable[[], dict[str, float]] | None = None,
+        rank_ratios: Callable[[object], dict[str, float]],
     ) -> dict[str, int]:
-        """A plan, a ratio or a budget as ``{resizable group: size}``; None: ``current``.
+        """``request`` as ``{resizable group: size}``; no plan and no budget: ``current``.
 
-        ``importance`` gives the channel scores of ``allocation="global"``, ``rank_ratios``
-        each group's output rank ratio for ``allocation="rank"``.
+        ``importance()`` gives the channel scores of ``allocation="global"``,
+        ``rank_ratios(data)`` each group's output rank ratio for ``allocation="rank"``.
         """
-        if sum(v is not None for v in (plan, target_macs, target_params)) > 1:
-            raise ValueError("give one of plan, target_macs= or target_params=")
-        if target_macs is not None or target_params is not None:
-            budget = Budget(macs=target_macs, params=target_params, tolerance=tolerance)
-            if allocation not in ALLOCATIONS:
-                raise ValueError(f"allocation={allocation!r}; use one of {list(ALLOCATIONS)}")
-            if self._cost is None:
-                self._cost = WidthCost(self.source, self.example_input, self.groups)
-            if allocation == "rank":
-                if rank_ratios is None:
-                    raise ValueError(
-                        "allocation='rank' measures output ranks on data: pass data= "
-                        "(input batches), or use allocation='uniform' or 'global'"
-                    )
-                priority = rank_priority(self.groups, rank_ratios())
-            elif allocation == "uniform":
-                priority = uniform_priority(self.groups)
-            else:
-                priority = importance()
-            return budget_sizes(self._cost, self.groups, priority, budget, round_to)
-        if plan is None:
+        budget = request.budget()
+        if budget is not None:
+            return self._budget_plan(request, budget, importance, rank_ratios)
+        if request.plan is None:
             return dict(current)
-        if isinstance(plan, Mapping):
-            return check_plan(self.groups, plan)
-        return ratio_plan(self.groups, plan)
+        if isinstance(request.plan, Mapping):
+            return check_plan(self.groups, request.plan)
+        return ratio_plan(self.groups, request.plan)
+
+    def _budget_plan(
+        self,
+        request: PlanRequest,
+        budget: Budget,
+        importance: Callable[[], dict[str, torch.Tensor]],
+        rank_ratios: Callable[[object], dict[str, float]],
+    ) -> dict[str, int]:
+        """The plan `plan_for_budget` chooses for ``budget``, spread by ``request.allocation``."""
+        if self._cost is None:
+            self._cost = WidthCost(self.source, self.example_input, self.groups)
+        if request.allocation == "rank":
+            priority = rank_priority(self.groups, rank_ratios(request.data))
+        elif request.allocation == "uniform":
+            priority = uniform_priority(self.groups)
+        else:
+            priority = importance()
+        return budget_sizes(self._cost, self.groups, priority, budget, request.round_to)
+
+
+def plan_key(plan: Mapping[str, int]) -> tuple:
+    """A hashable key of a full plan (for caches of per-plan tensors)."""
+    return tuple(sorted(plan.items()))
 
 
 def check_plan(groups: Iterable[ChannelGroup], plan: Mapping[str, int]) -> dict[str, int]:
@@ -206,38 +201,3 @@ def budget_sizes(
     """
     keep = plan_for_budget(cost, priority, budget, groups=groups, round_to=round_to)
     return {g.name: len(keep.get(g.name, range(g.size))) for g in groups if not g.fixed}
-
-
-def resolve_nodes(
-    groups: Iterable[ChannelGroup], nodes: float | Mapping[str, int] | None
-) -> dict[str, int]:
-    """Nodes per resizable group from `IntegralConfig.nodes`.
-
-    Raises:
-        PlanError: a pattern that matches no resizable group, or more nodes than channels.
-    """
-    groups = list(groups)
-    free = [g for g in groups if not g.fixed]
-    out = {g.name: g.size for g in free}
-    if nodes is None:
-        return out
-    if isinstance(nodes, float):
-        return {g.name: max(1, round(nodes * g.size)) for g in free}
-    by_name = {g.name: g for g in free}
-    for pattern, count in nodes.items():
-        matched = fnmatch.filter(list(by_name), pattern)
-        if not matched and fnmatch.filter([g.name for g in groups], pattern):
-            raise PlanError(
-                f"IntegralConfig.nodes pattern {pattern!r} matches only fixed channel groups, "
-                "which stay discrete"
-            )
-        if not matched:
-            lookup(by_name, pattern)  # raises with close names
-        for name in matched:
-            if count > by_name[name].size:
-                raise PlanError(
-                    f"IntegralConfig.nodes gives {count} nodes to channel group {name!r}, "
-                    f"which has {by_name[name].size} channels; use at most that many"
-                )
-            out[name] = count
-    return out

@@ -1,4 +1,4 @@
-"""The traced module an IntegralModel runs its discretized tensors through.
+"""The traced module a width model runs its per-plan tensors through.
 
 One width-agnostic skeleton (`anywidth.graph.width_agnostic`) serves every width plan: it
 reads its channel counts (depthwise ``groups``, slice bounds, split sizes) from the
