@@ -293,13 +293,9 @@ def write(specs: list[str], methods: list[str]) -> None:
                 errors.append(f"- {spec}, {m}: {r.get('error', '')[:300]}")
         prune = records.get("prune") or {}
         oracle = prune.get("oracle", "–")
-        row.append(
-            "n/a (norm over channels)"
-            if oracle is None
-            else f"{oracle:.1e}"
-            if oracle != "–"
-            else "–"
-        )
+        if oracle is None:
+            oracle = "n/a"
+        row.append(oracle if isinstance(oracle, str) else f"{oracle:.1e}")
         row += [
             f"{records[m]['seconds']:.1f}" if records[m] and records[m].get("ok") else "–"
             for m in ("prune", "tp")

@@ -43,6 +43,7 @@ __all__ = [
     "Tracked",
     "UNTRACKED",
     "ParamRef",
+    "untracked_like",
     "NotUnderstood",
     "Call",
     "Channels",
@@ -289,7 +290,7 @@ class Analyzer:
         map_aggregate((call.node.args, call.node.kwargs), lambda a: touched.append(self.info(a)))
         newly = [name for info in touched for name in self.fix_info(info)]
         self.warn(call, newly, why)
-        return _untracked_like(call.result)
+        return untracked_like(call.result)
 
     # -- per-node dispatch -----------------------------------------------------------
     def visit(self, node: fx.Node, args: tuple, kwargs: dict, result: Any) -> None:
@@ -352,11 +353,11 @@ def tensor_names(module: nn.Module) -> set[str]:
     return names | {n for n, _ in module.named_buffers(remove_duplicate=False)}
 
 
-def _untracked_like(result: Any) -> Any:
+def untracked_like(result: Any) -> Any:
     if isinstance(result, torch.Tensor):
         return UNTRACKED
     if isinstance(result, (tuple, list)):
-        return tuple(_untracked_like(r) for r in result)
+        return tuple(untracked_like(r) for r in result)
     return None
 
 

@@ -29,6 +29,7 @@ from anywidth.graph._analysis import (
     LayerIO,
     NotUnderstood,
     Tracked,
+    untracked_like,
 )
 from anywidth.graph._rewrites import ShapeArgRewrite
 
@@ -142,14 +143,12 @@ def constant(ax: Analyzer, call: Call) -> Any:
     )
     if any(isinstance(i, Tracked) for i in inputs):
         raise NotUnderstood("it builds a tensor from a tensor that carries channels")
-    return ops._untracked(call.result) if not isinstance(call.result, (tuple, list)) else (
-        tuple(ops._untracked(r) for r in call.result)
-    )  # fmt: skip
+    return untracked_like(call.result)
 
 
 def new_tensor(ax: Analyzer, call: Call) -> Any:
     """``x.new_full(size, value)`` and kin: only ``x``'s dtype and device are read."""
-    return ops._untracked(call.result)
+    return untracked_like(call.result)
 
 
 def slice_(ax: Analyzer, call: Call) -> Any:
