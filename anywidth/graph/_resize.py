@@ -155,23 +155,36 @@ def copy_structure(model: nn.Module) -> nn.Module:
 def clone_other_tensors(module: nn.Module, done: Collection[str]) -> None:
     """Give ``module`` its own copy of every parameter and buffer not named in ``done``.
 
-    Tensors shared by several modules (tied weights) stay shared, as one copy.
+    Tensors shared by several modules (tied weights) stay shared, as one copy; a tensor in
+    ``done`` stays as it is under every name it has (a module shared by several parents,
+    as CoaT's position encodings).
     """
-    clones: dict[int, torch.Tensor] = {}
-    for owner_name, owner in module.named_modules(remove_duplicate=False):
-        prefix = f"{owner_name}." if owner_name else ""
-        for table in (owner._parameters, owner._buffers):
-            for attr, tensor in table.items():
-                if tensor is None or f"{prefix}{attr}" in done:
-                    continue
-                if id(tensor) not in clones:
-                    if isinstance(tensor, nn.Parameter):
-                        clones[id(tensor)] = nn.Parameter(
-                            tensor.detach().clone(), requires_grad=tensor.requires_grad
-                        )
-                    else:
-                        clones[id(tensor)] = tensor.clone()
-                table[attr] = clones[id(tensor)]
+    tables = [
+        (f"{owner_name}." if owner_name else "", table)
+        for owner_name, owner in module.named_modules(remove_duplicate=False)
+        for table in (owner._parameters, owner._buffers)
+    ]
+    kept = {
+        id(tensor)
+        for prefix, table in tables
+        for attr, tensor in table.items()
+        if tensor is not None and f"{prefix}{attr}" in done
+    }
+    # Each entry holds the original too, so that its id cannot be reused while we run.
+    clones: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for _, table in tables:
+        for attr, tensor in table.items():
+            if tensor is None or id(tensor) in kept:
+                continue
+            if id(tensor) not in clones:
+                if isinstance(tensor, nn.Parameter):
+                    copy_ = nn.Parameter(
+                        tensor.detach().clone(), requires_grad=tensor.requires_grad
+                    )
+                else:
+                    copy_ = tensor.clone()
+                clones[id(tensor)] = (tensor, copy_)
+            table[attr] = clones[id(tensor)][1]
 
 
 def resize_modules(root: nn.Module, ax: Analyzer, size: Sizer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -91,8 +92,10 @@ def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> A
         parts = [(info, d) for info, d in parts if d in channels]
     if not parts:
         return UNTRACKED
-    if len({d for _, d in parts}) > 1 or len({i.block for i, _ in parts}) > 1:
+    if len({d for _, d in parts}) > 1:
         raise NotUnderstood("its operands hold their channels on different dimensions")
+    infos = common_block(ax, [info for info, _ in parts])
+    parts = [(info, d) for info, (_, d) in zip(infos, parts, strict=True)]
     first, dim = parts[0]
     for info, _ in parts[1:]:
         ax.table.union(first.slot, info.slot)
@@ -108,6 +111,36 @@ def tie(ax: Analyzer, call: Call, operands: list[tuple[Any, torch.Tensor]]) -> A
                 why = f"operand '{arg}' has channels anywidth cannot follow{why}"
                 ax.warn(call, ax.table.fix(first.slot), why)
     return Tracked(dim, first.slot, first.block)
+
+
+def common_block(ax: Analyzer, infos: list[Tracked]) -> list[Tracked]:
+    """The same channels re-read with one block size, the largest among ``infos``.
+
+    A depthwise conv with a channel multiplier ``m`` (PiT's pooling) gives channels in
+    blocks of ``m`` (each input channel makes ``m`` outputs); where they meet channels of
+    block 1 (a linear layer's, added or concatenated), those are re-read in blocks of ``m``
+    too (`Analyzer.coarsen`), so that both are cut ``m`` channels at a time.
+    """
+    block = max(info.block for info in infos)
+    moved: dict[int, Tracked] = {}
+    out = []
+    for info in infos:
+        if info.block == block:
+            out.append(info)
+            continue
+        factor = block // info.block
+        if block % info.block or ax.table.size[info.slot] % factor:
+            raise NotUnderstood("it joins flattened features of different block sizes")
+        if info.slot not in moved:
+            try:
+                moved[info.slot] = Tracked(info.dim, ax.coarsen(info.slot, factor), block)
+            except NotUnderstood:
+                raise NotUnderstood(
+                    f"it joins channels in blocks of {info.block} and {block} (a channel "
+                    f"multiplier), and the first are tied to other tensors already"
+                ) from None
+        out.append(replace(moved[info.slot], dim=info.dim))
+    return out
 
 
 def _bind_computed(ax: Analyzer, arg: Any, dim: int, channels: Tracked) -> str | None:
@@ -178,9 +211,9 @@ def cat(ax: Analyzer, call: Call) -> Any:
     tracked = [i for i in infos if isinstance(i, Tracked)]
     if not tracked or any(i.dim != dim for i in tracked):
         return tie(ax, call, list(zip(nodes, values, strict=True)))
-    block = tracked[0].block
-    if any(i.block != block for i in tracked):
-        raise NotUnderstood("it joins flattened features of different block sizes")
+    common = iter(common_block(ax, tracked))
+    infos = [next(common) if isinstance(i, Tracked) else i for i in infos]
+    block = next(i.block for i in infos if isinstance(i, Tracked))
     segments = []
     for k, (info, value) in enumerate(zip(infos, values, strict=True)):
         if isinstance(info, Tracked):
@@ -368,25 +401,42 @@ def reshape(ax: Analyzer, call: Call, rewrite: bool = False) -> Any:
         slot, block = ax.coarsen(info.slot, factor), 1
     if rewrite:
         ax.rewrites.append(ReshapeRewrite(call.node.name, dim, slot, block))
+        _freeze_read_widths(ax, call, channel_entry=dim)
     return Tracked(dim, slot, block)
 
 
-def _freeze_read_widths(ax: Analyzer, call: Call) -> None:
-    """A reshape of a tensor whose width stays may read its sizes from another tensor whose
-    width a cut changes (edgenext's ``reshape(B, N, C)`` with ``B, N, C = x.shape``): such
-    an entry is rewritten to the size it has now."""
+def _freeze_read_widths(ax: Analyzer, call: Call, channel_entry: int | None = None) -> None:
+    """A reshape may read its sizes from another tensor whose width a cut changes: of a
+    tensor whose width stays (edgenext's ``reshape(B, N, C)`` with ``B, N, C = x.shape``),
+    or in an entry other than the channels' (CaiT's head size ``C // num_heads``, kept
+    whole when heads are cut). Such an entry is rewritten to the size it has now."""
     rest = list(call.node.args[1:])
     packed = len(rest) == 1 and isinstance(rest[0], (tuple, list))
     for k, entry in enumerate(list(rest[0]) if packed else rest):
-        read = _shape_read(entry)
-        if read is None:
+        if k == channel_entry:
             continue
-        source, dim = read
-        info, meta = ax.info(source), source.meta.get("tensor_meta")
-        rank = len(getattr(meta, "shape", ()))
-        if isinstance(info, Tracked) and rank and dim % rank == info.dim:
-            kept = ax.fresh(int(call.result.shape[k]), f"{call.node.name}:entry{k}", fixed=True)
-            ax.rewrites.append(ReshapeRewrite(call.node.name, k, kept, 1))
+        for source, dim in _shape_reads(entry):
+            info, meta = ax.info(source), source.meta.get("tensor_meta")
+            rank = len(getattr(meta, "shape", ()))
+            if isinstance(info, Tracked) and rank and dim % rank == info.dim:
+                size = int(call.result.shape[k])
+                kept = ax.fresh(size, f"{call.node.name}:entry{k}", fixed=True)
+                ax.rewrites.append(ReshapeRewrite(call.node.name, k, kept, 1))
+                break
+
+
+_ARITHMETIC = (operator.floordiv, operator.mul, operator.add, operator.sub)
+
+
+def _shape_reads(entry: Any) -> list[tuple[fx.Node, int]]:
+    """Every ``x.shape[dim]`` a reshape entry is computed from: the read itself, or integer
+    arithmetic on reads (CaiT's ``C // self.num_heads``)."""
+    read = _shape_read(entry)
+    if read is not None:
+        return [read]
+    if isinstance(entry, fx.Node) and entry.op == "call_function" and entry.target in _ARITHMETIC:
+        return [r for arg in entry.args for r in _shape_reads(arg)]
+    return []
 
 
 def _shape_read(entry: Any) -> tuple[fx.Node, int] | None:
@@ -575,6 +625,8 @@ def matmul(ax: Analyzer, call: Call) -> Any:
         for i, s, d, v in ((ia, sa, da, a), (ib, sb, db, b))
         if s == "out" and v.shape[i.dim] == out.shape[d]  # not broadcast from size 1
     ]
+    for info, d in tracked:
+        _fix_if_other_batch_untracked(ax, call, info, d, [(ia, a), (ib, b)])
     contracted = ia if sa == "contract" and sb == "contract" else None
     if not tracked:
         _product_cost(ax, call, int(a.shape[-1]), None, contracted)
@@ -587,6 +639,24 @@ def matmul(ax: Analyzer, call: Call) -> Any:
             ax.warn(call, ax.table.fix(info.slot), "its operands hold channels on different dims")
     _product_cost(ax, call, int(a.shape[-1]), (first, dim), contracted)
     return Tracked(dim, first.slot, first.block)
+
+
+def _fix_if_other_batch_untracked(
+    ax: Analyzer, call: Call, info: Tracked, dim: int, operands: list[tuple[Any, torch.Tensor]]
+) -> None:
+    """Channels on a batch dimension of a matrix product (CaiT's talking heads, mixed by a
+    linear layer between ``Q Kᵀ`` and ``V``) must meet the same channels in the other
+    operand; where that one holds the dimension untracked and whole, they stay."""
+    rank = call.result.dim()
+    if dim >= rank - 2:
+        return
+    for other, value in operands:
+        if other is info or (isinstance(other, Tracked) and other.slot == info.slot):
+            continue
+        pos = dim - (rank - value.dim())
+        if 0 <= pos < value.dim() - 2 and value.shape[pos] != 1 and not isinstance(other, Tracked):
+            why = "the other operand holds the same batch dimension whole (untracked)"
+            ax.warn(call, ax.table.fix(info.slot), why)
 
 
 def _product_cost(ax: Analyzer, call: Call, inner: int, kept: tuple | None, summed: Any) -> None:

@@ -222,3 +222,107 @@ def test_an_autocast_off_block_is_inlined_and_cut_exactly():
     assert type(small) is AutocastOff and small.b.weight.shape == (4, 3, 1, 1)
     with torch.no_grad():
         assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-6
+
+
+class SharedDepthwise(nn.Module):
+    """CoaT's shared position encoding: one depthwise conv held by two parents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 1)
+        self.pos = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
+        for block in self.blocks:
+            block.pos = self.pos
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + block.pos(x)
+        return self.head(x)
+
+
+def test_a_module_shared_by_two_parents_is_cut_once_with_its_own_bias():
+    torch.manual_seed(0)
+    model = SharedDepthwise().eval()
+    x = torch.randn(2, 3, 6, 6)
+    groups = channel_groups(model, x)
+    keep = {"stem:out": [0, 3, 4, 7]}
+    small = cut(model, x, keep)
+    assert small.pos.bias.shape == (4,) and small.blocks[1].pos is small.pos
+    with torch.no_grad():
+        assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-6
+
+
+class PitPooling(nn.Module):
+    """PiT's pooling: a depthwise conv with channel multiplier 2 on the patches and a
+    linear layer on the class token, then both joined as tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.cls = nn.Parameter(torch.randn(1, 1, 4))
+        self.conv = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.fc = nn.Linear(4, 8)
+        self.mlp = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        tokens = self.fc(self.cls.expand(x.shape[0], -1, -1))  # (B, 1, 8)
+        x = self.conv(x).flatten(2).transpose(1, 2)  # (B, HW, 8)
+        x = torch.cat((tokens, x), dim=1)
+        return self.out(x + self.mlp(x))
+
+
+def test_channels_from_a_channel_multiplier_join_a_linear_layers_in_pairs():
+    torch.manual_seed(0)
+    model = PitPooling().eval()
+    x = torch.randn(2, 3, 4, 4)
+    groups = {g.name: g for g in channel_groups(model, x)}
+    joined = groups["stem:out"]
+    assert not joined.fixed and joined.size == 4  # 8 channels, cut in pairs
+    assert {m.name for m in joined.members} >= {"fc.weight", "conv.weight", "mlp.weight"}
+    small = cut(model, x, {"stem:out": [0, 3]})
+    assert small.fc.out_features == 4 and small.conv.out_channels == 4
+    with torch.no_grad():
+        want = masked_forward(model, x, list(groups.values()), {"stem:out": [0, 3]})
+        assert rel_err(small(x), want) <= 1e-6
+
+
+class TalkingHeads(nn.Module):
+    """CaiT's attention: qkv split into heads with a head size read from the input's width
+    (``C // heads``), the attention map mixed over heads by linear layers."""
+
+    def __init__(self, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.inp = nn.Linear(4, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.mix = nn.Linear(heads, heads)
+        self.proj = nn.Linear(dim, 4)
+
+    def forward(self, x):
+        x = self.inp(x)
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = q @ k.transpose(-2, -1)  # (B, heads, N, N)
+        attn = self.mix(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(-1)
+        out = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj(out)
+
+
+def test_heads_mixed_against_a_whole_value_tensor_stay_and_the_head_size_is_kept():
+    torch.manual_seed(0)
+    model = TalkingHeads().eval()
+    x = torch.randn(2, 5, 4)
+    groups = {g.name: g for g in channel_groups(model, x)}
+    assert groups["mix:out"].fixed  # V holds all heads: the mixed heads cannot be cut
+    assert not groups["inp:out"].fixed
+    small = cut(model, x, {"inp:out": [0, 2, 3, 5, 7]})
+    assert small.qkv.weight.shape == (24, 5) and small.mix.weight.shape == (2, 2)
+    with torch.no_grad():
+        want = masked_forward(model, x, list(groups.values()), {"inp:out": [0, 2, 3, 5, 7]})
+        assert rel_err(small(x), want) <= 1e-6
