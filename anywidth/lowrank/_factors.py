@@ -13,6 +13,7 @@ The error is exact: Ŵ − W = [E_1, ..., E_k] with E_i = U_i,>j S_i,>j V_i,>j�
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -90,7 +91,11 @@ class SliceSVD:
     vh: list[torch.Tensor]  # per slice, (r, (c/k)·κ1κ2)
     norm: float  # ‖W‖₂
     _errors: dict[int, float] = field(default_factory=dict)
-    _bounds: tuple[list[float], list[float]] | tuple = ()  # (upper, lower) error bounds per rank
+    # minus the upper and lower error bounds per rank (ascending), and the exact errors
+    # computed so far: their ranks in order and minus their errors (ascending too)
+    _bounds: tuple[list[float], list[float]] | tuple = ()
+    _known_ranks: list[int] = field(default_factory=list)
+    _known_minus_errors: list[float] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -149,34 +154,48 @@ class SliceSVD:
         rank = self.s[0].shape[0]
         if j >= rank:
             return 0.0
-        if j not in self._errors and self.k == 1:
-            self._errors[j] = float(self.s[0][j]) / self.norm if self.norm > 0 else 0.0
         if j not in self._errors:
-            # Ŵ − W = [E_1 … E_k] with E_i = U_i,>j S_i,>j V_i,>jᵀ, so ‖Ŵ − W‖₂ is the top
-            # singular value of A = [U_1,>j S_1,>j … U_k,>j S_k,>j] (f, k·(r − j))
-            tail = torch.cat([u[:, j:] * s[j:] for u, s in zip(self.u, self.s, strict=True)], 1)
-            self._errors[j] = top_singular_value(tail) / self.norm if self.norm > 0 else 0.0
+            self._errors[j] = self._exact_error(j)
+            at = bisect.bisect_left(self._known_ranks, j)
+            self._known_ranks.insert(at, j)
+            self._known_minus_errors.insert(at, -self._errors[j])
         return self._errors[j]
+
+    def _exact_error(self, j: int) -> float:
+        if self.norm <= 0:
+            return 0.0
+        if self.k == 1:
+            return float(self.s[0][j]) / self.norm
+        # Ŵ − W = [E_1 … E_k] with E_i = U_i,>j S_i,>j V_i,>jᵀ, so ‖Ŵ − W‖₂ is the top
+        # singular value of A = [U_1,>j S_1,>j … U_k,>j S_k,>j] (f, k·(r − j))
+        tail = torch.cat([u[:, j:] * s[j:] for u, s in zip(self.u, self.s, strict=True)], 1)
+        return top_singular_value(tail) / self.norm
 
     def rank_for(self, epsilon: float, max_rank: int) -> int:
         """The smallest rank in 1..max_rank whose error is at most ``epsilon``.
 
-        The error at rank j lies between max_i σ_i,j and (Σ_i σ_i,j²)^½ (σ_i,j: slice i's
-        j-th singular value over ‖W‖₂): the bisection over exact errors only runs between
-        the ranks these bounds allow.
+        Errors do not grow with the rank, so the bisection over exact errors only runs
+        between the ranks already known to err more and less than ``epsilon``, and those
+        that two bounds allow: the error at rank j lies between max_i σ_i,j and
+        (Σ_i σ_i,j²)^½ (σ_i,j: slice i's j-th singular value over ‖W‖₂).
         """
+        rank = self.s[0].shape[0]
+        if not self._bounds and self.norm > 0:
+            sigma = torch.stack(self.s) / self.norm  # (k, r)
+            upper, lower = sigma.square().sum(0).sqrt(), sigma.amax(0)
+            self._bounds = ((-upper).tolist(), (-lower).tolist())
         lo, hi = 1, max_rank
-        if self.k > 1 and self.norm > 0:
-            if not self._bounds:
-                sigma = torch.stack(self.s) / self.norm  # (k, r)
-                self._bounds = (sigma.square().sum(0).sqrt().tolist(), sigma.amax(0).tolist())
-            upper, lower = self._bounds
-            rank = len(upper)
-            # errors are non-increasing in j: above the first j whose upper bound is under
-            # epsilon every error is; below the first j whose lower bound is, none is
-            hi = min(hi, next((j for j in range(1, rank) if upper[j] <= epsilon), rank))
-            lo = max(lo, next((j for j in range(1, rank) if lower[j] <= epsilon), rank))
-            lo, hi = min(lo, max_rank), max(min(hi, max_rank), 1)
+        if self._bounds:
+            minus_upper, minus_lower = self._bounds  # ascending in j
+            hi = min(hi, bisect.bisect_left(minus_upper, -epsilon, 1))  # first upper <= eps
+            lo = max(lo, bisect.bisect_left(minus_lower, -epsilon, 1))  # first lower <= eps
+        known = bisect.bisect_left(self._known_minus_errors, -epsilon)  # first known <= eps
+        if known < len(self._known_ranks):
+            hi = min(hi, self._known_ranks[known])
+        if known > 0:
+            lo = max(lo, self._known_ranks[known - 1] + 1)
+        lo, hi = min(lo, max_rank, rank), max(min(hi, max_rank, rank), 1)
+        lo = min(lo, hi)
         while lo < hi:
             mid = (lo + hi) // 2
             if self.error(mid) <= epsilon:
