@@ -142,8 +142,11 @@ def make_modules_dynamic(gm: fx.GraphModule, ax: Analyzer, form: FormOf) -> list
     """
     from anywidth.graph.layers import spec_for  # the layer specs import this module
 
+    called = {node.target for node in gm.graph.nodes if node.op == "call_module"}
     replaced = []
     for name, io in ax.module_io.items():
+        if name not in called:  # its tensors are read by a functional call (torch.export)
+            continue
         module = gm.get_submodule(name)
         spec = spec_for(module)
         if spec is None or spec.dynamic is None:

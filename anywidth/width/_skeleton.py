@@ -37,7 +37,16 @@ class Skeletons:
         self, source: nn.Module, example_input: torch.Tensor | tuple, groups: list[ChannelGroup]
     ) -> None:
         skeleton = width_agnostic(source, example_input, groups, check=False)
+        # Constants the trace lifted out of forward (relative-position indices, masks) are
+        # no tensors of the source: kept as they are, not supplied per plan.
+        own = {n for n, _ in source.named_parameters(remove_duplicate=False)}
+        own |= {n for n, _ in source.named_buffers(remove_duplicate=False)}
+        constants = {n: b.detach().clone() for n, b in skeleton.named_buffers() if n not in own}
         self._skeleton = skeleton.to_empty(device="meta")
+        for name, value in constants.items():
+            owner, _, attr = name.rpartition(".")
+            self._skeleton.get_submodule(owner)._buffers[attr] = value
+        self._constants = set(constants)
         self._modes: tuple[bool, bool] | None = None
         self.installed: object | None = None
 
@@ -47,12 +56,14 @@ class Skeletons:
         memo[id(self)] = new
         new._skeleton = copy.deepcopy(self._skeleton, memo)
         new._modes, new.installed = self._modes, None
+        new._constants = set(self._constants)
         return new
 
     def names(self) -> tuple[list[str], list[str]]:
         """(parameter names, buffer names) the skeleton expects, at any plan."""
         gm = self._skeleton
-        return [n for n, _ in gm.named_parameters()], [n for n, _ in gm.named_buffers()]
+        buffers = [n for n, _ in gm.named_buffers() if n not in self._constants]
+        return [n for n, _ in gm.named_parameters()], buffers
 
     def get(self, sizes: Mapping[str, int], *, training: bool, batch_stats: bool) -> fx.GraphModule:
         """The skeleton for a (validated) plan, in train/eval mode (the same module for every

@@ -249,3 +249,63 @@ def test_tied_weights_on_different_groups_are_refused_by_name():
     inn = to_integral(model, x[:1], fixed).eval()
     with torch.no_grad():
         assert rel_err(inn(x), model(x)) <= 1e-5
+
+
+class ConstantTable(nn.Module):
+    """A plain tensor attribute read in forward (not a buffer): torch.fx lifts it as a
+    ``_tensor_constant`` of the traced graph, as Swin's relative-position tables."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 16), nn.Linear(16, 3)
+        self.table = torch.linspace(0.5, 1.5, 5)  # one factor per token
+
+    def forward(self, x):  # (B, 5, 4)
+        return self.b(torch.relu(self.a(x)) * self.table[:, None])
+
+
+def test_a_lifted_constant_is_kept_as_it_is_and_the_model_resamples():
+    torch.manual_seed(0)
+    model = ConstantTable().eval()
+    x = torch.randn(2, 5, 4)
+    inn = to_integral(model, x)
+    with torch.no_grad():
+        assert rel_err(inn.resample(1.0)(x), model(x)) <= 1e-5
+        small = inn.resample({"a:out": 8})
+        assert small.a.out_features == 8 and small(x).shape == (2, 5, 3)
+        assert torch.equal(small.table, model.table)
+
+
+class OwnLayerNorm(nn.LayerNorm):
+    """timm's LayerNorm: a subclass with its own forward reading ``normalized_shape``."""
+
+    def forward(self, x):
+        return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class WithOwnNorm(nn.Module):
+    """Shape-dependent Python sends it through torch.export, whose graph calls the norm's
+    ``layer_norm`` on its tensors instead of calling the module (timm's ConViT)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.norm, self.b = nn.Linear(4, 16), OwnLayerNorm(16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        if x.shape[-1] > 1:
+            x = self.a(x)
+        return self.b(self.norm(x))
+
+
+def test_a_norm_called_functionally_through_torch_export_gets_an_any_width_model():
+    torch.manual_seed(0)
+    model = WithOwnNorm().eval()
+    nn.init.uniform_(model.norm.weight, 0.5, 1.5)
+    x = torch.randn(2, 5, 4)
+    inn = to_integral(model, x)
+    with torch.no_grad():
+        assert rel_err(inn.resample(1.0)(x), model(x)) <= 1e-5
+        small = inn.resample({"a:out": 8})
+        with inn.at({"a:out": 8}):
+            assert rel_err(inn(x), small(x)) <= 1e-5
+    assert small.norm.normalized_shape == (8,) and small(x).shape == (2, 5, 3)
