@@ -70,13 +70,14 @@ def cut_tensors(
 
     shapes: dict[str, list[int]] = {}
     masks: dict[tuple[str, int], torch.Tensor] = {}
+    skipped = {id(t) for n in skip if isinstance(t := _tensor_or_none(modules, n), torch.Tensor)}
     for gname, kept in keep.items():
         group = groups[gname]
         for m in group.members:
             full = tensor_of(m.name).shape
             shape = shapes.setdefault(m.name, list(full))
             shape[m.dim] -= (group.size - len(kept)) * m.block  # shape after the cut
-            if m.name in skip:
+            if m.name in skip or id(tensor_of(m.name)) in skipped:  # replaced, maybe by alias
                 continue
             mask = masks.setdefault((m.name, m.dim), torch.ones(full[m.dim], dtype=torch.bool))
             mask[m.offset : m.offset + group.size * m.block] = False
@@ -89,6 +90,11 @@ def cut_tensors(
     return out, {name: tuple(shape) for name, shape in shapes.items()}
 
 
+def _tensor_or_none(modules: Mapping[str, nn.Module], name: str) -> torch.Tensor | None:
+    owner, _, attr = name.rpartition(".")
+    return getattr(modules[owner], attr, None) if owner in modules else None
+
+
 def check_replacements(
     module: nn.Module, shapes: Mapping[str, tuple[int, ...]], replace: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
@@ -96,6 +102,8 @@ def check_replacements(
     the current shape) and cast to the dtype and device of the tensors they replace."""
     names = dict(module.named_parameters(remove_duplicate=False))
     names.update(module.named_buffers(remove_duplicate=False))
+    # a tensor held under several names (a shared module) is cut under one of them
+    by_tensor = {id(names[n]): shape for n, shape in shapes.items() if n in names}
     out = {}
     for name, tensor in replace.items():
         if name not in names:
@@ -103,7 +111,7 @@ def check_replacements(
 
             raise PlanError(f"replacement for unknown tensor {name!r}{_suggest(name, list(names))}")
         old = names[name]
-        expected = shapes.get(name, tuple(old.shape))
+        expected = shapes.get(name, by_tensor.get(id(old), tuple(old.shape)))
         if tuple(tensor.shape) != expected:
             raise PlanError(
                 f"replacement for {name!r} has shape {tuple(tensor.shape)}, expected "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -136,9 +136,13 @@ def build_layouts(
 
 
 def tied_aliases(
-    model: nn.Module, groups: Iterable[ChannelGroup], nodes: Mapping[str, int]
+    model: nn.Module,
+    groups: Iterable[ChannelGroup],
+    nodes: Mapping[str, int],
+    names: Collection[str] | None = None,
 ) -> dict[str, str]:
-    """``{alias: first name}`` for every tensor of ``model`` held under several names.
+    """``{alias: first name}`` for every tensor of ``model`` held under several names
+    (of ``names`` only, when given: those a traced skeleton holds).
 
     A tied tensor is one tensor, so it gets one λ; that needs every one of its names to
     have the same layout (the same resizable groups on the same dimensions, integrated
@@ -148,36 +152,46 @@ def tied_aliases(
         GraphError: a tied tensor whose names lie in different channel groups; the message
             names both and says what to do.
     """
-    first: dict[int, str] = {}
-    aliases = {}
     named = itertools.chain(
         model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)
     )
+    by_tensor: dict[int, list[str]] = {}
     for name, tensor in named:
-        canonical = first.setdefault(id(tensor), name)
-        if canonical != name:
-            aliases[name] = canonical
-    if not aliases:
-        return aliases
-    groups = list(groups)
-    layouts = build_layouts(model, [*aliases, *set(aliases.values())], groups, nodes)
-    for alias, canonical in aliases.items():
-        if dataclasses.replace(layouts[alias], name=canonical) != layouts[canonical]:
-            mine, theirs = _groups_of(layouts[canonical]), _groups_of(layouts[alias])
-            if mine == theirs:
-                why = f"its layers integrate it along different dimensions (groups {mine})"
-            else:
-                why = (
-                    f"its channels belong to channel groups {mine} as {canonical!r} and "
-                    f"{theirs} as {alias!r}, which can take different widths"
-                )
-            raise GraphError(
-                f"{canonical!r} and {alias!r} are one tensor (tied weights), but {why}, so "
-                "one weight function cannot serve both. Untie them (give "
-                f"{alias!r} its own copy: nn.Parameter(t.detach().clone())) or keep these "
-                f"groups fixed: IntegralConfig(fixed={sorted({*mine, *theirs})})"
-            )
+        if names is None or name in names:
+            by_tensor.setdefault(id(tensor), []).append(name)
+    shared = [found for found in by_tensor.values() if len(found) > 1]
+    if not shared:
+        return {}
+    layouts = build_layouts(model, [n for found in shared for n in found], list(groups), nodes)
+    aliases = {}
+    for found in shared:
+        # A module held by two parents (CoaT's shared position encoding) is read under one
+        # of its names only: the names with no channel group follow the one that has them.
+        read = [n for n in found if layouts[n].dims] or found[:1]
+        canonical = read[0]
+        for alias in read[1:]:
+            _check_same_layout(layouts, canonical, alias)
+        aliases.update({alias: canonical for alias in found if alias != canonical})
     return aliases
+
+
+def _check_same_layout(layouts: Mapping[str, TensorLayout], canonical: str, alias: str) -> None:
+    if dataclasses.replace(layouts[alias], name=canonical) == layouts[canonical]:
+        return
+    mine, theirs = _groups_of(layouts[canonical]), _groups_of(layouts[alias])
+    if mine == theirs:
+        why = f"its layers integrate it along different dimensions (groups {mine})"
+    else:
+        why = (
+            f"its channels belong to channel groups {mine} as {canonical!r} and "
+            f"{theirs} as {alias!r}, which can take different widths"
+        )
+    raise GraphError(
+        f"{canonical!r} and {alias!r} are one tensor (tied weights), but {why}, so "
+        "one weight function cannot serve both. Untie them (give "
+        f"{alias!r} its own copy: nn.Parameter(t.detach().clone())) or keep these "
+        f"groups fixed: IntegralConfig(fixed={sorted({*mine, *theirs})})"
+    )
 
 
 def _groups_of(layout: TensorLayout) -> list[str]:

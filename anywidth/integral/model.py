@@ -121,7 +121,7 @@ class IntegralModel(WidthModel):
         )  # fmt: skip
         params, buffers = self._skeletons.names()
         layouts = build_layouts(source, params + buffers, groups, self.nodes)
-        aliases = tied_aliases(source, groups, self.nodes)
+        aliases = tied_aliases(source, groups, self.nodes, names={*params, *buffers})
         tensors = dict(source.named_parameters(remove_duplicate=False))
         tensors.update(source.named_buffers(remove_duplicate=False))
         like = next((t for t in tensors.values() if t.is_floating_point()), torch.empty(0))
