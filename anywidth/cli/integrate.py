@@ -80,16 +80,17 @@ def run_integrate(args: argparse.Namespace) -> int:
                       model_kwargs=recorded["kwargs"])  # fmt: skip
     scorer = source.scorer
     if args.train_epochs:
-        train = scorer.fine_tune_config(args.train_epochs, args.batch_size, args.seed, args.lr)
+        train = scorer.task.train_config(args.train_epochs, args.batch_size, args.seed, args.lr,
+                                         fine_tune=True)  # fmt: skip
         width = WidthTrainConfig(
             min_ratio=args.min_ratio, consistency=args.consistency, seed=args.seed
         )
-        train_integral_(inn, source.loaders, train, width, scorer.loss, scorer.metric)
+        train_integral_(inn, source.loaders, train, width, scorer.task)
         print(_PREFER_SLIM.format(checkpoint=args.checkpoint, epochs=args.train_epochs))
     if args.tune_partition:
         plan = inn.width_plan(target_macs=args.tune_target_macs)
         tune = TuneConfig(steps=args.tune_steps)
-        inn = tune_partition(inn, plan, source.loaders.train, tune, loss=scorer.loss)
+        inn = tune_partition(inn, plan, source.loaders.train, tune, task=scorer.task)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     inn.eval()

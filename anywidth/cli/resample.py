@@ -81,7 +81,7 @@ def run_resample(args: argparse.Namespace) -> int:
     out = checked_out(args.out, (".safetensors", ".onnx"))
     source = open_checkpoint(args.inn, data_options(args))
     wide = _any_width(source)
-    config = _config(args, source.scorer.loss)
+    config = _config(args, source.scorer.task.loss)
     result = compress_source(source, config, model=wide, recalibrate=not args.no_recalibrate)
     print(compression_table(result, source.scorer))
     kind, step = _KINDS[result.report.method]

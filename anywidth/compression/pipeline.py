@@ -162,7 +162,7 @@ def compress_source(
     wide = source.model if model is None else model
     small, report = compress(wide, source.example, config, source.loaders, recalibrate=recalibrate)
     if finetune is not None:
-        loss_fn = source.scorer.loss_fn(finetune.label_smoothing)
+        loss_fn = source.scorer.task.loss_fn(finetune.label_smoothing)
         train_(small, source.loaders, finetune, loss_fn=loss_fn, metric=source.scorer.metric)
     # compress measured accuracy on classification data already; anything else is scored
     before = report.before.accuracy

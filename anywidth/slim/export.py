@@ -202,7 +202,7 @@ def shrink(
     report = ShrinkReport(plan=plan)
     if tunes:
         tune = TuneConfig(steps=config.tune_steps)
-        wide = tune_partition(wide, plan, data, tune, loss=config.loss)
+        wide = tune_partition(wide, plan, data, tune, task=config.loss)
         report.tune_steps = config.tune_steps
         report.done.append(f"tuned the partition for {config.tune_steps} steps (weights frozen)")
     small = wide.resample(plan).eval()

@@ -8,7 +8,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LOSS_KINDS", "LossFn", "class_cross_entropy", "cross_entropy_loss", "image_loss"]
+__all__ = [
+    "LOSS_KINDS",
+    "LossFn",
+    "class_cross_entropy",
+    "cross_entropy_loss",
+    "distillation_loss",
+    "image_loss",
+]
 
 LOSS_KINDS = ("l1", "l2")
 
@@ -34,9 +41,29 @@ def class_cross_entropy(
         raise ValueError(
             f"cross-entropy got float targets of shape {tuple(labels.shape)}: an image-to-image "
             "model (super-resolution) trains with image_loss('l1' or 'l2') in train_; for "
-            "tuning and width-random training pass loss='l1' or 'l2'"
+            "tuning and width-random training pass task=super_resolution(scale)"
         )
     return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """KL(teacher ‖ student) on temperature-softened outputs, times T² (Hinton et al.).
+
+    The one distillation loss of the package: tuning, width-random training and TAS's
+    `anywidth.search.distill_` (which mixes it with cross-entropy) all call it.
+
+    Example:
+        >>> logits = torch.tensor([[1.0, 2.0]])
+        >>> distillation_loss(logits, logits, temperature=4.0).item()
+        0.0
+    """
+    t = temperature
+    log_student = torch.log_softmax(logits / t, dim=1)  # (B, K)
+    log_teacher = torch.log_softmax(teacher / t, dim=1)  # (B, K)
+    kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
+    return kl * t * t
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
