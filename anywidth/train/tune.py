@@ -1,4 +1,5 @@
-"""A few optimiser steps on a chosen set of parameters, everything else frozen.
+"""A few optimiser steps on a chosen set of parameters, everything else frozen: the
+frozen-subset step (`anywidth.train.steps.frozen_subset_step`) in the one loop.
 
 The shared loop behind partition tuning (INN) and its equal-budget control (BatchNorm
 γ/β tuning of a pruned model): both spend the same steps on the same loss, so comparing
@@ -8,13 +9,11 @@ them compares what is tuned, not how hard.
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from anywidth._progress import progress
 from anywidth.measure import eval_mode
 from anywidth.train.distributed import (
     all_sum,
@@ -23,6 +22,8 @@ from anywidth.train.distributed import (
     shard_train_loader,
     wrap_ddp,
 )
+from anywidth.train.loop import cycle, run_steps_
+from anywidth.train.steps import frozen_subset_step
 from anywidth.train.task import CLASSIFICATION, Task, as_task
 
 __all__ = ["tune_"]
@@ -101,7 +102,6 @@ def tune_(
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
-    losses = []
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     teacher_mode = eval_mode(teacher) if teacher is not None else contextlib.nullcontext()
     where = init_distributed()
@@ -112,18 +112,8 @@ def tune_(
             _batch_norm_train_rest_eval(model)
             device = next(iter(params)).device
             net = wrap_ddp(model, where, device)  # wraps the parameters that require grad
-            batches = itertools.islice(itertools.cycle(data), steps)
-            for images, labels in progress(batches, desc="tuning", total=steps):
-                outputs = net(images)
-                total = task.fit(outputs, labels)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(images)
-                    total = total + task.follow(outputs, target, temperature)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                losses.append(total.detach())
+            step = frozen_subset_step(net, optimizer, task, teacher, temperature)
+            losses = run_steps_(step, cycle(data, steps), desc="tuning", total=steps)
             losses = (all_sum(torch.stack(losses)) / where.world_size).tolist()
         finally:
             with torch.no_grad():
