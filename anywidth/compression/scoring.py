@@ -1,8 +1,8 @@
 """How a model is scored: its `anywidth.train.task.Task`'s metric on one split.
 
 Example:
-    >>> scorer = scorer_for(model)          # accuracy, or PSNR for the zoo's SR models
-    >>> scorer.show(scorer(model, loaders.test)), scorer.label
+    >>> scorer = scorer_for(nn.Linear(4, 3))  # accuracy, or PSNR for the zoo's SR models
+    >>> scorer.show(0.8123), scorer.label
     ('81.23', 'test acc %')
 """
 

@@ -76,7 +76,11 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
         A `LossFn`.
 
     Example:
-        >>> loss, logits = cross_entropy_loss(0.1)(model, images, labels)
+        >>> model = nn.Linear(4, 3)
+        >>> _ = nn.init.zeros_(model.bias)
+        >>> loss, logits = cross_entropy_loss(0.1)(model, torch.zeros(2, 4), torch.tensor([0, 2]))
+        >>> logits.shape, round(loss.item(), 4)  # all logits 0: ln 3
+        (torch.Size([2, 3]), 1.0986)
     """
 
     def loss_fn(
@@ -99,7 +103,10 @@ def image_loss(kind: str = "l1") -> LossFn:
         A `LossFn` returning ``(loss, outputs)``.
 
     Example:
-        >>> loss, sr = image_loss("l1")(model, low_res, high_res)
+        >>> model = nn.Upsample(scale_factor=2)
+        >>> loss, sr = image_loss("l1")(model, torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 4, 4))
+        >>> sr.shape, loss.item()
+        (torch.Size([1, 3, 4, 4]), 1.0)
     """
     if kind not in LOSS_KINDS:
         raise ValueError(f"image loss must be one of {LOSS_KINDS}, got {kind!r}")

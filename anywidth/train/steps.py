@@ -96,8 +96,14 @@ def loss_step(
         clip: ``(parameters, max norm)`` of gradient-norm clipping.
 
     Example:
+        >>> from anywidth.metrics import ACCURACY
+        >>> from anywidth.train.losses import cross_entropy_loss
+        >>> model = nn.Linear(2, 2)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         >>> step = loss_step(model, cross_entropy_loss(), optimizer, ACCURACY)
-        >>> run_steps_(step, loader, desc="epoch 1")  # doctest: +SKIP
+        >>> loss_sum, correct, size = step(0, (torch.randn(4, 2), torch.tensor([0, 1, 0, 1])))
+        >>> size, 0 <= correct.item() <= 4
+        (4, True)
     """
     begin_step = getattr(loss_fn, "begin_step", None)
     clip_ = None
@@ -131,8 +137,14 @@ def frozen_subset_step(
     holds only the parameters being tuned. The record is the detached loss.
 
     Example:
-        >>> step = frozen_subset_step(model, torch.optim.Adam(bn_params), CLASSIFICATION)
-        >>> run_steps_(step, cycle(loader, 100), desc="tuning")  # doctest: +SKIP
+        >>> from anywidth.train.task import CLASSIFICATION
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+        >>> first = model[0].weight.clone()
+        >>> optimizer = torch.optim.Adam(model[1].parameters())
+        >>> step = frozen_subset_step(model, optimizer, CLASSIFICATION)
+        >>> loss = step(0, (torch.randn(4, 2), torch.tensor([0, 1, 0, 1])))
+        >>> torch.equal(model[0].weight, first), loss.requires_grad  # only model[1] moved
+        (True, False)
     """
 
     def step(index: int, batch: Any) -> torch.Tensor:

@@ -84,9 +84,13 @@ def tune_(
             string ``"cross_entropy"``, ``"l1"`` or ``"l2"`` still names one.
 
     Example:
-        >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm2d)
+        >>> small = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+        >>> data = [(torch.randn(8, 4), torch.randint(0, 3, (8,)))]
+        >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm1d)
         ...       for p in m.parameters()]
-        >>> tune_(small, bn, loaders.train, steps=100, teacher=model)
+        >>> losses = tune_(small, bn, data, steps=3, teacher=nn.Linear(4, 3))
+        >>> len(losses), small[0].weight.grad is None  # the Linear stayed frozen
+        (3, True)
     """
     params = list(params)
     if steps < 1:
