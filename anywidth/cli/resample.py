@@ -13,7 +13,9 @@ from pathlib import Path
 from anywidth.budget import Budget
 from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.cli._table import compression_table
-from anywidth.cli.hf import add_hf_option, check_source, hf_resample, hf_source_of
+from anywidth.cli.hf import add_hf_option, check_source
+from anywidth.cli.hf_inn import hf_resample
+from anywidth.compression.encoder import hf_source_of
 from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralModel
 from anywidth.slim import ShrinkConfig, to_slimmable
