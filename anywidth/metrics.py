@@ -145,8 +145,8 @@ def psnr_metric(scale: int) -> Metric:
     the mean absolute error (on [0, 1] RGB) as its loss.
 
     Example:
-        >>> result = train_(model, loaders, config, loss_fn=image_loss("l1"),
-        ...                 metric=psnr_metric(3))
+        >>> psnr_metric(1).score(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.1))
+        tensor([20.])
     """
     return Metric(
         "psnr",

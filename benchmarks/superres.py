@@ -39,10 +39,11 @@ from anywidth.integral import IntegralConfig, to_integral
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.measure import count_macs
-from anywidth.metrics import psnr, psnr_metric, ssim
+from anywidth.metrics import psnr, ssim
 from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, prune
 from anywidth.train import TrainConfig, image_loss, train_
+from anywidth.train.task import super_resolution
 
 MODELS = {"srcnn": (3, "l2"), "edsr": (4, "l1")}
 BUDGETS = (0.75, 0.5, 0.35)
@@ -104,7 +105,8 @@ def run_one(name: str, seed: int, args) -> dict:
     loaders = make_loaders("sr-skimage", scale=scale, batch_size=16, patch=args.patch,
                            patches=args.patches, seed=seed)  # fmt: skip
     x = next(iter(loaders.train))[0][:1]
-    metric = psnr_metric(scale)
+    task = super_resolution(scale, kind)
+    metric = task.metric
     epochs = args.epochs[name]
     rec: dict = {"model": name, "seed": seed, "scale": scale, "epochs": epochs}
 
@@ -119,7 +121,7 @@ def run_one(name: str, seed: int, args) -> dict:
     inn = to_integral(create_model(name, scale=scale), x, IntegralConfig(reorder=False))
     width = WidthTrainConfig(min_ratio=0.5, random_plans=0, seed=seed)
     began = time.perf_counter()
-    train_integral_(inn, loaders, adam(epochs, args.lr, seed), width, kind, metric)
+    train_integral_(inn, loaders, adam(epochs, args.lr, seed), width, task)
     rec["inn"] = scores(inn.resample(None), loaders, scale)
     rec["inn"] |= {"seconds": time.perf_counter() - began}
     rec["inn"]["half"] = scores(inn.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -133,7 +135,7 @@ def run_one(name: str, seed: int, args) -> dict:
 
     began = time.perf_counter()
     ft_epochs = max(1, epochs // 4)
-    train_integral_(init, loaders, adam(ft_epochs, args.lr / 10, seed), width, kind, metric)
+    train_integral_(init, loaders, adam(ft_epochs, args.lr / 10, seed), width, task)
     rec["init_ft"] = scores(init.resample(None), loaders, scale)
     rec["init_ft"] |= {"seconds": time.perf_counter() - began, "epochs": ft_epochs}
     rec["init_ft"]["half"] = scores(init.resample(target_macs=0.5), loaders, scale)["psnr"]
@@ -147,7 +149,7 @@ def prune_rows(model, init, loaders, x, scale, kind, steps) -> dict:
     for budget in BUDGETS:
         l1 = pruned(model, x, budget)
         plan = init.width_plan(target_macs=budget)
-        tuned = tune_partition(init, plan, loaders.train, TuneConfig(steps=steps), loss=kind)
+        tuned = tune_partition(init, plan, loaders.train, TuneConfig(steps=steps), task=kind)
         rows = {
             "L1 pruning": l1,
             f"L1 + bias tuning ({steps} steps)": bias_control(

@@ -48,7 +48,7 @@ from anywidth.data.text import reference_sentences  # noqa: E402
 from anywidth.integral import IntegralConfig, to_integral  # noqa: E402
 from anywidth.measure import count_macs, count_params, latency  # noqa: E402
 from anywidth.models.hf import (  # noqa: E402
-    distill_,
+    distill_encoder_,
     encode,
     load_hf_model,
     minilm_path,
@@ -162,7 +162,7 @@ def torch_pruning_to_budget(model, x, target: float, full: int, calibration=None
 def row(label, budget, small, seconds, x, full_macs, eval_data, ref, train, targets, args):
     """One method at one budget: fidelity as cut and after distillation, cost and widths."""
     before = fidelity(embed(small, eval_data), ref)
-    tuned = distill_(copy.deepcopy(small).eval(), train, targets, args.steps, args.lr)
+    tuned = distill_encoder_(copy.deepcopy(small).eval(), train, targets, args.steps, args.lr)
     after = fidelity(embed(tuned, eval_data), ref)
     ms = latency(small, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
     heads = [m.attention.self.query.out_features // 32 for m in small.encoder.layer]

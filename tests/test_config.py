@@ -14,6 +14,7 @@ from anywidth.lowrank import LowRankConfig
 from anywidth.measure import Report
 from anywidth.pruning import PruneConfig
 from anywidth.search import DistillConfig, SearchConfig
+from anywidth.slim import ShrinkConfig
 from anywidth.train import TrainConfig
 from studies.channel_search import ChannelSearchConfig
 from studies.rank_study import RankStudyConfig
@@ -30,8 +31,10 @@ CONFIGS = [
     (LowRankConfig(budget=Budget(params=0.5), fixed=("fc",)), "fixd", "fixed"),
     (SearchConfig(budget=Budget(macs=0.5), epochs=2, depth=False), "dept", "depth"),
     (DistillConfig(temperature=2.0), "temprature", "temperature"),
+    (ShrinkConfig(budget=Budget(macs=0.25), tune_steps=3, loss="l1"), "tune_step", "tune_steps"),
+    (ShrinkConfig(ratio=0.5, allocation="global"), "alocation", "allocation"),
 ]
-IDS = [type(c[0]).__name__ for c in CONFIGS]
+IDS = [f"{type(c[0]).__name__}-{c[1]}" for c in CONFIGS]
 
 
 @pytest.mark.parametrize("config, typo, field", CONFIGS, ids=IDS)
@@ -95,3 +98,21 @@ def test_report_refuses_unknown_keys():
     assert Report.from_dict(report.to_dict()) == report
     with pytest.raises(ValueError, match=r"unknown Report field 'acc' \(did you mean"):
         Report.from_dict(dict(report.to_dict(), acc=0.5))
+
+
+def test_no_config_class_in_the_package_writes_its_own_to_dict_or_from_dict():
+    import ast
+    from pathlib import Path
+
+    root = Path(anywidth.__file__).parent
+    own = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Config") != (
+                node.name == "Config"
+            ):
+                names = {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+                if names & {"to_dict", "from_dict"}:
+                    own.append(f"{path.relative_to(root)}:{node.name}")
+    assert own == []
+    assert len([p for p in root.rglob("*.py")]) > 50  # the walk saw the package

@@ -1,4 +1,4 @@
-"""What a `train` run optimises and reports: classification or super-resolution."""
+"""What a `train` run optimises and reports: its data and its `anywidth.train.task.Task`."""
 
 from __future__ import annotations
 
@@ -7,41 +7,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from anywidth.data import Loaders, make_loaders
-from anywidth.metrics import ACCURACY, Metric, psnr_metric
 from anywidth.models import model_kwargs
 from anywidth.models.superres import SR_MODELS
-from anywidth.train import LossFn, cross_entropy_loss, image_loss
+from anywidth.train import LossFn
+from anywidth.train.task import CLASSIFICATION, Task, super_resolution
 
-__all__ = ["SR_DATA", "Task", "add_task_options", "task_for"]
+__all__ = ["SR_DATA", "TrainTask", "add_task_options", "task_for"]
 
 SR_DATA = ("sr-skimage",)
-_SGD = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4}
-_ADAM = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}
 
 
 @dataclass
-class Task:
-    """Loaders, the model's options, its loss and its metric (with a printable label)."""
+class TrainTask:
+    """Loaders, the model's options, the task and its loss (with ``--label-smoothing``)."""
 
     loaders: Loaders
     kwargs: dict[str, Any]
+    task: Task
     loss_fn: LossFn
-    metric: Metric
-    label: str
     data_options: dict[str, Any]
-    optimizer: dict[str, Any]
 
     def default(self, args: argparse.Namespace, key: str) -> Any:
-        """``args.<key>`` when given, else this task's default (SR trains with Adam)."""
+        """``args.<key>`` when given, else the task's default (``lr``, ``optimizer``...)."""
         value = getattr(args, key)
-        return self.optimizer[key] if value is None else value
-
-    def show(self, value: float) -> str:
-        return f"{100 * value:.2f}" if self.metric is ACCURACY else f"{value:.2f}"
+        return getattr(self.task, key) if value is None else value
 
     def summary(self, value: float) -> str:
         """The test figure as the run's last line says it."""
-        if self.metric is ACCURACY:
+        if self.task.is_accuracy:
             return f"test accuracy {100 * value:.2f}%"
         return f"test PSNR {value:.2f} dB (Y channel)"
 
@@ -56,7 +49,7 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                    help="crop SR photographs to their centre (quick runs)")  # fmt: skip
 
 
-def task_for(args: argparse.Namespace) -> Task:
+def task_for(args: argparse.Namespace) -> TrainTask:
     """The task ``args`` describe; a super-resolution model needs super-resolution data."""
     common = {"batch_size": args.batch_size, "root": args.data_root, "seed": args.seed,
               "image_size": args.image_size}  # fmt: skip
@@ -71,8 +64,8 @@ def task_for(args: argparse.Namespace) -> Task:
             raise ValueError(f"--scale is for super-resolution models {list(SR_MODELS)}")
         loaders = make_loaders(args.data, **common)
         kwargs = {"num_classes": loaders.num_classes, "in_channels": loaders.in_channels}
-        return Task(loaders, kwargs, cross_entropy_loss(args.label_smoothing), ACCURACY,
-                    "acc %", {}, _SGD)  # fmt: skip
+        loss_fn = CLASSIFICATION.loss_fn(args.label_smoothing)
+        return TrainTask(loaders, kwargs, CLASSIFICATION, loss_fn, {})
     scale = args.scale if args.scale is not None else model_kwargs(args.model)["scale"]
     options = {"scale": scale}
     options |= {
@@ -82,5 +75,5 @@ def task_for(args: argparse.Namespace) -> Task:
     }
     loaders = make_loaders(args.data, **common, **options)
     kwargs = {"scale": scale, "in_channels": loaders.in_channels}
-    metric = psnr_metric(scale)
-    return Task(loaders, kwargs, image_loss(args.loss), metric, "PSNR dB", options, _ADAM)
+    task = super_resolution(scale, args.loss)
+    return TrainTask(loaders, kwargs, task, task.loss_fn(), options)

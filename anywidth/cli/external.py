@@ -4,8 +4,6 @@ understood? Its channel groups, which of them can be cut, and why the others can
 from __future__ import annotations
 
 import argparse
-import logging
-import re
 
 from anywidth.cli._table import format_table, human
 
@@ -38,70 +36,26 @@ def model_spec_of(args: argparse.Namespace) -> str | None:
     return given[0] if given else None
 
 
-class _Collect(logging.Handler):
-    """Keeps the graph's messages: which front end traced the model, why groups are fixed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def _reasons(messages: list[str]) -> dict[str, str]:
-    """``{group: why}`` from the trace's warnings."""
-    out = {}
-    for message in messages:
-        found = re.search(r"^(.*); fixing channel group\(s\) (.*), which will not be", message)
-        if found:
-            for name in found.group(2).split(", "):
-                out.setdefault(name, found.group(1))
-    return out
-
-
 def spec_info(args: argparse.Namespace, spec: str) -> int:
-    from anywidth.graph import analyze_channels
     from anywidth.measure import count_macs, count_params
-    from anywidth.models.external import load_model_spec
+    from anywidth.models.external import group_status, load_model_spec
 
     model, example = load_model_spec(spec, input_size=args.input_size)
-    collect = _Collect()
-    graph_log = logging.getLogger("anywidth.graph")
-    level = graph_log.level
-    graph_log.addHandler(collect)
-    graph_log.setLevel(logging.INFO)
-    try:
-        groups = analyze_channels(model, example).groups
-    finally:
-        graph_log.removeHandler(collect)
-        graph_log.setLevel(level)
-    why = _reasons(collect.messages)
-    rows = []
-    for g in groups:
-        if not g.fixed:
-            status = "resizable"
-        elif g.name in why:
-            status = f"fixed: {why[g.name][:90]}"
-        elif g.name.startswith("input:"):
-            status = "fixed: model input"
-        else:
-            status = "fixed: model output, or read next to a fixed operation"
-        rows.append([g.name, g.size, status])
-    free = [g for g in groups if not g.fixed]
+    rows, messages, unknown = group_status(model, example)
+    free = [r for r in rows if r[2] == "resizable"]
     print(
         f"{spec}: {type(model).__name__}, {human(count_params(model))} params, "
         f"{human(count_macs(model, example))} MACs at input {tuple(example.shape)}"
     )
     print(format_table(["channel group", "channels", "status"], rows))
     print(
-        f"{len(free)} of {len(groups)} groups resizable "
-        f"({sum(g.size for g in free)} of {sum(g.size for g in groups)} channels)"
+        f"{len(free)} of {len(rows)} groups resizable "
+        f"({sum(r[1] for r in free)} of {sum(r[1] for r in rows)} channels)"
     )
-    for message in collect.messages:
+    for message in messages:
         if "cannot trace" in message:
             print(f"note: {message}")
-    if (len(free) < len(groups) - 2 and why) or not free:
+    if (len(free) < len(rows) - 2 and unknown) or not free:
         print(
             "Groups fixed by an unknown operation keep their width: give the layer a rule with "
             "anywidth.graph.register_layer, or make it a leaf module (see docs/pruning.md)."

@@ -13,7 +13,8 @@ import argparse
 from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.cli._table import format_table, human
 from anywidth.cli._widths import budget_rows
-from anywidth.cli.hf import add_hf_option, check_source, hf_integrate
+from anywidth.cli.hf import add_hf_option, check_source
+from anywidth.cli.hf_inn import hf_integrate
 from anywidth.compression.pipeline import open_checkpoint
 from anywidth.integral import IntegralConfig, save_integral, to_integral
 from anywidth.integral.training import WidthTrainConfig, train_integral_
@@ -40,13 +41,9 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", nargs="?", help="a .safetensors checkpoint written by anywidth")
     add_hf_option(p)
     p.add_argument("--out", required=True, help="the integral model, e.g. model.inn.safetensors")
-    p.add_argument(
-        "--train-epochs",
-        type=int,
-        default=0,
-        help="epochs of random-width training of the INN; to train for many widths, "
-        "`anywidth slim` (slimmable training) scores higher at equal epochs",
-    )
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="epochs of random-width training of the INN; to train for many "
+                   "widths, `anywidth slim` scores higher at equal epochs")  # fmt: skip
     lr_help = "learning rate for training (default: SGD 0.02; Adam 1e-4 for SR)"
     p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument("--min-ratio", type=float, default=0.3, help="smallest width in training")
@@ -55,12 +52,9 @@ def add_integrate(sub: argparse._SubParsersAction) -> None:
                    "training (the INN seed's consistency objective; 0: off)")  # fmt: skip
     p.add_argument("--rule", choices=["trapezoid", "rectangle", "simpson"], default="trapezoid")
     p.add_argument("--no-reorder", action="store_true", help="keep the channel order")
-    p.add_argument(
-        "--tune-partition",
-        action="store_true",
-        help="tune the shared grids (and BatchNorm γ/β) for --tune-target-macs; "
-        "this changes every width, not only that budget",
-    )
+    p.add_argument("--tune-partition", action="store_true",
+                   help="tune the shared grids (and BatchNorm γ/β) for --tune-target-macs; "
+                   "this changes every width, not only that budget")  # fmt: skip
     p.add_argument("--tune-steps", type=int, default=100)
     p.add_argument("--tune-target-macs", type=float, default=0.5, help="fraction or absolute")
     add_data_options(p, default=None)
@@ -80,16 +74,16 @@ def run_integrate(args: argparse.Namespace) -> int:
                       model_kwargs=recorded["kwargs"])  # fmt: skip
     scorer = source.scorer
     if args.train_epochs:
-        train = scorer.fine_tune_config(args.train_epochs, args.batch_size, args.seed, args.lr)
-        width = WidthTrainConfig(
-            min_ratio=args.min_ratio, consistency=args.consistency, seed=args.seed
-        )
-        train_integral_(inn, source.loaders, train, width, scorer.loss, scorer.metric)
+        train = scorer.task.train_config(args.train_epochs, args.batch_size, args.seed, args.lr,
+                                         fine_tune=True)  # fmt: skip
+        width = WidthTrainConfig(min_ratio=args.min_ratio, consistency=args.consistency,
+                                 seed=args.seed)  # fmt: skip
+        train_integral_(inn, source.loaders, train, width, scorer.task)
         print(_PREFER_SLIM.format(checkpoint=args.checkpoint, epochs=args.train_epochs))
     if args.tune_partition:
         plan = inn.width_plan(target_macs=args.tune_target_macs)
         tune = TuneConfig(steps=args.tune_steps)
-        inn = tune_partition(inn, plan, source.loaders.train, tune, loss=scorer.loss)
+        inn = tune_partition(inn, plan, source.loaders.train, tune, task=scorer.task)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     inn.eval()

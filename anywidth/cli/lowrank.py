@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.cli._table import compression_table, format_table, human
-from anywidth.compression.pipeline import compress_source, open_checkpoint, save_compressed
+from anywidth.compression.pipeline import (
+    FINETUNE_LR,
+    compress_source,
+    finetune_config,
+    open_checkpoint,
+    save_compressed,
+)
 from anywidth.lowrank import LowRankConfig, LowRankReport
-from anywidth.train import TrainConfig
 from anywidth.train.distributed import processes
 
 __all__ = ["add_decompose"]
-
-# A short fine-tune starts from trained weights: a tenth of the from-scratch rate of `train`.
-_FINETUNE_LR = 0.01
 
 
 def add_decompose(sub: argparse._SubParsersAction) -> None:
@@ -36,48 +37,23 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-params", type=float, help="fraction of params to keep, (0, 1]")
     target.add_argument("--target-macs", type=float, help="fraction of MACs to keep, (0, 1]")
-    p.add_argument(
-        "--fixed", action="append", default=[], help="layer name/glob to keep dense (repeatable)"
-    )
-    p.add_argument(
-        "--calibration-batches",
-        type=int,
-        default=8,
-        help="training batches whose inputs make the factorisation data-aware (each layer "
-        "keeps what matters for its output on them); 0 factors the weights alone",
-    )
+    p.add_argument("--fixed", action="append", default=[],
+                   help="layer name/glob to keep dense (repeatable)")  # fmt: skip
+    p.add_argument("--calibration-batches", type=int, default=8,
+                   help="training batches whose inputs make the factorisation data-aware (each "
+                   "layer keeps what matters for its output on them); 0 factors the weights "
+                   "alone")  # fmt: skip
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
-    p.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=0,
-        help="epochs of fine-tuning after decomposing (SGD with a cosine schedule)",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="fine-tuning learning rate; by default the checkpoint's own schedule is "
-        "'rewound': its last --finetune-epochs epochs (TrainConfig.rewind), or, without a "
-        f"recorded schedule, {_FINETUNE_LR} (a tenth of `train`'s) decayed by cosine",
-    )
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="epochs of fine-tuning after decomposing (SGD, cosine)")  # fmt: skip
+    p.add_argument("--lr", type=float, default=None,
+                   help="fine-tuning learning rate; by default the checkpoint's own schedule is "
+                   "'rewound': its last --finetune-epochs epochs (TrainConfig.rewind), or, "
+                   f"without a recorded schedule, {FINETUNE_LR} (a tenth of `train`'s) decayed "
+                   "by cosine")  # fmt: skip
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
     add_data_options(p, default=None)
     p.set_defaults(run=run_decompose, distributed=True)
-
-
-def _finetune_config(args: argparse.Namespace, source) -> TrainConfig | None:
-    """--lr as given; else the last epochs of the checkpoint's own schedule, if recorded."""
-    if not args.finetune_epochs:
-        return None
-    recorded = source.meta.get("config")
-    if args.lr is None and recorded and recorded.get("epochs", 0) >= args.finetune_epochs:
-        original = TrainConfig.from_dict(recorded)
-        return replace(original.rewind(args.finetune_epochs), seed=args.seed)
-    lr = _FINETUNE_LR if args.lr is None else args.lr
-    return TrainConfig(
-        epochs=args.finetune_epochs, batch_size=args.batch_size, lr=lr, seed=args.seed
-    )
 
 
 def run_decompose(args: argparse.Namespace) -> int:
@@ -93,7 +69,7 @@ def run_decompose(args: argparse.Namespace) -> int:
         calibration_batches=args.calibration_batches,
     )
     source = open_checkpoint(args.checkpoint, data_options(args))
-    finetune = _finetune_config(args, source)
+    finetune = finetune_config(source, args.finetune_epochs, args.lr, args.batch_size, args.seed)
     result = compress_source(source, config, recalibrate=not args.no_recalibrate, finetune=finetune)
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights

@@ -11,6 +11,7 @@ import sys
 import torch.distributed as dist
 
 from anywidth import __version__
+from anywidth.cli.channel_search import add_channel_search
 from anywidth.cli.compress import add_compress
 from anywidth.cli.demo import add_demo
 from anywidth.cli.distill import add_distill
@@ -18,33 +19,19 @@ from anywidth.cli.info import add_info
 from anywidth.cli.integrate import add_integrate
 from anywidth.cli.lowrank import add_decompose
 from anywidth.cli.prune import add_prune
+from anywidth.cli.rank_study import add_rank_study
 from anywidth.cli.ranks import add_ranks
 from anywidth.cli.resample import add_resample
 from anywidth.cli.search import add_search
 from anywidth.cli.slim import add_slim
-from anywidth.cli.studies import add_channel_search, add_rank_study
 from anywidth.cli.train import add_eval, add_train
 from anywidth.train.distributed import DistributedError, Processes, init_distributed
 
 __all__ = ["DISTRIBUTED", "REGISTERED", "build_parser", "main"]
 
-REGISTERED = [
-    add_demo,
-    add_train,
-    add_eval,
-    add_info,
-    add_compress,
-    add_prune,
-    add_integrate,
-    add_slim,
-    add_resample,
-    add_decompose,
-    add_search,
-    add_distill,
-    add_rank_study,
-    add_ranks,
-    add_channel_search,
-]
+REGISTERED = [add_demo, add_train, add_eval, add_info, add_compress, add_prune, add_integrate,
+              add_slim, add_resample, add_decompose, add_search, add_distill, add_rank_study,
+              add_ranks, add_channel_search]  # fmt: skip
 """Each adds one sub-command to the parser, in the order `anywidth --help` lists them."""
 
 DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")

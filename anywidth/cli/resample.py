@@ -13,7 +13,9 @@ from pathlib import Path
 from anywidth.budget import Budget
 from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.cli._table import compression_table
-from anywidth.cli.hf import add_hf_option, check_source, hf_resample, hf_source_of
+from anywidth.cli.hf import add_hf_option, check_source
+from anywidth.cli.hf_inn import hf_resample
+from anywidth.compression.encoder import hf_source_of
 from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralModel
 from anywidth.slim import ShrinkConfig, to_slimmable
@@ -81,7 +83,7 @@ def run_resample(args: argparse.Namespace) -> int:
     out = checked_out(args.out, (".safetensors", ".onnx"))
     source = open_checkpoint(args.inn, data_options(args))
     wide = _any_width(source)
-    config = _config(args, source.scorer.loss)
+    config = _config(args, source.scorer.task.loss)
     result = compress_source(source, config, model=wide, recalibrate=not args.no_recalibrate)
     print(compression_table(result, source.scorer))
     kind, step = _KINDS[result.report.method]

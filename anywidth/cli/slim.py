@@ -49,10 +49,11 @@ def run_slim(args: argparse.Namespace) -> int:
         raise ValueError(f"--train-epochs {args.train_epochs} must be >= 1")
     source = open_checkpoint(args.checkpoint, data_options(args))
     scorer = source.scorer
-    config = scorer.fine_tune_config(args.train_epochs, args.batch_size, args.seed, args.lr)
+    config = scorer.task.train_config(args.train_epochs, args.batch_size, args.seed, args.lr,
+                                      fine_tune=True)  # fmt: skip
     width = WidthTrainConfig(method="slice", min_ratio=args.min_ratio, seed=args.seed)
     slim, _ = train_any_width(source.model.eval(), source.example, source.loaders, config,
-                              width, loss=scorer.loss, metric=scorer.metric)  # fmt: skip
+                              width, task=scorer.task)  # fmt: skip
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     slim.eval()

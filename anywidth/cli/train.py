@@ -59,16 +59,14 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_extra={"data": data},
         resume=args.resume,
         loss_fn=task.loss_fn,
-        metric=task.metric,
+        metric=task.task.metric,
     )
     if not processes().is_main:
         return 0  # rank 0 reports; the other ranks trained the same weights
-    test = evaluate(model, task.loaders.test, metric=task.metric)
-    name = task.metric.name
-    rows = [
-        [r["epoch"], f"{r['train_loss']:.4f}", task.show(r[f"val_{name}"])] for r in result.history
-    ]
-    print(format_table(["epoch", "train loss", f"val {task.label}"], rows))
+    test = evaluate(model, task.loaders.test, metric=task.task.metric)
+    name, show = task.task.metric.name, task.task.show
+    rows = [[r["epoch"], f"{r['train_loss']:.4f}", show(r[f"val_{name}"])] for r in result.history]
+    print(format_table(["epoch", "train loss", f"val {task.task.label}"], rows))
     print(f"{task.summary(test[name])}  checkpoints: {args.out}/")
     return 0
 

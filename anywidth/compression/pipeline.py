@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from anywidth.graph import export_onnx
 from anywidth.train import TrainConfig, load_model, save_checkpoint, train_
 
 __all__ = [
+    "FINETUNE_LR",
+    "finetune_config",
     "Compression",
     "DataOptions",
     "Source",
@@ -130,6 +132,28 @@ def open_checkpoint(path: str | Path, data: DataOptions | None = None) -> Source
     return Source(Path(path), model, meta, loaders, example, data.record(meta), scorer_for(model))
 
 
+FINETUNE_LR = 0.01
+"""Fine-tuning's learning rate without a recorded schedule: a tenth of ``anywidth train``'s."""
+
+
+def finetune_config(
+    source: Source, epochs: int, lr: float | None = None, batch_size: int = 128, seed: int = 0
+) -> TrainConfig | None:
+    """How to fine-tune a compressed checkpoint for ``epochs`` (None for 0).
+
+    With ``lr``: that rate, decayed by cosine. Without: the last ``epochs`` of the
+    checkpoint's own recorded schedule (`TrainConfig.rewind`), or `FINETUNE_LR` when none
+    (or a shorter one) is recorded.
+    """
+    if not epochs:
+        return None
+    recorded = source.meta.get("config")
+    if lr is None and recorded and recorded.get("epochs", 0) >= epochs:
+        return replace(TrainConfig.from_dict(recorded).rewind(epochs), seed=seed)
+    lr = FINETUNE_LR if lr is None else lr
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+
+
 @dataclass
 class Compression:
     """What `compress_source` made: the smaller model, `anywidth.compress`'s report (its
@@ -162,7 +186,7 @@ def compress_source(
     wide = source.model if model is None else model
     small, report = compress(wide, source.example, config, source.loaders, recalibrate=recalibrate)
     if finetune is not None:
-        loss_fn = source.scorer.loss_fn(finetune.label_smoothing)
+        loss_fn = source.scorer.task.loss_fn(finetune.label_smoothing)
         train_(small, source.loaders, finetune, loss_fn=loss_fn, metric=source.scorer.metric)
     # compress measured accuracy on classification data already; anything else is scored
     before = report.before.accuracy

@@ -15,8 +15,8 @@ from typing import Any
 
 from anywidth.data import Loaders
 from anywidth.integral.model import IntegralModel
-from anywidth.metrics import ACCURACY, Metric
 from anywidth.train import TrainConfig, TrainResult
+from anywidth.train.task import CLASSIFICATION, Task
 from anywidth.train.width import (
     WidthTrainConfig,
     random_plan,
@@ -53,8 +53,7 @@ def train_integral_(
     loaders: Loaders,
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
-    loss: str = "cross_entropy",
-    metric: Metric = ACCURACY,
+    task: Task | str = CLASSIFICATION,
 ) -> TrainResult:
     """Train an INN in place with random widths (see `WidthTrainConfig`).
 
@@ -62,9 +61,8 @@ def train_integral_(
     pace: under SGD its gradients are rescaled by 1/q² (`_discrete_pace_hooks`); under
     Adam-type optimisers, which normalise gradients, each λ gets a learning rate divided by
     its mean quadrature weight instead (`pace_groups`). ``width.method`` is not read (this
-    is the integral method). ``loss`` and ``metric`` choose the task: ``"cross_entropy"``
-    and accuracy for classifiers, ``"l1"``/``"l2"`` and `anywidth.metrics.psnr_metric` for
-    super-resolution.
+    is the integral method). ``task`` chooses the loss and the validation metric
+    (`anywidth.train.task.super_resolution` for super-resolution).
 
     Returns:
         The `TrainResult` of the run.
@@ -83,7 +81,7 @@ def train_integral_(
     else:
         hooks = _discrete_pace_hooks(inn)
     try:
-        return train_width_random_(inn, loaders, config, width, loss, metric, groups)
+        return train_width_random_(inn, loaders, config, width, task, groups)
     finally:
         for hook in hooks:
             hook.remove()

@@ -19,6 +19,7 @@ from torch import nn
 from anywidth._config import Config
 from anywidth.integral.grid import UniformGrid, make_grid
 from anywidth.integral.model import IntegralModel
+from anywidth.train.task import CLASSIFICATION, Task
 from anywidth.train.tune import tune_
 
 __all__ = ["TuneConfig", "trainable_copy", "tune_partition"]
@@ -78,7 +79,7 @@ def tune_partition(
     plan: Mapping[str, int] | float,
     data: Iterable,
     config: TuneConfig | None = None,
-    loss: str = "cross_entropy",
+    task: Task | str = CLASSIFICATION,
 ) -> IntegralModel:
     """A copy of ``inn`` whose partitions are tuned for running at ``plan``.
 
@@ -94,9 +95,9 @@ def tune_partition(
         plan: the width plan (or ratio) the pruned model will have.
         data: training batches.
         config: steps, learning rate and targets.
-        loss: ``"cross_entropy"`` for classifiers (distillation: KL to the full width's
-            logits); ``"l1"``/``"l2"`` for image-to-image models such as super-resolution
-            (that loss to the targets and to the full width's output).
+        task: the `anywidth.train.task.Task`: classification (distillation: KL to the
+            full width's logits) or super-resolution (the image loss to the targets and to
+            the full width's output); ``"cross_entropy"``, ``"l1"``, ``"l2"`` still name one.
 
     Returns:
         The tuned copy.
@@ -122,6 +123,6 @@ def tune_partition(
             lr=config.lr,
             teacher=teacher,
             temperature=config.temperature,
-            loss=loss,
+            task=task,
         )
     return tuned.eval()

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
+import re
 from collections.abc import Callable
 
 import torch
@@ -23,7 +25,7 @@ from torch import nn
 
 from anywidth.models._torchvision_ops import ensure_torchvision_importable
 
-__all__ = ["MODELS_EXTRA", "load_model_spec"]
+__all__ = ["MODELS_EXTRA", "group_status", "load_model_spec"]
 
 MODELS_EXTRA = (
     'pip install -e ".[models]"  (timm, torchvision, ultralytics, segmentation-models-pytorch)'
@@ -176,3 +178,56 @@ def _factory(module_name: str, attribute: str) -> tuple[nn.Module, int]:
             f"{module_name}:{attribute}() returned {type(model).__name__}, not a Module"
         )
     return model, 224
+
+
+class _Collect(logging.Handler):
+    """Keeps the graph's messages: which front end traced the model, why groups are fixed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _reasons(messages: list[str]) -> dict[str, str]:
+    """``{group: why}`` from the trace's warnings."""
+    out = {}
+    for message in messages:
+        found = re.search(r"^(.*); fixing channel group\(s\) (.*), which will not be", message)
+        if found:
+            for name in found.group(2).split(", "):
+                out.setdefault(name, found.group(1))
+    return out
+
+
+def group_status(model: nn.Module, example: torch.Tensor) -> tuple[list, list[str], bool]:
+    """Is the model understood? ``(rows, messages, unknown)``: ``[group, channels, status]``
+    per channel group (``"resizable"`` or why it is fixed), the graph's log messages while
+    tracing, and whether groups were fixed by an operation the graph does not know."""
+    from anywidth.graph import analyze_channels
+
+    collect = _Collect()
+    graph_log = logging.getLogger("anywidth.graph")
+    level = graph_log.level
+    graph_log.addHandler(collect)
+    graph_log.setLevel(logging.INFO)
+    try:
+        groups = analyze_channels(model, example).groups
+    finally:
+        graph_log.removeHandler(collect)
+        graph_log.setLevel(level)
+    why = _reasons(collect.messages)
+    rows = []
+    for g in groups:
+        if not g.fixed:
+            status = "resizable"
+        elif g.name in why:
+            status = f"fixed: {why[g.name][:90]}"
+        elif g.name.startswith("input:"):
+            status = "fixed: model input"
+        else:
+            status = "fixed: model output, or read next to a fixed operation"
+        rows.append([g.name, g.size, status])
+    return rows, collect.messages, bool(why)

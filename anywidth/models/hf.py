@@ -28,7 +28,7 @@ from torch import nn
 
 __all__ = [
     "NLP_EXTRA",
-    "distill_",
+    "distill_encoder_",
     "distill_loss",
     "encode",
     "hf_available",
@@ -146,13 +146,14 @@ def distill_loss(student_out: Any, target: tuple, mask: torch.Tensor) -> torch.T
 
 
 def tune_hf_partition(
-    inn: Any, plan: Any, batches: Sequence[tuple], steps: int = 100, lr: float = 1e-2
+    inn: Any, plan: Any, batches: Sequence[tuple], steps: int = 100, lr: float | None = None
 ) -> Any:
     """A copy of an encoder's `IntegralModel` whose partitions are tuned for ``plan``.
 
-    The weights stay frozen; only the sampling points move, for ``steps`` Adam steps
-    (one ``(ids, mask)`` batch each, cycling) on `distill_loss` against the full-width
-    INN. The batches must have the example input's shape (an exported INN is specialised
+    The weights stay frozen; only the sampling points move, for ``steps`` AdamW steps
+    (`distill_encoder_`: one ``(ids, mask)`` batch each, cycling) on `distill_loss`
+    against the full-width INN, at ``lr`` (default: the embedding task's ``tune_lr``,
+    1e-2). The batches must have the example input's shape (an exported INN is specialised
     to it: `encode` with ``fixed=True``). The caller's INN is not changed.
 
     Example:
@@ -160,7 +161,9 @@ def tune_hf_partition(
         >>> small = tune_hf_partition(inn, plan, batches, steps=20).resample(plan)
     """
     from anywidth.integral.tuning import trainable_copy
+    from anywidth.train.task import embedding_fidelity
 
+    lr = embedding_fidelity().tune_lr if lr is None else lr
     if steps < 1 or lr <= 0:
         raise ValueError(f"tune_hf_partition needs steps >= 1 and lr > 0 (got {steps}, {lr})")
     batches = list(batches)
@@ -170,29 +173,31 @@ def tune_hf_partition(
     targets = teacher_targets(inn.resample(1.0), batches)
     tuned = trainable_copy(inn).eval()  # dropout off: the partition follows the deterministic net
     with tuned.at(sizes):
-        distill_(tuned, batches, targets, steps, lr, params=list(tuned.grid_parameters()))
+        distill_encoder_(tuned, batches, targets, steps, lr, list(tuned.grid_parameters()))
     tuned.clear_cache()
     return tuned.eval()
 
 
-def distill_(
+def distill_encoder_(
     model: nn.Module,
     batches: Sequence[tuple],
     targets: Sequence[tuple],
     steps: int,
-    lr: float = 5e-5,
+    lr: float | None = None,
     params: Sequence[nn.Parameter] | None = None,
 ) -> nn.Module:
     """``steps`` AdamW steps (no weight decay) of ``model`` on `distill_loss`, in place,
     cycling through ``batches`` and their `teacher_targets`. The model stays in its
-    current mode (eval: dropout off).
+    current mode (eval: dropout off). The steps run in the one training loop
+    (`anywidth.train.loop.run_steps_`), with `anywidth.train.task.embedding_fidelity`'s
+    optimizer defaults.
 
     Args:
         model: the encoder (e.g. a cut model); changed in place.
         batches: ``(ids, mask)`` batches.
         targets: ``teacher_targets(teacher, batches)``.
         steps: optimiser steps, one batch each.
-        lr: learning rate.
+        lr: learning rate (default: the embedding task's ``fine_tune_lr``, 5e-5).
         params: what moves (default: every parameter of ``model``).
 
     Returns:
@@ -200,18 +205,27 @@ def distill_(
 
     Example:
         >>> targets = teacher_targets(full, batches)
-        >>> distill_(small.eval(), batches, targets, steps=40)
+        >>> distill_encoder_(small.eval(), batches, targets, steps=40)
     """
+    from anywidth.train.loop import cycle, run_steps_
+    from anywidth.train.steps import update_
+    from anywidth.train.task import embedding_fidelity
+
     if len(batches) != len(targets) or not batches:
-        raise ValueError(f"distill_: {len(batches)} batches but {len(targets)} targets")
+        raise ValueError(f"distill_encoder_: {len(batches)} batches but {len(targets)} targets")
+    task = embedding_fidelity()
+    lr = task.fine_tune_lr if lr is None else lr
     params = list(model.parameters() if params is None else params)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    for step in range(steps):
-        (ids, mask), target = batches[step % len(batches)], targets[step % len(batches)]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=task.weight_decay)
+
+    def step(index: int, batch: tuple) -> torch.Tensor:
+        (ids, mask), target = batch
         loss = distill_loss(model(ids, mask), target, mask)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        update_(optimizer, loss)
+        return loss.detach()
+
+    pairs = list(zip(batches, targets, strict=True))
+    run_steps_(step, cycle(pairs, steps), desc="distilling", total=steps)
     return model
 
 

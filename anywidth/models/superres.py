@@ -31,6 +31,13 @@ SR_MODELS = ("srcnn", "edsr")
 _SHIFT = 0.5  # EDSR's input centring
 
 
+def _sr_task(model: nn.Module):
+    """Super-resolution at the model's scale, what `anywidth.train.task.task_of` reads."""
+    from anywidth.train.task import super_resolution
+
+    return super_resolution(int(model.scale))
+
+
 def _check_scale(scale: int) -> None:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -46,6 +53,8 @@ class SRCNN(nn.Module):
         widths: channels of the first two convs (64, 32 in the paper).
         kernels: kernel sizes of the three convs (9, 5, 5 in the paper's best network).
     """
+
+    task = property(_sr_task)
 
     def __init__(
         self,
@@ -104,6 +113,8 @@ class EDSR(nn.Module):
         res_scale: scale of each block's residual branch (1.0 for the baseline, 0.1 for
             the paper's large model).
     """
+
+    task = property(_sr_task)
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from anywidth.search.config import DistillConfig
 from anywidth.train import TrainConfig, TrainResult, train_
 from anywidth.train.loop import EpochHook
 from anywidth.train.losses import LossFn
+from anywidth.train.losses import distillation_loss as kd_loss
 
 __all__ = ["distill_", "distillation_loss", "distillation_loss_fn"]
 
@@ -26,20 +27,19 @@ def distillation_loss(
     labels: torch.Tensor,
     config: DistillConfig,
 ) -> torch.Tensor:
-    """``(1 − w)·CE(z_s, y) + w·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``, batch mean.
+    """``(1 − w)·CE(z_s, y) + w·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``, batch mean: the
+    package's one distillation loss (`anywidth.train.losses.distillation_loss`) mixed with
+    cross-entropy on the labels.
 
     Example:
-        >>> distillation_loss(s, t, y, DistillConfig(temperature=4, weight=0.9))
+        >>> s = torch.tensor([[2.0, 0.0]])
+        >>> loss = distillation_loss(s, s, torch.tensor([0]), DistillConfig(4, weight=1.0))
+        >>> loss.item()
+        0.0
     """
-    t, w = config.temperature, config.weight
+    w = config.weight
     ce = F.cross_entropy(student_logits, labels)
-    kl = F.kl_div(
-        F.log_softmax(student_logits / t, dim=1),  # (B, K)
-        F.log_softmax(teacher_logits / t, dim=1),
-        log_target=True,
-        reduction="batchmean",
-    )
-    return (1 - w) * ce + w * t * t * kl
+    return (1 - w) * ce + w * kd_loss(student_logits, teacher_logits, config.temperature)
 
 
 def distillation_loss_fn(teacher: nn.Module, config: DistillConfig) -> LossFn:

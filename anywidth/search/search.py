@@ -41,6 +41,8 @@ from anywidth.train.distributed import (
     shard_train_loader,
     wrap_ddp,
 )
+from anywidth.train.loop import run_steps_
+from anywidth.train.steps import update_
 
 __all__ = ["SearchResult", "replay_skip", "search_shape"]
 
@@ -285,14 +287,10 @@ def _run(net: nn.Module, arch: Architecture, choices: Choices, data, config: Sea
         span = max(1, config.epochs - 1)
         tau = config.tau_max - (config.tau_max - config.tau_min) * epoch / span
         ddp.train()
+        step = _bilevel_step(ddp, net, arch, choices, (opt_w, sched, opt_a), tau, config)
         with collective(f"searching (epoch {epoch + 1})"):
-            for (xw, yw), (xa, ya) in zip(weight_batches, arch_batches, strict=False):
-                arch.sample_(choices, tau)
-                opt_w.zero_grad(set_to_none=True)
-                F.cross_entropy(ddp(xw.to(device)), yw.to(device)).backward()
-                opt_w.step()
-                sched.step()
-                _arch_step(net, arch, choices, opt_a, xa.to(device), ya.to(device), tau, config)
+            pairs = zip(weight_batches, arch_batches, strict=False)
+            run_steps_(step, pairs, desc=f"epoch {epoch + 1}", total=steps // config.epochs)
         scored = val or arch_half
         log.append(_epoch_entry(net, arch, choices, (weights_half, scored), epoch + 1, tau, began))
         shapes.append(arch.shape())
@@ -321,6 +319,23 @@ def _pick_shape(log: list[dict], shapes: list, config: SearchConfig):
     return shapes[-1]
 
 
+def _bilevel_step(ddp, net, arch: Architecture, choices: Choices, optimizers, tau, config):
+    """TAS's step strategy for `anywidth.train.loop.run_steps_`: on a pair of batches, a
+    weight step (cross-entropy of the supernet with sampled shapes, SGD) on the first,
+    then an architecture step (cross-entropy plus ``λ·L_cost``, Adam on the logits, the
+    supernet's weights frozen) on the second."""
+    opt_w, sched, opt_a = optimizers
+    device = next(net.parameters()).device
+
+    def step(index: int, batches) -> None:
+        (xw, yw), (xa, ya) = batches
+        arch.sample_(choices, tau)
+        update_(opt_w, F.cross_entropy(ddp(xw.to(device)), yw.to(device)), scheduler=sched)
+        _arch_step(net, arch, choices, opt_a, xa.to(device), ya.to(device), tau, config)
+
+    return step
+
+
 def _arch_step(net, arch: Architecture, choices: Choices, opt, x, y, tau, config) -> None:
     for p in net.parameters():
         p.requires_grad_(False)
@@ -331,10 +346,11 @@ def _arch_step(net, arch: Architecture, choices: Choices, opt, x, y, tau, config
         expected = arch.expected_macs()
         cost = cost_loss(expected, current, config.target_macs, config.tolerance)
         loss = F.cross_entropy(net(x), y) + config.cost_weight * cost
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients_(arch.parameters(), "averaging the architecture gradients")
-        opt.step()
+
+        def average() -> None:
+            average_gradients_(arch.parameters(), "averaging the architecture gradients")
+
+        update_(opt, loss, before_step=average)
     finally:
         for p in net.parameters():
             p.requires_grad_(True)

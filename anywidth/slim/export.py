@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from anywidth._config import config_from_dict, config_to_dict
+from anywidth._config import Config
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
@@ -22,7 +22,7 @@ _LOSSES = ("cross_entropy", "l1", "l2")
 
 
 @dataclass
-class ShrinkConfig:
+class ShrinkConfig(Config):
     """How to cut an any-width model (`IntegralModel` or `SlimmableModel`): the plan and the
     INN's partition tuning.
 
@@ -33,7 +33,8 @@ class ShrinkConfig:
         allocation: how a budget is spread over the groups: ``"uniform"``, ``"global"``
             or ``"rank"`` (needs data), as in `anywidth.width.PlanRequest`.
         tune_steps: partition-tuning steps of an INN (needs data; 0 skips it).
-        loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
+        loss: what partition tuning minimises, the loss of the model's task
+            (`anywidth.train.task.Task.loss`): ``"cross_entropy"`` for classifiers,
             ``"l1"``/``"l2"`` for image-to-image models.
 
     Raises:
@@ -82,15 +83,6 @@ class ShrinkConfig:
         b = self.budget
         target = {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
         return PlanRequest(**target, allocation=self.allocation, data=data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ShrinkConfig:
-        """Rebuild from `to_dict` output; unknown keys or a newer version raise ValueError."""
-        return config_from_dict(cls, data)
 
 
 @dataclass
@@ -202,7 +194,7 @@ def shrink(
     report = ShrinkReport(plan=plan)
     if tunes:
         tune = TuneConfig(steps=config.tune_steps)
-        wide = tune_partition(wide, plan, data, tune, loss=config.loss)
+        wide = tune_partition(wide, plan, data, tune, task=config.loss)
         report.tune_steps = config.tune_steps
         report.done.append(f"tuned the partition for {config.tune_steps} steps (weights frozen)")
     small = wide.resample(plan).eval()

@@ -8,9 +8,9 @@ from torch import nn
 from anywidth.data import Loaders
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
 from anywidth.integral.training import train_integral_
-from anywidth.metrics import ACCURACY, Metric
 from anywidth.slim.model import SlimmableModel, to_slimmable
 from anywidth.train import TrainConfig, TrainResult
+from anywidth.train.task import CLASSIFICATION, Task
 from anywidth.train.width import WidthTrainConfig, train_width_random_
 
 __all__ = ["train_any_width"]
@@ -23,8 +23,7 @@ def train_any_width(
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
     integral: IntegralConfig | None = None,
-    loss: str = "cross_entropy",
-    metric: Metric = ACCURACY,
+    task: Task | str = CLASSIFICATION,
 ) -> tuple[SlimmableModel | IntegralModel, TrainResult]:
     """Make a trained model run at any width, and train it with random widths.
 
@@ -41,9 +40,8 @@ def train_any_width(
         config: the training run (SGD).
         width: the width sampling and the method; default ``WidthTrainConfig()`` (slice).
         integral: the INN's conversion options (``method="integral"`` only).
-        loss: ``"cross_entropy"`` for classifiers, ``"l1"``/``"l2"`` for image-to-image
-            models such as super-resolution (see `anywidth.train.width.width_random_loss`).
-        metric: what validation scores after every epoch (accuracy; PSNR for SR).
+        task: the loss and the validation metric: `anywidth.train.task.CLASSIFICATION`,
+            or ``super_resolution(scale)`` (see `anywidth.train.width.width_random_loss`).
 
     Returns:
         ``(width model, training record)``; ``width_model.resample(target_macs=0.25)`` is
@@ -58,6 +56,6 @@ def train_any_width(
         if integral is not None:
             raise ValueError("train_any_width: integral= applies only to method='integral'")
         wide = to_slimmable(model, example_input)
-        return wide, train_width_random_(wide, loaders, config, width, loss, metric)
+        return wide, train_width_random_(wide, loaders, config, width, task)
     inn = to_integral(model, example_input, integral or IntegralConfig())
-    return inn, train_integral_(inn, loaders, config, width, loss, metric)
+    return inn, train_integral_(inn, loaders, config, width, task)

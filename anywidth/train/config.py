@@ -94,8 +94,8 @@ class TrainConfig(Config):
         without warm-up; everything else is unchanged.
 
         Example:
-            >>> TrainConfig(epochs=30, lr=0.1).rewind(3).lr  # 0.1 * (1 + cos(pi * 27 / 30)) / 2
-            0.00245...
+            >>> round(TrainConfig(epochs=30, lr=0.1).rewind(3).lr, 6)  # 0.1·(1 + cos(π·27/30))/2
+            0.002447
         """
         _check_int("rewind epochs", epochs, minimum=1)
         if epochs > self.epochs:

@@ -1,11 +1,20 @@
-"""The training loop: `train_` a model in place, with checkpoints and exact resuming."""
+"""The training loop: `run_steps_`, and `train_` a model in place with checkpoints and exact
+resuming.
+
+`run_steps_` is the one loop over batches in the package: every method that trains hands
+it a step strategy (`anywidth.train.steps`): `train_` (plain, width-random, distillation),
+`anywidth.train.tune.tune_` (frozen-subset tuning), TAS's bilevel search and the
+sentence encoder's distillation. `train_` adds what longer runs need: epochs, the
+learning-rate schedule, validation, DDP, and the one checkpoint/resume path.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +47,9 @@ from anywidth.train.distributed import (
     wrap_ddp,
 )
 from anywidth.train.losses import LossFn, cross_entropy_loss
+from anywidth.train.steps import Step, loss_step
 
-__all__ = ["TrainResult", "train_", "LAST_NAME", "BEST_NAME"]
+__all__ = ["TrainResult", "cycle", "run_steps_", "train_", "LAST_NAME", "BEST_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +57,41 @@ LAST_NAME = "last.safetensors"
 BEST_NAME = "best.safetensors"
 
 EpochHook = Callable[[int, dict[str, Any]], Any]
+
+
+def run_steps_(
+    step: Step, batches: Iterable, *, desc: str, total: int | None = None, start: int = 0
+) -> list[Any]:
+    """Run ``step(index, batch)`` on every batch, with a progress bar; return the records.
+
+    The one loop over batches: what a step does (and updates in place) is its strategy,
+    see `anywidth.train.steps`. ``index`` counts from ``start`` (a run's global step).
+
+    Example:
+        >>> from anywidth.train.steps import update_
+        >>> w = torch.nn.Parameter(torch.zeros(1))
+        >>> opt = torch.optim.SGD([w], lr=0.1)
+        >>> def step(index, batch):
+        ...     loss = (w - batch).pow(2).sum()
+        ...     update_(opt, loss)
+        ...     return index
+        >>> run_steps_(step, [torch.ones(1)] * 3, desc="fit", start=5)
+        [5, 6, 7]
+        >>> round(w.item(), 3)
+        0.488
+    """
+    batches = progress(batches, desc=desc, total=total)
+    return [step(index, batch) for index, batch in enumerate(batches, start=start)]
+
+
+def cycle(data: Iterable, steps: int) -> Iterator:
+    """``steps`` batches of ``data``, starting over when it runs out (few-step tuning).
+
+    Example:
+        >>> list(cycle([1, 2], 5))
+        [1, 2, 1, 2, 1]
+    """
+    return itertools.islice(itertools.cycle(data), steps)
 
 
 @dataclass
@@ -166,29 +211,20 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     net.train()
     _reseed_shuffle(run.train_loader, run.config.seed + epoch)
     set_epoch(run.train_loader, epoch)
-    begin_step = getattr(run.loss_fn, "begin_step", None)
-    first_step = (epoch - 1) * len(run.train_loader)
     lr = run.optimizer.param_groups[0]["lr"]
+    clip = None if run.config.grad_clip is None else (model.parameters(), run.config.grad_clip)
+    step = loss_step(net, run.loss_fn, run.optimizer, run.metric, device=device,
+                     scheduler=run.scheduler, clip=clip)  # fmt: skip
+    steps = len(run.train_loader)
+    desc = f"epoch {epoch}/{run.config.epochs}"
+    records = run_steps_(step, run.train_loader, desc=desc, total=steps, start=(epoch - 1) * steps)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     score_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    batches = progress(
-        run.train_loader, desc=f"epoch {epoch}/{run.config.epochs}", total=len(run.train_loader)
-    )
-    for step, (images, labels) in enumerate(batches, start=first_step):
-        images, labels = images.to(device), labels.to(device)  # (B, C, H, W), (B, ...)
-        if begin_step is not None:
-            begin_step(step)
-        loss, outputs = run.loss_fn(net, images, labels)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if run.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), run.config.grad_clip)
-        run.optimizer.step()
-        run.scheduler.step()
-        loss_sum += loss.detach() * labels.shape[0]
-        score_sum += run.metric.score(outputs.detach(), labels).sum()
-        count += int(labels.shape[0])
+    for loss, score, size in records:
+        loss_sum += loss
+        score_sum += score
+        count += size
     seen = torch.tensor(float(count), dtype=torch.float64, device=device)
     totals = all_sum(torch.stack([loss_sum, score_sum, seen]), "adding up the epoch's loss")
     loss_sum, score_sum, count = totals[0], totals[1], int(totals[2])

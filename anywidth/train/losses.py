@@ -8,7 +8,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LOSS_KINDS", "LossFn", "class_cross_entropy", "cross_entropy_loss", "image_loss"]
+__all__ = [
+    "LOSS_KINDS",
+    "LossFn",
+    "class_cross_entropy",
+    "cross_entropy_loss",
+    "distillation_loss",
+    "image_loss",
+]
 
 LOSS_KINDS = ("l1", "l2")
 
@@ -34,9 +41,29 @@ def class_cross_entropy(
         raise ValueError(
             f"cross-entropy got float targets of shape {tuple(labels.shape)}: an image-to-image "
             "model (super-resolution) trains with image_loss('l1' or 'l2') in train_; for "
-            "tuning and width-random training pass loss='l1' or 'l2'"
+            "tuning and width-random training pass task=super_resolution(scale)"
         )
     return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """KL(teacher ‖ student) on temperature-softened outputs, times T² (Hinton et al.).
+
+    The one distillation loss of the package: tuning, width-random training and TAS's
+    `anywidth.search.distill_` (which mixes it with cross-entropy) all call it.
+
+    Example:
+        >>> logits = torch.tensor([[1.0, 2.0]])
+        >>> distillation_loss(logits, logits, temperature=4.0).item()
+        0.0
+    """
+    t = temperature
+    log_student = torch.log_softmax(logits / t, dim=1)  # (B, K)
+    log_teacher = torch.log_softmax(teacher / t, dim=1)  # (B, K)
+    kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
+    return kl * t * t
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
@@ -49,7 +76,11 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
         A `LossFn`.
 
     Example:
-        >>> loss, logits = cross_entropy_loss(0.1)(model, images, labels)
+        >>> model = nn.Linear(4, 3)
+        >>> _ = nn.init.zeros_(model.bias)
+        >>> loss, logits = cross_entropy_loss(0.1)(model, torch.zeros(2, 4), torch.tensor([0, 2]))
+        >>> logits.shape, round(loss.item(), 4)  # all logits 0: ln 3
+        (torch.Size([2, 3]), 1.0986)
     """
 
     def loss_fn(
@@ -72,7 +103,10 @@ def image_loss(kind: str = "l1") -> LossFn:
         A `LossFn` returning ``(loss, outputs)``.
 
     Example:
-        >>> loss, sr = image_loss("l1")(model, low_res, high_res)
+        >>> model = nn.Upsample(scale_factor=2)
+        >>> loss, sr = image_loss("l1")(model, torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 4, 4))
+        >>> sr.shape, loss.item()
+        (torch.Size([1, 3, 4, 4]), 1.0)
     """
     if kind not in LOSS_KINDS:
         raise ValueError(f"image loss must be one of {LOSS_KINDS}, got {kind!r}")

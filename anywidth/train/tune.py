@@ -1,4 +1,5 @@
-"""A few optimiser steps on a chosen set of parameters, everything else frozen.
+"""A few optimiser steps on a chosen set of parameters, everything else frozen: the
+frozen-subset step (`anywidth.train.steps.frozen_subset_step`) in the one loop.
 
 The shared loop behind partition tuning (INN) and its equal-budget control (BatchNorm
 γ/β tuning of a pruned model): both spend the same steps on the same loss, so comparing
@@ -8,13 +9,11 @@ them compares what is tuned, not how hard.
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from anywidth._progress import progress
 from anywidth.measure import eval_mode
 from anywidth.train.distributed import (
     all_sum,
@@ -23,34 +22,11 @@ from anywidth.train.distributed import (
     shard_train_loader,
     wrap_ddp,
 )
-from anywidth.train.losses import class_cross_entropy
+from anywidth.train.loop import cycle, run_steps_
+from anywidth.train.steps import frozen_subset_step
+from anywidth.train.task import CLASSIFICATION, Task, as_task
 
-__all__ = ["tune_", "distillation_loss"]
-
-
-def distillation_loss(
-    logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """KL(teacher ‖ student) on temperature-softened outputs, times T² (Hinton et al.)."""
-    t = temperature
-    log_student = torch.log_softmax(logits / t, dim=1)  # (B, K)
-    log_teacher = torch.log_softmax(teacher / t, dim=1)  # (B, K)
-    kl = nn.functional.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
-    return kl * t * t
-
-
-def _criteria(loss: str, temperature: float):
-    """``(fit to targets, follow a teacher)`` for a tuning loss kind."""
-    if loss in ("l1", "l2"):
-        criterion = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
-        return criterion, criterion
-    if loss != "cross_entropy":
-        raise ValueError(f"tuning loss must be 'cross_entropy', 'l1' or 'l2', got {loss!r}")
-
-    def follow(logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(logits, teacher, temperature)
-
-    return class_cross_entropy, follow
+__all__ = ["tune_"]
 
 
 def _batch_norm_train_rest_eval(model: nn.Module) -> None:
@@ -74,16 +50,17 @@ def tune_(
     data: Iterable,
     *,
     steps: int,
-    lr: float = 1e-2,
+    lr: float | None = None,
     teacher: nn.Module | None = None,
     temperature: float = 1.0,
-    loss: str = "cross_entropy",
+    task: Task | str = CLASSIFICATION,
 ) -> list[float]:
     """Optimise only ``params`` for ``steps`` Adam steps, in place; returns the losses.
 
-    The loss is cross-entropy on the labels, plus distillation from ``teacher`` (run in
-    eval mode, no gradients) when given; with ``loss="l1"`` or ``"l2"`` (image-to-image
-    models) that image loss against the targets, plus against the teacher's output.
+    The loss is the task's fit to the targets (cross-entropy on labels for
+    classification), plus its distillation loss against ``teacher`` (run in eval mode, no
+    gradients) when given (KL at ``temperature`` for logits; for super-resolution the image
+    loss against the teacher's output).
     BatchNorm layers run on batch statistics and dropout is off; the data loader is
     cycled if it has fewer batches than ``steps``.
     Parameters not in ``params`` get no gradient and are left unchanged, and so are the
@@ -100,22 +77,28 @@ def tune_(
         params: the parameters to optimise.
         data: batches of ``(images, labels)``.
         steps: number of optimiser steps.
-        lr: Adam learning rate.
+        lr: Adam learning rate (default: the task's ``tune_lr``, 1e-2).
         teacher: an optional model whose outputs the tuned model should match.
         temperature: distillation temperature.
-        loss: ``"cross_entropy"`` (classifiers), ``"l1"`` or ``"l2"`` (image targets).
+        task: the `anywidth.train.task.Task` (its ``fit`` and ``follow`` losses); a loss
+            string ``"cross_entropy"``, ``"l1"`` or ``"l2"`` still names one.
 
     Example:
-        >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm2d)
+        >>> small = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+        >>> data = [(torch.randn(8, 4), torch.randint(0, 3, (8,)))]
+        >>> bn = [p for m in small.modules() if isinstance(m, nn.BatchNorm1d)
         ...       for p in m.parameters()]
-        >>> tune_(small, bn, loaders.train, steps=100, teacher=model)
+        >>> losses = tune_(small, bn, data, steps=3, teacher=nn.Linear(4, 3))
+        >>> len(losses), small[0].weight.grad is None  # the Linear stayed frozen
+        (3, True)
     """
     params = list(params)
     if steps < 1:
         raise ValueError(f"tune_ needs steps >= 1, got {steps}")
     if not params:
         raise ValueError("tune_ got no parameters to optimise")
-    fit, follow = _criteria(loss, temperature)
+    task = as_task(task)
+    lr = task.tune_lr if lr is None else lr
     chosen = {id(p) for p in params}
     saved = {id(p): p.requires_grad for p in model.parameters()}
     for p in model.parameters():
@@ -123,7 +106,6 @@ def tune_(
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
-    losses = []
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     teacher_mode = eval_mode(teacher) if teacher is not None else contextlib.nullcontext()
     where = init_distributed()
@@ -134,18 +116,8 @@ def tune_(
             _batch_norm_train_rest_eval(model)
             device = next(iter(params)).device
             net = wrap_ddp(model, where, device)  # wraps the parameters that require grad
-            batches = itertools.islice(itertools.cycle(data), steps)
-            for images, labels in progress(batches, desc="tuning", total=steps):
-                outputs = net(images)
-                total = fit(outputs, labels)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(images)
-                    total = total + follow(outputs, target)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                losses.append(total.detach())
+            step = frozen_subset_step(net, optimizer, task, teacher, temperature)
+            losses = run_steps_(step, cycle(data, steps), desc="tuning", total=steps)
             losses = (all_sum(torch.stack(losses)) / where.world_size).tolist()
         finally:
             with torch.no_grad():

@@ -24,23 +24,20 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from anywidth._config import Config
 from anywidth.data import Loaders
-from anywidth.metrics import ACCURACY, Metric
 from anywidth.train.config import TrainConfig
 from anywidth.train.distributed import broadcast_buffers_, evaluate_sharded
 from anywidth.train.loop import TrainResult, train_
-from anywidth.train.losses import LossFn, class_cross_entropy
+from anywidth.train.losses import LossFn
 from anywidth.train.recalibrate import recalibrate_bn_
-from anywidth.train.tune import distillation_loss
+from anywidth.train.task import CLASSIFICATION, Task, as_task
 from anywidth.width import WidthModel
 
 __all__ = [
     "METHODS",
     "SAMPLINGS",
-    "WIDTH_LOSSES",
     "WidthTrainConfig",
     "random_plan",
     "recalibrate_full_bn_",
@@ -52,7 +49,6 @@ __all__ = [
 
 METHODS: tuple[str, ...] = ("slice", "integral")
 SAMPLINGS: tuple[str, ...] = ("shared", "per-group")
-WIDTH_LOSSES: tuple[str, ...] = ("cross_entropy", "l1", "l2")
 
 
 @dataclass
@@ -167,7 +163,7 @@ def width_random_loss(
     model: WidthModel,
     config: WidthTrainConfig,
     label_smoothing: float = 0.0,
-    loss: str = "cross_entropy",
+    task: Task | str = CLASSIFICATION,
 ) -> LossFn:
     """A ``loss_fn(module, inputs, targets) -> (loss, outputs)`` for `anywidth.train.train_`.
 
@@ -179,13 +175,14 @@ def width_random_loss(
     Args:
         model: the `anywidth.width.WidthModel`.
         config: how widths are drawn and combined.
-        label_smoothing: for ``loss="cross_entropy"``.
-        loss: ``"cross_entropy"`` (classifiers: narrow widths distil the full width's logits
-            with a KL term at ``config.temperature``) or ``"l1"`` / ``"l2"`` (image-to-image
-            models: every width is scored with that image loss, narrow widths against the
-            full width's output). The consistency term is the mean squared difference of
-            two plans' logits, or the mean absolute difference of two plans' images (the
-            INN seed's ``|Net(X, P1) − Net(X, P2)|``).
+        label_smoothing: for classification.
+        task: the `anywidth.train.task.Task`: classification (narrow widths distil the
+            full width's logits with a KL term at ``config.temperature``) or
+            super-resolution (every width is scored with the image loss, narrow widths
+            against the full width's output); the consistency term is its ``gap``: the
+            mean squared difference of two plans' logits, or the mean absolute difference of
+            two plans' images (the INN seed's ``|Net(X, P1) − Net(X, P2)|``). A loss string
+            (``"cross_entropy"``, ``"l1"``, ``"l2"``) still names one.
 
     Widths are drawn from one generator; `train_` calls the loss's ``begin_step(step)``
     before each batch, which re-seeds it from ``(config.seed, step)``: every process of a
@@ -194,31 +191,20 @@ def width_random_loss(
 
     Raises:
         TypeError: ``model`` is not a `anywidth.width.WidthModel`.
-        ValueError: an unknown ``loss``.
+        ValueError: an unknown ``task`` string.
     """
     _check(model, "width_random_loss")
-    if loss not in WIDTH_LOSSES:
-        raise ValueError(f"width-random loss must be one of {list(WIDTH_LOSSES)}, got {loss!r}")
+    task = as_task(task)
     generator = torch.Generator().manual_seed(config.seed)
     smallest = smallest_plan(model, config.min_ratio)
     weigh = model.loss_weight if config.narrow_pace else None
     power = config.narrow_pace
-    if loss == "cross_entropy":
 
-        def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return class_cross_entropy(outputs, targets, label_smoothing)
+    def fit(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return task.fit(outputs, targets, label_smoothing)
 
-        def follow(outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-            return distillation_loss(outputs, teacher, config.temperature)
-
-        def gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return (a - b).pow(2).mean()
-
-    else:
-        fit = follow = F.l1_loss if loss == "l1" else F.mse_loss
-
-        def gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return (a - b).abs().mean()
+    def follow(outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return task.follow(outputs, teacher, config.temperature)
 
     def begin_step(step: int) -> None:
         generator.manual_seed(step_seed(config.seed, step))
@@ -240,7 +226,7 @@ def width_random_loss(
             losses.append(narrow if weigh is None else weigh(plan, power) * narrow)
         total = torch.stack(losses).sum()
         if config.consistency > 0 and len(outputs) >= 2:
-            total = total + config.consistency * gap(outputs[-1], outputs[-2])
+            total = total + config.consistency * task.gap(outputs[-1], outputs[-2])
         return total, full
 
     loss_fn.begin_step = begin_step
@@ -269,8 +255,7 @@ def train_width_random_(
     loaders: Loaders,
     config: TrainConfig,
     width: WidthTrainConfig | None = None,
-    loss: str = "cross_entropy",
-    metric: Metric = ACCURACY,
+    task: Task | str = CLASSIFICATION,
     param_groups: list[dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train a width model in place with random widths (see `WidthTrainConfig`).
@@ -286,9 +271,8 @@ def train_width_random_(
         loaders: ``train`` trains and recalibrates, ``val`` is scored after every epoch.
         config: the training run.
         width: how widths are drawn; default ``WidthTrainConfig()``.
-        loss: ``"cross_entropy"`` for classifiers, ``"l1"``/``"l2"`` for image-to-image
-            models (see `width_random_loss`).
-        metric: what validation scores (`anywidth.metrics.psnr_metric` for super-resolution).
+        task: the loss (see `width_random_loss`) and what validation scores
+            (`anywidth.train.task.super_resolution` for PSNR).
         param_groups: optimizer groups, passed to `train_` (e.g. per-group ``lr_scale``).
 
     Under ``torchrun`` this is DDP training through `train_`: every rank draws the same
@@ -310,7 +294,9 @@ def train_width_random_(
     """
     _check(model, "train_width_random_")
     width = width or WidthTrainConfig()
-    loss_fn = width_random_loss(model, width, config.label_smoothing, loss)
+    task = as_task(task)
+    metric = task.metric
+    loss_fn = width_random_loss(model, width, config.label_smoothing, task)
     smallest = smallest_plan(model, width.min_ratio)
     batches = width.recalibrate_batches
 

@@ -15,6 +15,7 @@ from anywidth.integral.tuning import TuneConfig, tune_partition
 from anywidth.metrics import psnr_metric
 from anywidth.models import create_model
 from anywidth.train import TrainConfig, image_loss, train_
+from anywidth.train.task import super_resolution
 from anywidth.train.width import width_random_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,18 +43,21 @@ def test_loss_scores_every_width_and_adds_the_consistency_term(loaders):
     inn = _inn().train()
     low, high = next(iter(loaders.train))
     plain = WidthTrainConfig(min_ratio=0.5, random_plans=1, seed=0)
-    loss, out = width_random_loss(inn, plain, loss="l1")(inn, low, high)
+    loss, out = width_random_loss(inn, plain, task="l1")(inn, low, high)
     with torch.no_grad(), inn.at(None):
         full = inn(low)
     torch.testing.assert_close(out, full)
     assert loss.item() > F.l1_loss(full, high).item()
     tied = WidthTrainConfig(min_ratio=0.5, random_plans=1, seed=0, consistency=10.0)
-    assert width_random_loss(inn, tied, loss="l1")(inn, low, high)[0].item() > loss.item()
-    with pytest.raises(ValueError, match="width-random loss must be one of"):
-        width_random_loss(inn, plain, loss="ssim")
-    with pytest.raises(ValueError, match="tuning loss must be"):
-        tune_partition(inn, 0.5, loaders.train, TuneConfig(steps=1), loss="ssim")
-    with pytest.raises(ValueError, match="pass loss='l1' or 'l2'"):
+    assert (
+        width_random_loss(inn, tied, task=super_resolution(2))(inn, low, high)[0].item()
+        > loss.item()
+    )
+    with pytest.raises(ValueError, match=r"task='ssim': pass a Task"):
+        width_random_loss(inn, plain, task="ssim")
+    with pytest.raises(ValueError, match=r"task='ssim': pass a Task"):
+        tune_partition(inn, 0.5, loaders.train, TuneConfig(steps=1), task="ssim")
+    with pytest.raises(ValueError, match=r"pass task=super_resolution\(scale\)"):
         tune_partition(inn, 0.5, loaders.train, TuneConfig(steps=1))  # image targets, CE
 
 
@@ -71,8 +75,8 @@ def test_training_runs_through_the_loop_and_removes_its_hooks(loaders, optimizer
     inn = _inn()
     config = TrainConfig(epochs=1, lr=1e-3 if optimizer == "adamw" else 0.01,
                          optimizer=optimizer, weight_decay=0.0)  # fmt: skip
-    result = train_integral_(inn, loaders, config, WidthTrainConfig(min_ratio=0.5), "l1",
-                             psnr_metric(2))  # fmt: skip
+    result = train_integral_(inn, loaders, config, WidthTrainConfig(min_ratio=0.5),
+                             super_resolution(2))  # fmt: skip
     record = result.history[0]
     assert torch.isfinite(torch.tensor([record["val_psnr"], record["val_psnr_smallest"]])).all()
     lam = next(lam for _, lam in inn.named_lams() if lam.requires_grad)
@@ -82,7 +86,7 @@ def test_training_runs_through_the_loop_and_removes_its_hooks(loaders, optimizer
 def test_partition_tuning_moves_only_the_grids(loaders):
     inn = _inn().eval()
     lams = {n: lam.detach().clone() for n, lam in inn.named_lams()}
-    tuned = tune_partition(inn, 0.5, loaders.train, TuneConfig(steps=3, lr=0.05), loss="l1")
+    tuned = tune_partition(inn, 0.5, loaders.train, TuneConfig(steps=3, lr=0.05), task="l1")
     assert tuned.config.partition == "trainable" and inn.config.partition != "trainable"
     for name, lam in tuned.named_lams():
         assert torch.equal(lam, lams[name])
@@ -104,7 +108,7 @@ def test_adam_on_paced_lambdas_follows_the_discrete_network(loaders):
     start = model.conv2.weight.detach().clone()
     train_(model, loaders.train, config, loss_fn=image_loss("l1"), metric=psnr_metric(2))
     full_only = WidthTrainConfig(min_ratio=1.0, random_plans=0)
-    train_integral_(inn, loaders, config, full_only, "l1", psnr_metric(2))
+    train_integral_(inn, loaders, config, full_only, super_resolution(2))
     moved = (model.conv2.weight - start).norm()
     paced = (inn.resample(None).conv2.weight - model.conv2.weight).norm()
     assert paced < 0.4 * moved  # measured 0.24 (0.87 with every lr_scale = 1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anywidth.graph import cut
-from anywidth.models.hf import distill_, distill_loss, teacher_targets
+from anywidth.models.hf import distill_encoder_, distill_loss, teacher_targets
 from tests.graph._transformer import TinyBert, tiny_inputs
 
 
@@ -26,9 +26,9 @@ def test_distill_moves_a_cut_encoder_towards_the_full_one_in_place():
                 distill_loss(net(*b), t, b[1]).item() for b, t in zip(batches, targets, strict=True)
             )
 
-    assert distill_(small, batches, targets, steps=40, lr=1e-2) is small
+    assert distill_encoder_(small, batches, targets, steps=40, lr=1e-2) is small
     assert loss(small) < 0.5 * loss(before)
     for name, tensor in full.state_dict().items():  # the teacher does not move
         assert torch.equal(tensor, full_before[name])
     with pytest.raises(ValueError, match="4 batches but 3 targets"):
-        distill_(small, batches, targets[:3], steps=1)
+        distill_encoder_(small, batches, targets[:3], steps=1)

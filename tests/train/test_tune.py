@@ -3,7 +3,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from anywidth.train.tune import distillation_loss, tune_
+from anywidth.train.losses import distillation_loss
+from anywidth.train.tune import tune_
 
 
 def _model():

@@ -1,18 +1,16 @@
-"""`anywidth rank-study` and `anywidth channel-search`: the ReXNet studies of `studies`."""
+"""`anywidth rank-study`: ReXNet's rank study of random layers (`studies.rank_study`)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
 
-from anywidth.cli._table import format_table, human
-from studies.channel_search import CANDIDATES, ChannelSearchConfig, channel_search
+from anywidth.cli._table import format_table
 from studies.rank_study import RankStudyConfig, rank_study
 
-__all__ = ["add_channel_search", "add_rank_study"]
+__all__ = ["add_rank_study"]
 
 
 def add_rank_study(sub: argparse._SubParsersAction) -> None:
@@ -75,57 +73,4 @@ def run_rank_study(args: argparse.Namespace) -> int:
     for f in result.findings():
         print(f"- {f.name}: {f.status} ({f.evidence})")
     print(f"{result.seconds:.1f} s; wrote {csv_path} and {png}")
-    return 0
-
-
-def add_channel_search(sub: argparse._SubParsersAction) -> None:
-    default = ChannelSearchConfig()
-    p = sub.add_parser(
-        "channel-search",
-        help="ReXNet channel configurations (linear, stage-wise, piecewise) at equal MACs",
-    )
-    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    p.add_argument("--width-mult", type=float, default=default.width_mult)
-    p.add_argument("--data", default=default.data)
-    p.add_argument("--epochs", type=int, default=default.epochs)
-    p.add_argument("--lr", type=float, default=default.lr)
-    p.add_argument("--batch-size", type=int, default=default.batch_size)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(default.seeds))
-    p.add_argument("--csv", default=None, help="also write the table as CSV here")
-    p.set_defaults(run=run_channel_search)
-
-
-def run_channel_search(args: argparse.Namespace) -> int:
-    config = ChannelSearchConfig(
-        candidates=tuple(args.candidates),
-        width_mult=args.width_mult,
-        data=args.data,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seeds=tuple(args.seeds),
-    )
-    rows = channel_search(config)
-    headers = ["config", "channels", "MACs", "params", "test acc %", "seeds"]
-    table = [
-        [
-            r.name,
-            " ".join(map(str, r.channels)),
-            human(r.macs),
-            human(r.params),
-            f"{100 * r.mean:.1f} ± {100 * r.std:.1f}",
-            len(r.accuracies),
-        ]
-        for r in rows
-    ]
-    print(format_table(headers, table))
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow([*headers[:4], "acc mean", "acc std", "accuracies"])
-            for r in rows:
-                accs = " ".join(f"{a:.4f}" for a in r.accuracies)
-                writer.writerow(
-                    [r.name, " ".join(map(str, r.channels)), r.macs, r.params, r.mean, r.std, accs]
-                )
     return 0
