@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from anywidth._config import Config
-from anywidth.budget import Budget, as_budget
+from anywidth.budget import Budget, as_budget, refuse_latency
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
@@ -87,6 +87,7 @@ class LowRankConfig(Config):
         if self.method not in _METHODS:
             raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
         self.budget = as_budget("LowRankConfig.budget", self.budget)
+        refuse_latency("LowRankConfig.budget", self.budget)
         legacy = (self.target_params is not None) + (self.target_macs is not None)
         if (self.budget is not None) + legacy != 1:
             raise ValueError(

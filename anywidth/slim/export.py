@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from anywidth._config import config_from_dict, config_to_dict
-from anywidth.budget import Budget, as_budget
+from anywidth.budget import Budget, as_budget, refuse_latency
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
 from anywidth.integral.tuning import TuneConfig, tune_partition
@@ -52,6 +52,7 @@ class ShrinkConfig:
 
     def __post_init__(self) -> None:
         self.budget = as_budget("ShrinkConfig.budget", self.budget)
+        refuse_latency("ShrinkConfig.budget", self.budget)
         if (self.budget is None) == (self.ratio is None):
             raise ValueError(
                 "ShrinkConfig needs exactly one of budget= (e.g. Budget(macs=0.25)) or "
