@@ -95,7 +95,8 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
                                  latency_cache=args.latency_cache)  # fmt: skip
         return model, config
     if args.method == "lowrank":
-        return model, LowRankConfig(budget=budget)
+        # with --runtime/--batch/--threads a layer stays dense where its factors run slower
+        return model, LowRankConfig(budget=budget, latency=_latency(args))
     if args.method == "search":
         config = SearchConfig(budget=budget, epochs=args.epochs,
                               distill_epochs=args.distill_epochs, seed=args.seed)  # fmt: skip
