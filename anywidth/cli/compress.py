@@ -50,7 +50,7 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
         "--round-to",
         type=int,
         default=1,
-        help="prune: widths are multiples of this (8 or 16 suit CPUs and GPUs)",
+        help="prune, inn, slim: widths are multiples of this (8 or 16 suit CPUs and GPUs)",
     )
     p.add_argument(
         "--latency-cache",
@@ -105,10 +105,12 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
         inn = model if isinstance(model, IntegralModel) else to_integral(
             model, example, IntegralConfig(seed=args.seed), model_name=meta["model"]["name"],
             model_kwargs=meta["model"]["kwargs"])  # fmt: skip
-        return inn, ShrinkConfig(budget=budget, tune_steps=args.tune_steps)
+        return inn, ShrinkConfig(budget=budget, tune_steps=args.tune_steps, round_to=args.round_to)
     # a checkpoint from `anywidth slim` is sorted already; any other is sorted now
     sort = "slimmable" not in (meta.get("extra") or {})
-    return to_slimmable(model, example, sort=sort), ShrinkConfig(budget=budget)
+    return to_slimmable(model, example, sort=sort), ShrinkConfig(
+        budget=budget, round_to=args.round_to
+    )
 
 
 def run_compress(args: argparse.Namespace) -> int:

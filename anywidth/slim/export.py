@@ -35,6 +35,8 @@ class ShrinkConfig:
         tune_steps: partition-tuning steps of an INN (needs data; 0 skips it).
         loss: what partition tuning minimises: ``"cross_entropy"`` for classifiers,
             ``"l1"``/``"l2"`` for image-to-image models.
+        round_to: with a budget, group widths are multiples of this (8 or 16 suit oneDNN
+            and tensor cores), as `PruneConfig.round_to`; whole groups stay whole.
 
     Raises:
         ValueError: neither or both of ``budget`` and ``ratio``, or a bad value (named).
@@ -49,6 +51,7 @@ class ShrinkConfig:
     allocation: str = "uniform"
     tune_steps: int = 100
     loss: str = "cross_entropy"
+    round_to: int = 1
 
     def __post_init__(self) -> None:
         self.budget = as_budget("ShrinkConfig.budget", self.budget)
@@ -69,6 +72,9 @@ class ShrinkConfig:
         t = self.tune_steps
         if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
             raise ValueError(f"ShrinkConfig.tune_steps={t!r} must be an int >= 0")
+        r = self.round_to
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"ShrinkConfig.round_to={r!r} must be an int >= 1")
         if self.loss not in _LOSSES:
             raise ValueError(f"ShrinkConfig.loss={self.loss!r}; use one of {list(_LOSSES)}")
 
@@ -82,7 +88,7 @@ class ShrinkConfig:
             return PlanRequest(self.ratio, allocation=self.allocation, data=data)
         b = self.budget
         target = {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
-        return PlanRequest(**target, allocation=self.allocation, data=data)
+        return PlanRequest(**target, allocation=self.allocation, round_to=self.round_to, data=data)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict with the record ``"version"``; `from_dict` rebuilds it."""
