@@ -10,10 +10,12 @@ already decides *which* channels go for a given MAC fraction:
    normalisation, activations and framework, assumed to shrink alike). A ratio of table
    entries, so a table measured under another load still ranks plans right;
 3. bisect the MAC fraction whose predicted ratio meets the goal;
-4. measure that model beside the original (`compare_latency`); where the measured ratio
-   misses the budget, scale the goal by target / measured and go back to 3 — at most
-   ``_CORRECTIONS`` times. The plan closest to the budget is kept, and the measured ratio is
-   returned so the caller can say when it was the best reached rather than a hit.
+4. measure that model beside the original (`compare_latency`); while the measured ratio
+   misses the budget, take the MAC fraction where a straight line through two measured
+   (MAC fraction, ratio) points — the original (1, 1) is one — meets the target, and
+   measure again, at most ``_CORRECTIONS`` measurements in all. The plan closest to the
+   budget is kept, and its measured ratio returned, so the caller can say when it was the
+   best reached rather than a hit.
 """
 
 from __future__ import annotations
@@ -89,13 +91,20 @@ def plan_for_latency(model, example_input, cost, priority, cutter, config) -> La
     def predicted(keep: dict[str, list[int]]) -> float:
         return table.layers_ms(cutter(keep, method="prune"), example_input) / full_layers
 
-    goal = budget.latency
+    fraction, keep, guess = _bisect(keep_at, predicted, budget.latency)
+    points = [(1.0, 1.0)]  # (MAC fraction, measured ratio): the original is one
     best: LatencyPlan | None = None
     for attempt in range(_CORRECTIONS):
-        fraction, keep, guess = _bisect(keep_at, predicted, goal)
+        if attempt > 0:
+            fraction = _secant(points, budget.latency)
+            keep = keep_at(fraction)
+            if keep is None:  # the line asks for less than the smallest plan
+                break
+            guess = predicted(keep)
         small = cutter(keep, method="prune")
         both = compare_latency({"full": model, "small": small}, example_input, setting)
         ratio = both["small"].median_ms / both["full"].median_ms
+        points.append((fraction, ratio))
         found = LatencyPlan(keep, ratio, guess, fraction, attempt + 1, setting,
                             (table.hits - hits, table.misses - misses))  # fmt: skip
         log.info("latency plan %d: %.1f%% of the MACs, predicted %.3f, measured %.3f",
@@ -105,8 +114,25 @@ def plan_for_latency(model, example_input, cost, priority, cutter, config) -> La
         best.measurements = attempt + 1
         if abs(ratio - budget.latency) <= budget.tolerance * budget.latency:
             break
-        goal *= budget.latency / ratio  # the table was off by this much: aim that much lower
     return best
+
+
+def _secant(points: list[tuple[float, float]], target: float) -> float:
+    """The MAC fraction a straight line through two measured points gives ``target`` at:
+    the two that bracket it, else the two closest to it."""
+    ordered = sorted(points)
+    pairs = [
+        (a, b)
+        for a, b in zip(ordered, ordered[1:], strict=False)
+        if min(a[1], b[1]) <= target <= max(a[1], b[1])
+    ]
+    if pairs:
+        (fa, ra), (fb, rb) = pairs[0]
+    else:
+        (fa, ra), (fb, rb) = sorted(points, key=lambda p: abs(p[1] - target))[:2]
+    if rb == ra:
+        return fa
+    return min(1.0, max(_SMALLEST, fa + (target - ra) * (fb - fa) / (rb - ra)))
 
 
 def _bisect(keep_at, predicted, goal: float):
