@@ -13,7 +13,7 @@ free cores is far slower than one thread: torch's OpenMP workers (and ONNX Runti
 at every barrier waiting for a sibling that has no core. `default_threads` therefore gives
 the cores left free by the current load (``/proc/loadavg``), at least one, and the
 ``anywidth`` command sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy
-(`anywidth.cli`; the measurements are in benchmarks/results/latency.md).
+(`anywidth.cli`; the measurements are in benchmarks/results/latency_threads.md).
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", choices=FULL_MODELS, default=None)
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--targets", nargs="+", type=float, default=list(MAC_TARGETS))
-    p.add_argument("--latency-targets", nargs="+", type=float, default=list(LATENCY_TARGETS))
+    p.add_argument("--latency-targets", nargs="*", type=float, default=list(LATENCY_TARGETS))
     p.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"])
     p.add_argument("--batches", nargs="+", type=int, default=None)
     p.add_argument("--threads", nargs="+", type=int, default=None)

@@ -6,7 +6,7 @@ read once, when torch loads its OpenMP runtime, so it must come before ``import 
 on a machine whose cores other processes hold, a spinning worker waits for a sibling that
 has no core. Measured on 2 busy cores (load 2-3, resnet18 224x224 batch 1): 2 threads took
 232-490 ms a pass with the default policy, 54-95 ms with PASSIVE, 48-130 ms with 1 thread
-(benchmarks/results/latency.md).
+(benchmarks/results/latency_threads.md).
 """
 
 import os
