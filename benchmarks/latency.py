@@ -14,8 +14,10 @@ is the measured latency ratio over the latency target, minus one.
 Every row is cached as JSON under runs/bench/latency/rows (rerunning skips what is done;
 delete the folder to measure again), the per-layer latency tables under
 runs/bench/latency/layers. The default scope (resnet18, mobilenet_v2 at 224x224, resnet56 at
-32x32; batch 1; 1 thread; torch and onnxruntime) is meant to finish in about 20 minutes on
-2 idle cores; ``--full`` adds the timm models, MiniLM (128 tokens), batch 32 and 2 threads.
+32x32; batch 1; 1 thread; torch and onnxruntime; ALDS on resnet56 only, as its search
+takes several minutes per 224x224 model) is meant to finish in about 20 minutes on 2 idle
+cores; ``--full`` adds ALDS everywhere, the timm models, MiniLM (128 tokens), batch 32 and
+2 threads.
 Run it alone: other processes on the cores make every timing noise.
 
 Run: .venv/bin/python benchmarks/latency.py [--full] [--models resnet18 ...]
@@ -156,6 +158,8 @@ def rows_for(name: str, args) -> list[list]:
                 for b in args.batches for t in args.threads for r in args.runtimes]  # fmt: skip
     rows, smalls = [], {}
     for method in args.methods:
+        if method.startswith("alds") and shape != "32x32" and not args.full:
+            continue  # ALDS takes minutes per 224x224 model here: --full only
         for target in args.targets:
             for s in settings:
                 key = [name, shape, s.batch, s.threads, s.runtime, method, f"macs {target}"]
