@@ -1,13 +1,15 @@
 """`Budget`: how small a compressed model must be, with one meaning for every method.
 
-A budget is a fraction in (0, 1] of the original model's MACs or parameters; an absolute
+A budget is a fraction in (0, 1] of the original model's MACs, parameters or measured
+latency (on the runtime, batch and threads of an `anywidth.latency.LatencyConfig`); an absolute
 count is only ever written as ``Budget.absolute(macs=...)``, so ``2.0`` can never be read as
 "two MACs" by one method and "twice the model" by another. The tolerance is relative to
 the target everywhere: a result meets ``Budget(macs=0.5, tolerance=0.02)`` when its MACs
-are within 2% of half the original's.
+are within 2% of half the original's. A latency budget is only a fraction (milliseconds
+depend on the machine) and is met within 5% by default: timings are noisier than counts.
 
 It depends on nothing else in anywidth, so every layer (`anywidth.graph` included) can take
-it; room is left for a ``latency`` target next to ``macs`` and ``params``.
+it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any
 
 from anywidth._config import check_keys
 
-__all__ = ["Budget", "as_budget"]
+__all__ = ["Budget", "as_budget", "refuse_latency"]
 
-_METRICS = ("macs", "params")  # a ``latency`` target will join these
+_METRICS = ("macs", "params", "latency")
 _UNITS = ("fraction", "count")
-_NAMES = {"macs": "MACs", "params": "parameters"}
+_NAMES = {"macs": "MACs", "params": "parameters", "latency": "latency"}
+_TOLERANCES = {"macs": 0.02, "params": 0.02, "latency": 0.05}
 
 
 def _number(value: object) -> bool:
@@ -33,13 +36,17 @@ def _number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """A target size: a fraction of the original model's MACs or parameters.
+    """A target size: a fraction of the original model's MACs, parameters or latency.
 
     Args:
         macs: the fraction of the original MACs to keep, in (0, 1] (0.5 keeps half).
-        params: the same for parameters. Give exactly one of ``macs`` and ``params``.
+        params: the same for parameters.
+        latency: the fraction of the original's measured latency, in (0, 1] (0.5: twice as
+            fast), on the runtime, batch and threads the method's ``latency`` setting names.
+            Give exactly one of ``macs``, ``params`` and ``latency``.
         tolerance: how far from the target the result may land, relative to the target
-            (0.02: within 2% of it), in (0, 1).
+            (0.02: within 2% of it), in (0, 1); None: 0.02 for MACs and params, 0.05 for
+            latency.
         unit: ``"fraction"``; `Budget.absolute` makes ``"count"`` budgets.
 
     Raises:
@@ -48,7 +55,9 @@ class Budget:
 
     Example:
         >>> Budget(macs=0.5)
-        Budget(macs=0.5, params=None, tolerance=0.02, unit='fraction')
+        Budget(macs=0.5, params=None, latency=None, tolerance=0.02, unit='fraction')
+        >>> Budget(latency=0.5).tolerance
+        0.05
         >>> Budget(macs=2e6)
         Traceback (most recent call last):
         ValueError: Budget(macs=2000000.0): macs is a fraction of the original model in (0, 1] ...
@@ -56,15 +65,24 @@ class Budget:
 
     macs: float | None = None
     params: float | None = None
-    tolerance: float = 0.02
+    latency: float | None = None
+    tolerance: float | None = None
     unit: str = "fraction"
 
     def __post_init__(self) -> None:
         given = [m for m in _METRICS if getattr(self, m) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"Budget needs exactly one of macs= or params=, got {given or 'neither'}; "
-                "e.g. Budget(macs=0.5) keeps half the MACs"
+                f"Budget needs exactly one of macs=, params= or latency=, got "
+                f"{given or 'none'}; e.g. Budget(macs=0.5) keeps half the MACs"
+            )
+        if self.tolerance is None:
+            object.__setattr__(self, "tolerance", _TOLERANCES[given[0]])
+        if given[0] == "latency" and self.unit != "fraction":
+            raise ValueError(
+                f"Budget(latency={self.latency!r}) is a fraction of the original's measured "
+                "latency in (0, 1] (0.5: twice as fast); milliseconds depend on the machine, "
+                "so there is no absolute latency budget"
             )
         if self.unit not in _UNITS:
             raise ValueError(f"Budget unit={self.unit!r}; use one of {list(_UNITS)}")
@@ -95,19 +113,19 @@ class Budget:
 
         Example:
             >>> Budget.absolute(params=100_000)
-            Budget(macs=None, params=100000, tolerance=0.02, unit='count')
+            Budget(macs=None, params=100000, latency=None, tolerance=0.02, unit='count')
         """
         return cls(macs=macs, params=params, tolerance=tolerance, unit="count")
 
     @property
     def metric(self) -> str:
-        """``"macs"`` or ``"params"``: what the budget limits."""
-        return "macs" if self.macs is not None else "params"
+        """``"macs"``, ``"params"`` or ``"latency"``: what the budget limits."""
+        return next(m for m in _METRICS if getattr(self, m) is not None)
 
     @property
     def value(self) -> float:
         """The target as given: a fraction, or a count for an absolute budget."""
-        return float(self.macs if self.macs is not None else self.params)
+        return float(getattr(self, self.metric))
 
     def fraction_of(self, full: int) -> float:
         """The target as a fraction of ``full``, the original model's count.
@@ -170,3 +188,19 @@ def as_budget(owner: str, value: Budget | Mapping[str, Any] | None) -> Budget | 
         f"{owner}={value!r} is not a Budget; give anywidth.Budget(macs=0.5) or "
         "Budget.absolute(params=100_000)"
     )
+
+
+def refuse_latency(owner: str, budget: Budget | None) -> None:
+    """Raise ``ValueError`` for a latency budget given to a method that cannot meet one.
+
+    Args:
+        owner: how the caller names the budget (``"LowRankConfig.budget"``).
+        budget: the budget given (None passes).
+    """
+    if budget is not None and budget.metric == "latency":
+        raise ValueError(
+            f"{owner}=Budget(latency={budget.latency:g}): this method meets MAC or parameter "
+            "budgets only; give Budget(macs=...) (compress(..., latency=LatencyConfig(...)) "
+            "then reports the measured speed-up), or prune to a latency budget with "
+            "PruneConfig(budget=Budget(latency=...))"
+        )

@@ -7,8 +7,6 @@ pruning, INN resampling and the rest land in the same table.
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -18,6 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from anywidth._config import check_keys
+from anywidth.latency import LatencyConfig, Timing, compare_latency, latency
 from anywidth.metrics import ACCURACY, Metric
 
 __all__ = [
@@ -25,6 +24,9 @@ __all__ = [
     "count_params",
     "count_macs",
     "latency",
+    "compare_latency",
+    "LatencyConfig",
+    "Timing",
     "evaluate",
     "eval_mode",
     "forward_hooked",
@@ -171,47 +173,6 @@ _EXTRA_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu
 
 
 @torch.no_grad()
-def latency(
-    model: nn.Module,
-    example_input: torch.Tensor | tuple,
-    warmup: int = 5,
-    repeats: int = 20,
-    threads: int | None = None,
-) -> dict[str, float]:
-    """Wall-clock time of one forward pass, in milliseconds.
-
-    Args:
-        model: run in eval mode (its mode is restored afterwards).
-        example_input: the input to time.
-        warmup: untimed runs first.
-        repeats: timed runs; the median is reported.
-        threads: torch intra-op threads to use while timing (default: leave as is).
-
-    Returns:
-        ``{"median_ms", "min_ms", "threads"}``.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"latency needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    inputs = _as_tuple(example_input)
-    old_threads = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        with eval_mode(model):
-            for _ in range(warmup):
-                model(*inputs)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(*inputs)
-                times.append((time.perf_counter() - start) * 1000.0)
-        used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "threads": used_threads}
-
-
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: Iterable,
@@ -256,6 +217,7 @@ class Report:
     batch_size: int
     accuracy: float | None = None
     loss: float | None = None
+    runtime: str = "torch"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,25 +236,30 @@ def profile(
     name: str = "model",
     repeats: int = 20,
     threads: int | None = None,
+    timing: Timing | None = None,
 ) -> Report:
     """Measure params, MACs, latency and (with ``loader``) accuracy in one record.
 
     MACs are per sample (the count for ``example_input`` divided by its batch size).
+    Latency is torch eager at ``threads`` (None: `anywidth.latency.default_threads`) on
+    ``example_input``, unless ``timing`` gives a measurement already made (e.g. by
+    `compare_latency` on another runtime); the report then carries its runtime and batch.
 
     Example:
         >>> report = profile(model, torch.randn(1, 3, 32, 32), loader=test_loader)
     """
     first = _as_tuple(example_input)[0]
     batch = int(first.shape[0]) if first.dim() > 0 else 1
-    timing = latency(model, example_input, repeats=repeats, threads=threads)
+    timing = timing or latency(model, example_input, repeats=repeats, threads=threads)
     quality = evaluate(model, loader) if loader is not None else {}
     return Report(
         name=name,
         params=count_params(model),
         macs=count_macs(model, example_input) // max(batch, 1),
-        latency_ms=timing["median_ms"],
-        threads=int(timing["threads"]),
-        batch_size=batch,
+        latency_ms=timing.median_ms,
+        threads=timing.threads,
+        batch_size=timing.batch,
         accuracy=quality.get("accuracy"),
         loss=quality.get("loss"),
+        runtime=timing.runtime,
     )

@@ -103,7 +103,7 @@ def timed(models: dict[str, nn.Module], inputs: dict[str, torch.Tensor], rounds:
         order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for key in order:
             for name, inp in inputs.items():
-                ms = latency(models[key], inp, warmup=5, repeats=repeats, threads=1)["median_ms"]
+                ms = latency(models[key], inp, warmup=5, repeats=repeats, threads=1).median_ms
                 samples.setdefault((key, name), []).append(ms)
     return {k: statistics.median(v) for k, v in samples.items()}
 

@@ -164,7 +164,7 @@ def row(label, budget, small, seconds, x, full_macs, eval_data, ref, train, targ
     before = fidelity(embed(small, eval_data), ref)
     tuned = distill_encoder_(copy.deepcopy(small).eval(), train, targets, args.steps, args.lr)
     after = fidelity(embed(tuned, eval_data), ref)
-    ms = latency(small, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
+    ms = latency(small, x, warmup=2, repeats=args.repeats, threads=1).median_ms
     heads = [m.attention.self.query.out_features // 32 for m in small.encoder.layer]
     mlp = [m.intermediate.dense.out_features for m in small.encoder.layer]
     print(f"{label} {budget}: {before} -> {after}", flush=True)
@@ -218,7 +218,7 @@ def run_seed(args) -> None:
     x = eval_data[0]  # the batch of 32 that MACs and latency are measured on
     full_macs = count_macs(model, x)
     ref = embed(model, eval_data)
-    ms = latency(model, x, warmup=2, repeats=args.repeats, threads=1)["median_ms"]
+    ms = latency(model, x, warmup=2, repeats=args.repeats, threads=1).median_ms
     rows = [{"method": "full model", "budget": 1.0, "macs": 1.0, "params": count_params(model),
              "latency_ms": ms, "cos": 1.0, "nn": 1.0, "widths": "12×6 ; 1536×6"}]  # fmt: skip
     common = (x, full_macs, eval_data, ref, train, targets, args)

@@ -34,8 +34,8 @@ def test_absolute_counts_only_through_the_classmethod():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({}, "exactly one of macs= or params="),
-        ({"macs": 0.5, "params": 0.5}, "exactly one of macs= or params="),
+        ({}, "exactly one of macs=, params= or latency="),
+        ({"macs": 0.5, "params": 0.5}, "exactly one of macs=, params= or latency="),
         ({"macs": 0.0}, r"Budget\(macs=0.0\): macs is a fraction"),
         ({"params": float("nan")}, r"Budget\(params=nan\)"),
         ({"macs": True}, r"Budget\(macs=True\)"),

@@ -48,9 +48,9 @@ def test_count_macs_restores_training_mode():
 
 def test_latency_reports_median_and_threads():
     result = latency(_net(), torch.randn(1, 3, 8, 8), warmup=1, repeats=3, threads=1)
-    assert result["median_ms"] > 0
-    assert result["min_ms"] <= result["median_ms"]
-    assert result["threads"] == 1
+    assert result.median_ms > 0
+    assert result.min_ms <= result.median_ms
+    assert result.threads == 1
 
 
 def test_latency_rejects_bad_repeats():

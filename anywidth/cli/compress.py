@@ -12,6 +12,7 @@ from anywidth.cli._options import add_data_options, checked_out, data_options
 from anywidth.compression import Budget
 from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
+from anywidth.latency import RUNTIMES, LatencyConfig
 from anywidth.lowrank import LowRankConfig
 from anywidth.pruning import PruneConfig
 from anywidth.search import SearchConfig
@@ -32,8 +33,30 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep (0, 1]")
     target.add_argument("--target-params", type=float, help="fraction of the params (0, 1]")
-    p.add_argument("--tolerance", type=float, default=0.02,
-                   help="relative to the target (a short search may need 0.1)")  # fmt: skip
+    target.add_argument("--target-latency", type=float,
+                        help="prune: fraction of the measured latency (0, 1] on --runtime, "
+                        "--batch and --threads (0.5: twice as fast)")  # fmt: skip
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="relative to the target (default 0.02, latency 0.05; a short "
+                   "search may need 0.1)")  # fmt: skip
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="time both models on this runtime and report the measured speed-up "
+                   "(default with --target-latency: torch)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size latency is measured at (default: 1)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads latency is measured with (default: 1)")  # fmt: skip
+    p.add_argument(
+        "--round-to",
+        type=int,
+        default=1,
+        help="prune, inn, slim: widths are multiples of this (8 or 16 suit CPUs and GPUs)",
+    )
+    p.add_argument(
+        "--latency-cache",
+        default="runs/latency",
+        help="prune --target-latency: folder of the per-layer latency tables",
+    )
     p.add_argument("--tune-steps", type=int, default=100, help="inn: partition tuning steps")
     p.add_argument("--epochs", type=int, default=10, help="search: epochs of the search")
     p.add_argument("--distill-epochs", type=int, default=0, help="search: distillation epochs")
@@ -45,7 +68,19 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
 def _budget(args: argparse.Namespace) -> Budget:
     if args.target_macs is not None:
         return Budget(macs=args.target_macs, tolerance=args.tolerance)
+    if args.target_latency is not None:
+        return Budget(latency=args.target_latency, tolerance=args.tolerance)
     return Budget(params=args.target_params, tolerance=args.tolerance)
+
+
+def _latency(args: argparse.Namespace) -> LatencyConfig | None:
+    """The setting both models are timed on: asked for by --target-latency or any of
+    --runtime, --batch, --threads (None: no side-by-side timing)."""
+    asked = (args.target_latency, args.runtime, args.batch, args.threads)
+    if all(a is None for a in asked):
+        return None
+    return LatencyConfig(runtime=args.runtime or "torch", batch=args.batch or 1,
+                         threads=args.threads or 1)  # fmt: skip
 
 
 def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
@@ -54,9 +89,14 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
     if isinstance(model, IntegralModel) and args.method != "inn":
         raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
     if args.method == "prune":
-        return model, PruneConfig(budget=budget)
+        config = PruneConfig(budget=budget, round_to=args.round_to)
+        if budget.metric == "latency":
+            config = PruneConfig(budget=budget, round_to=args.round_to, latency=_latency(args),
+                                 latency_cache=args.latency_cache)  # fmt: skip
+        return model, config
     if args.method == "lowrank":
-        return model, LowRankConfig(budget=budget)
+        # with --runtime/--batch/--threads a layer stays dense where its factors run slower
+        return model, LowRankConfig(budget=budget, latency=_latency(args))
     if args.method == "search":
         config = SearchConfig(budget=budget, epochs=args.epochs,
                               distill_epochs=args.distill_epochs, seed=args.seed)  # fmt: skip
@@ -65,17 +105,19 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
         inn = model if isinstance(model, IntegralModel) else to_integral(
             model, example, IntegralConfig(seed=args.seed), model_name=meta["model"]["name"],
             model_kwargs=meta["model"]["kwargs"])  # fmt: skip
-        return inn, ShrinkConfig(budget=budget, tune_steps=args.tune_steps)
+        return inn, ShrinkConfig(budget=budget, tune_steps=args.tune_steps, round_to=args.round_to)
     # a checkpoint from `anywidth slim` is sorted already; any other is sorted now
     sort = "slimmable" not in (meta.get("extra") or {})
-    return to_slimmable(model, example, sort=sort), ShrinkConfig(budget=budget)
+    return to_slimmable(model, example, sort=sort), ShrinkConfig(
+        budget=budget, round_to=args.round_to
+    )
 
 
 def run_compress(args: argparse.Namespace) -> int:
     out, budget = checked_out(args.out, (".safetensors",)), _budget(args)
     source = open_checkpoint(args.checkpoint, data_options(args))
     wide, config = _prepare(args, source, budget)
-    result = compress_source(source, config, model=wide)
+    result = compress_source(source, config, model=wide, latency=_latency(args))
     print(result.report)
     save_compressed(out, result, source)
     print(f"wrote {out}")

@@ -24,12 +24,13 @@ from anywidth.compression.api import (
     register_handler,
     train_batches,
 )
-from anywidth.compression.report import CompressionReport
+from anywidth.compression.report import CompressionReport, SlowerWarning
 
 __all__ = [
     "Budget",
     "Compressed",
     "CompressionReport",
+    "SlowerWarning",
     "compress",
     "handled_configs",
     "reference_model",

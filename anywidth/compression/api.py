@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -20,8 +20,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from anywidth.budget import Budget
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
-from anywidth.compression.report import CompressionReport
+from anywidth.compression.report import CompressionReport, SlowerWarning
 from anywidth.data import Loaders
+from anywidth.latency import LatencyConfig, compare_latency
 from anywidth.measure import profile
 from anywidth.registry import load_compression_methods
 from anywidth.train.recalibrate import recalibrate_bn_
@@ -65,13 +66,18 @@ class _Entry:
     method: str
     run: Handler
     reference: Reference | None
+    latency_budget: bool = False
 
 
 _HANDLERS: dict[type, _Entry] = {}
 
 
 def register_handler(
-    config_type: type, method: str, *, reference: Reference | None = None
+    config_type: type,
+    method: str,
+    *,
+    reference: Reference | None = None,
+    latency_budget: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Make the decorated function `compress`'s handler for configs of ``config_type``.
 
@@ -84,6 +90,8 @@ def register_handler(
         method: the method's short name in reports (``"prune"``).
         reference: the plain model a budget is measured against, when the handler's input
             is not one (an any-width model's full width); default: the input itself.
+        latency_budget: the handler meets ``Budget(latency=...)`` (its config then has a
+            ``latency`` field, a `LatencyConfig` or None).
 
     Example (how `anywidth.pruning` registers; see ``anywidth/pruning/prune.py``)::
 
@@ -94,7 +102,7 @@ def register_handler(
     """
 
     def decorate(fn: Handler) -> Handler:
-        _HANDLERS[config_type] = _Entry(method, fn, reference)
+        _HANDLERS[config_type] = _Entry(method, fn, reference, latency_budget)
         return fn
 
     return decorate
@@ -145,6 +153,29 @@ def _budget_of(config: object, before) -> Budget | None:
     return budget.resolve(getattr(before, budget.metric) * scale)
 
 
+def _latency_setting(entry: _Entry, config: Any, latency: LatencyConfig | None):
+    """The setting both models are timed on (None: none asked for) and the config the
+    handler gets (a latency budget's config carries the setting)."""
+    own = getattr(config, "latency", None)
+    if latency is not None and own is not None and latency != own:
+        raise ValueError(
+            f"compress(latency={latency}) and {type(config).__name__}.latency={own} differ; "
+            "give the setting once"
+        )
+    get = getattr(config, "as_budget", None)
+    budget = get() if callable(get) else getattr(config, "budget", None)
+    if budget is None or budget.metric != "latency":
+        return latency or own, config
+    if not entry.latency_budget:
+        raise ValueError(
+            f"{type(config).__name__}: Budget(latency=...) is not supported by the "
+            f"{entry.method!r} method; give Budget(macs=...) and compress(..., "
+            "latency=LatencyConfig(...)) to see the measured speed-up, or use PruneConfig"
+        )
+    setting = latency or own or LatencyConfig()
+    return setting, replace(config, latency=setting)
+
+
 def compress(
     model: nn.Module,
     example_input: torch.Tensor | tuple,
@@ -152,6 +183,7 @@ def compress(
     data: Loaders | Iterable | torch.Tensor | None = None,
     *,
     recalibrate: bool = True,
+    latency: LatencyConfig | None = None,
 ) -> tuple[nn.Module, CompressionReport]:
     """Compress ``model`` with the method ``config`` names, to its budget, in one call.
 
@@ -170,6 +202,11 @@ def compress(
         data: a `Loaders` record, a DataLoader or a list of ``(inputs, labels)`` batches.
         recalibrate: re-estimate BatchNorm statistics on ``data`` (False: leave them as
             the method made them).
+        latency: time the original and the result side by side on this runtime, batch and
+            threads (`anywidth.latency.compare_latency`): the report shows the measured
+            speed-up beside the MAC ratio, and a `SlowerWarning` is issued when the result
+            is not faster. A config's own ``latency`` setting (a latency budget's) is used
+            when this is None. Without either, latency is a quick torch timing.
 
     Returns:
         ``(compressed model, CompressionReport)``.
@@ -177,7 +214,8 @@ def compress(
     Raises:
         TypeError: a config no method takes, an example input that is not a tensor, data
             that are not batches; each message names the argument.
-        ValueError: the model fails on ``example_input``, or the budget cannot be met.
+        ValueError: the model fails on ``example_input``, the budget cannot be met, or
+            a latency budget goes to a method that cannot meet one.
 
     Example:
         >>> import anywidth
@@ -193,6 +231,7 @@ def compress(
         'recalibrated BatchNorm on up to 20 batches'
     """
     entry = _entry_for(config)
+    setting, config = _latency_setting(entry, config, latency)
     reference = reference_model(model, config)
     check_example_input(reference, example_input)
     if data is not None:
@@ -201,7 +240,8 @@ def compress(
     # accuracy is the one metric a Report holds: classification data only (no classes: SR)
     classes = isinstance(data, Loaders) and data.num_classes > 0
     scored = data.test if classes else None
-    before = profile(reference, example_input, loader=scored, name="before", repeats=5)
+    if setting is None:  # a quick timing; with a setting both are timed side by side below
+        before = profile(reference, example_input, loader=scored, name="before", repeats=5)
     with warnings.catch_warnings():  # warned once above; the method need not repeat it
         warnings.filterwarnings("ignore", message=".*NaN or inf", category=RuntimeWarning)
         result = entry.run(model, example_input, config, data)
@@ -211,7 +251,14 @@ def compress(
     if recalibrate and data is not None and has_bn:
         recalibrate_bn_(small, train_batches(data), batches=RECALIBRATE_BATCHES)
         done.append(f"recalibrated BatchNorm on up to {RECALIBRATE_BATCHES} batches")
-    after = profile(small, example_input, loader=scored, name="after", repeats=5)
+    if setting is None:
+        after = profile(small, example_input, loader=scored, name="after", repeats=5)
+    else:
+        both = compare_latency({"before": reference, "after": small}, example_input, setting)
+        before, after = (
+            profile(m, example_input, loader=scored, name=name, timing=both[name])
+            for name, m in (("before", reference), ("after", small))
+        )
     to_dict = getattr(config, "to_dict", None)
     report = CompressionReport(
         method=result.method or entry.method,
@@ -221,6 +268,9 @@ def compress(
         done=done,
         budget=_budget_of(config, before),
         config=to_dict() if callable(to_dict) else {},
+        latency=setting,
         details=result.details,
     )
+    if (slower := report.slower()) is not None:
+        warnings.warn(slower, SlowerWarning, stacklevel=2)
     return small, report

@@ -33,6 +33,7 @@ from anywidth.compression.report import CompressionReport
 from anywidth.compression.scoring import Scorer, scorer_for
 from anywidth.data import Loaders, make_loaders
 from anywidth.graph import export_onnx
+from anywidth.latency import LatencyConfig
 from anywidth.train import TrainConfig, load_model, save_checkpoint, train_
 
 __all__ = [
@@ -172,6 +173,7 @@ def compress_source(
     model: nn.Module | None = None,
     recalibrate: bool = True,
     finetune: TrainConfig | None = None,
+    latency: LatencyConfig | None = None,
 ) -> Compression:
     """Compress ``source.model`` (or ``model``, e.g. its INN) with ``config`` and score it.
 
@@ -182,9 +184,12 @@ def compress_source(
         model: the model to compress instead of ``source.model`` (an any-width model).
         recalibrate: re-estimate BatchNorm statistics of the result.
         finetune: train the result for this run (with the model's loss) before scoring.
+        latency: time both models side by side on this setting (`anywidth.compress`'s
+            ``latency``): the report then shows the measured speed-up.
     """
     wide = source.model if model is None else model
-    small, report = compress(wide, source.example, config, source.loaders, recalibrate=recalibrate)
+    small, report = compress(wide, source.example, config, source.loaders,
+                             recalibrate=recalibrate, latency=latency)  # fmt: skip
     if finetune is not None:
         loss_fn = source.scorer.task.loss_fn(finetune.label_smoothing)
         train_(small, source.loaders, finetune, loss_fn=loss_fn, metric=source.scorer.metric)

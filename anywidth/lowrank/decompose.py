@@ -19,12 +19,14 @@ import torch
 from torch import nn
 
 from anywidth._config import Config
-from anywidth.budget import Budget, as_budget
+from anywidth.budget import Budget, as_budget, refuse_latency
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
+from anywidth.latency import LatencyConfig
 from anywidth.lowrank._calibrate import input_covariances
 from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
+from anywidth.lowrank._speed import faster_than_dense
 from anywidth.lowrank.allocate import Allocator
 from anywidth.measure import count_macs, count_params, eval_mode
 from anywidth.record import add_step_
@@ -66,9 +68,16 @@ class LowRankConfig(Config):
             0 factors the weights alone even when data are given.
         budget: the target as an `anywidth.Budget` (a fraction of the original, or
             ``Budget.absolute(...)``), as every method's config takes it.
+        latency: time each factored layer on this runtime, batch and threads
+            (`anywidth.latency.LatencyConfig`) against the dense layer and its 1-slice form:
+            the fastest-erring-least form faster than dense is kept, else the layer stays
+            dense (the model may then miss a MAC or params budget; the report says so).
+            None: sizes and errors alone decide (a k-slice grouped form can run slower).
+        latency_cache: folder of the per-layer latency table (None: in memory only).
 
     Example:
         >>> LowRankConfig(method="alds", budget=Budget(params=0.5))
+        >>> LowRankConfig(budget=Budget(macs=0.5), latency=LatencyConfig(runtime="onnxruntime"))
         >>> LowRankConfig(method="alds", target_params=0.5)  # the same, older form
     """
 
@@ -82,11 +91,21 @@ class LowRankConfig(Config):
     seed: int = 0
     calibration_batches: int = 8
     budget: Budget | None = None
+    latency: LatencyConfig | None = None
+    latency_cache: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.latency, Mapping):  # read back from a saved config
+            self.latency = LatencyConfig.from_dict(self.latency)
+        if self.latency is not None and not isinstance(self.latency, LatencyConfig):
+            raise TypeError(
+                f"LowRankConfig.latency={self.latency!r}; give an anywidth.latency.LatencyConfig"
+                " such as LatencyConfig(runtime='onnxruntime', batch=1, threads=1)"
+            )
         if self.method not in _METHODS:
             raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
         self.budget = as_budget("LowRankConfig.budget", self.budget)
+        refuse_latency("LowRankConfig.budget", self.budget)
         legacy = (self.target_params is not None) + (self.target_macs is not None)
         if (self.budget is not None) + legacy != 1:
             raise ValueError(
@@ -156,6 +175,7 @@ class LowRankReport:
     macs_after: int
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    kept_dense: list[str] = field(default_factory=list)  # factored form measured slower
 
     @property
     def param_ratio(self) -> float:
@@ -288,6 +308,10 @@ def decompose(
         choices = allocator.alds(budget, config.starts, config.rounds, config.seed)
     else:
         choices = allocator.uniform(budget)
+    kept_dense: list[str] = []
+    if config.latency is not None:
+        choices, kept_dense = faster_than_dense(model, example_input, infos, choices, allocator,
+                                                config.latency, config.latency_cache)  # fmt: skip
     plan = {info.name: (c.k, c.j) for info, c in zip(infos, choices, strict=True) if not c.dense}
     small = apply_ranks(model, plan, svds=allocator, infos=infos, method=config.method)
     reports = [
@@ -311,6 +335,7 @@ def decompose(
         macs_after=count_macs(small, example_input),
         seconds=time.perf_counter() - start,
         config=config.to_dict(),
+        kept_dense=kept_dense,
     )
     return small, report
 
@@ -360,4 +385,9 @@ def _compress(model: nn.Module, example_input, config: LowRankConfig, data) -> C
     small, report = decompose(model, example_input, config, data=train_batches(data))
     kind = "data-aware" if report.error_kind == "output" else "weight"
     done = [f"factored {len(report.factored())} layers ({config.method}, {kind} SVD)"]
+    if config.latency is not None:
+        done.append(
+            f"kept {len(report.kept_dense)} layers dense where the factored form was measured "
+            f"slower ({config.latency.describe()})"
+        )
     return Compressed(small, report.factored(), done, details=report)

@@ -1,9 +1,10 @@
-"""`prune`: structured pruning to a MAC or parameter budget in one call."""
+"""`prune`: structured pruning to a MAC, parameter or latency budget in one call."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -23,7 +24,9 @@ from anywidth.graph import (
     rank_priority,
 )
 from anywidth.graph.budget import check_target
+from anywidth.latency import LatencyConfig
 from anywidth.measure import count_macs, count_params
+from anywidth.pruning._latency import plan_for_latency
 from anywidth.pruning.importance import Importance, make_importance
 
 __all__ = ["PruneConfig", "PruneReport", "prune"]
@@ -59,10 +62,18 @@ class PruneConfig(Config):
         taylor_batches: batches of data used by the Taylor and activation criteria.
         seed: seed of the random criterion.
         budget: the target as an `anywidth.Budget` (a fraction of the original, or
-            ``Budget.absolute(...)``), as every method's config takes it.
+            ``Budget.absolute(...)``), as every method's config takes it. A
+            ``Budget(latency=...)`` is met on ``latency``'s runtime, batch and threads:
+            widths are chosen from a per-layer latency table, then the cut model is
+            measured beside the original (a few corrections; the closest is kept).
+        latency: where latency is measured (`anywidth.latency.LatencyConfig`); None:
+            ``LatencyConfig()`` (torch eager, the example's batch, 1 thread).
+        latency_cache: a folder for the per-layer latency table (JSON, one file per
+            setting and machine); None: kept in memory for the process only.
 
     Example:
         >>> PruneConfig(budget=Budget(macs=0.5), importance="l1", round_to=4)
+        >>> PruneConfig(budget=Budget(latency=0.5), latency=LatencyConfig(runtime="onnxruntime"))
         >>> PruneConfig(target_macs=0.5)  # the same target, older form
     """
 
@@ -77,9 +88,18 @@ class PruneConfig(Config):
     taylor_batches: int = 4
     seed: int = 0
     budget: Budget | None = None
+    latency: LatencyConfig | None = None
+    latency_cache: str | None = None
 
     def __post_init__(self) -> None:
         self.budget = as_budget("PruneConfig.budget", self.budget)
+        if isinstance(self.latency, Mapping):  # read back from a saved config
+            self.latency = LatencyConfig.from_dict(self.latency)
+        if self.latency is not None and not isinstance(self.latency, LatencyConfig):
+            raise TypeError(
+                f"PruneConfig.latency={self.latency!r}; give an anywidth.latency.LatencyConfig "
+                "such as LatencyConfig(runtime='onnxruntime', batch=1, threads=1)"
+            )
         legacy = self.target_macs is not None or self.target_params is not None
         if self.budget is None and not legacy:
             raise ValueError(
@@ -110,7 +130,13 @@ class PruneConfig(Config):
         if self.taylor_batches < 1:
             raise ValueError("PruneConfig.taylor_batches must be >= 1")
         self.fixed = tuple(self.fixed)
-        self.plan_budget()  # validates the target and the tolerance
+        if not self.by_latency:
+            self.plan_budget()  # validates the target and the tolerance
+
+    @property
+    def by_latency(self) -> bool:
+        """Whether the budget is a fraction of the measured latency."""
+        return self.budget is not None and self.budget.metric == "latency"
 
     def as_budget(self) -> Budget:
         """The target as an `anywidth.Budget`, whichever way it was given."""
@@ -144,6 +170,7 @@ class PruneReport:
     macs_after: int
     seconds: float
     config: dict = field(default_factory=dict)
+    latency_ratio: float | None = None
 
     @property
     def mac_ratio(self) -> float:
@@ -231,14 +258,21 @@ def prune(
     else:
         priority = _priorities(resizable, scores, config.ranking)
     cost = WidthCost(model, example_input, groups)
-    keep = plan_for_budget(
-        cost,
-        priority,
-        config.plan_budget(),
-        round_to=config.round_to,
-        min_channels=config.min_channels,
-    )
-    small = Cutter(model, example_input, groups=groups)(keep, method="prune")
+    cutter = Cutter(model, example_input, groups=groups)
+    latency_ratio = None
+    if config.by_latency:
+        found = plan_for_latency(model, example_input, cost, priority, cutter, config)
+        keep, latency_ratio = found.keep, found.ratio
+        _warn_if_missed(config, found)
+    else:
+        keep = plan_for_budget(
+            cost,
+            priority,
+            config.plan_budget(),
+            round_to=config.round_to,
+            min_channels=config.min_channels,
+        )
+    small = cutter(keep, method="prune")
     before = {g.name: g.size for g in groups}
     report = PruneReport(
         widths_before=before,
@@ -249,11 +283,27 @@ def prune(
         macs_after=count_macs(small, example_input),
         seconds=time.perf_counter() - start,
         config=config.to_dict(),
+        latency_ratio=latency_ratio,
     )
     return small, report
 
 
-@register_handler(PruneConfig, "prune")
+def _warn_if_missed(config: PruneConfig, found) -> None:
+    b = config.budget
+    if abs(found.ratio - b.latency) <= b.tolerance * b.latency:
+        return
+    warnings.warn(
+        f"PruneConfig.budget latency={b.latency:g} not met within {b.tolerance:.0%} on "
+        f"{found.setting.describe()}: the best reached runs at {found.ratio:.3f} of the "
+        f"original's latency ({found.mac_fraction:.1%} of the MACs, {found.measurements} "
+        "measurements); widths cannot buy more there (try another runtime or batch, or a "
+        "larger tolerance)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+@register_handler(PruneConfig, "prune", latency_budget=True)
 def _compress(model: nn.Module, example_input, config: PruneConfig, data) -> Compressed:
     """`anywidth.compress`'s pruning step."""
     small, report = prune(model, example_input, config, data=train_batches(data))
@@ -261,4 +311,9 @@ def _compress(model: nn.Module, example_input, config: PruneConfig, data) -> Com
         f"pruned {len(report.changed())} channel groups "
         f"({config.importance} importance, {config.ranking} ranking)"
     ]
+    if report.latency_ratio is not None:
+        done.append(
+            f"widths from a per-layer latency table; measured {report.latency_ratio:.3f} of "
+            f"the original's latency ({config.latency or LatencyConfig()})"
+        )
     return Compressed(small, dict(report.widths_after), done, details=report)

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from anywidth._config import Config
-from anywidth.budget import Budget, as_budget
+from anywidth.budget import Budget, as_budget, refuse_latency
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
 from anywidth.integral.tuning import TuneConfig, tune_partition
@@ -36,6 +36,8 @@ class ShrinkConfig(Config):
         loss: what partition tuning minimises, the loss of the model's task
             (`anywidth.train.task.Task.loss`): ``"cross_entropy"`` for classifiers,
             ``"l1"``/``"l2"`` for image-to-image models.
+        round_to: with a budget, group widths are multiples of this (8 or 16 suit oneDNN
+            and tensor cores), as `PruneConfig.round_to`; whole groups stay whole.
 
     Raises:
         ValueError: neither or both of ``budget`` and ``ratio``, or a bad value (named).
@@ -50,9 +52,11 @@ class ShrinkConfig(Config):
     allocation: str = "uniform"
     tune_steps: int = 100
     loss: str = "cross_entropy"
+    round_to: int = 1
 
     def __post_init__(self) -> None:
         self.budget = as_budget("ShrinkConfig.budget", self.budget)
+        refuse_latency("ShrinkConfig.budget", self.budget)
         if (self.budget is None) == (self.ratio is None):
             raise ValueError(
                 "ShrinkConfig needs exactly one of budget= (e.g. Budget(macs=0.25)) or "
@@ -69,6 +73,9 @@ class ShrinkConfig(Config):
         t = self.tune_steps
         if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
             raise ValueError(f"ShrinkConfig.tune_steps={t!r} must be an int >= 0")
+        r = self.round_to
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"ShrinkConfig.round_to={r!r} must be an int >= 1")
         if self.loss not in _LOSSES:
             raise ValueError(f"ShrinkConfig.loss={self.loss!r}; use one of {list(_LOSSES)}")
 
@@ -82,7 +89,7 @@ class ShrinkConfig(Config):
             return PlanRequest(self.ratio, allocation=self.allocation, data=data)
         b = self.budget
         target = {f"target_{b.metric}": b.value, "tolerance": b.tolerance}
-        return PlanRequest(**target, allocation=self.allocation, data=data)
+        return PlanRequest(**target, allocation=self.allocation, round_to=self.round_to, data=data)
 
 
 @dataclass

@@ -72,3 +72,32 @@ def test_compress_takes_an_integral_model_from_integrate(trained_checkpoint, tmp
     small, meta = load_model(out)
     assert meta["extra"]["data"]["name"] == "digits"
     assert meta["metrics"]["macs"] == count_macs(small, torch.randn(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--target-latency", "0.5", "--runtime", "torch"], "budget latency=0.5"),
+        (["--target-macs", "0.5", "--runtime", "onnxruntime"], "(onnxruntime, batch 1, 1 thread)"),
+    ],
+    ids=["latency-budget", "onnxruntime-report"],
+)
+def test_compress_measures_latency_on_the_runtime(args, expected, trained_checkpoint, tmp_path,
+                                                  capsys):  # fmt: skip
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "small.safetensors"
+    lut = str(tmp_path / "lut")
+    full = ["compress", str(trained_checkpoint), "--method", "prune", *args, "--batch", "1",
+            "--threads", "1", "--latency-cache", lut, "--out", str(out)]  # fmt: skip
+    assert main([*full, *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert expected in printed and "speed-up" in printed and "measured" in printed
+    if "--target-latency" in args:
+        assert list((tmp_path / "lut").glob("layers-torch-b1-t1-*.json"))
+
+
+def test_compress_refuses_a_latency_budget_for_lowrank(trained_checkpoint, tmp_path, capsys):
+    args = ["compress", str(trained_checkpoint), "--method", "lowrank", "--target-latency", "0.5",
+            "--out", str(tmp_path / "small.safetensors")]  # fmt: skip
+    assert main([*args, *FAST]) == 2
+    assert "meets MAC or parameter budgets only" in capsys.readouterr().err
