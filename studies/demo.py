@@ -24,7 +24,7 @@ from anywidth.data import Loaders, make_loaders
 from anywidth.integral import IntegralConfig, to_integral
 from anywidth.integral.training import WidthTrainConfig, train_integral_
 from anywidth.integral.tuning import TuneConfig, tune_partition
-from anywidth.lowrank import LowRankConfig, decompose
+from anywidth.lowrank import LowRankConfig
 from anywidth.measure import Report, evaluate, profile
 from anywidth.models import create_model
 from anywidth.pruning import PruneConfig, recalibrate_bn
@@ -83,18 +83,16 @@ class _Run:
 
 
 def _compressed(run: _Run, model: nn.Module) -> None:
-    """L1 pruning, uniform-SVD and ALDS low rank at each budget (low rank: data-aware).
-
-    Low rank calls `decompose` itself: `compress` checks the data by reading a batch, which
-    moves a shuffled loader's order on, and the demo's figures were measured without that.
-    """
+    """L1 pruning, uniform-SVD and ALDS low rank at each budget (low rank: data-aware,
+    without BatchNorm recalibration, as the demo's figures were measured)."""
     for budget in BUDGETS:
         config = PruneConfig(budget=Budget(macs=budget), importance="l1")
         run.measure("L1 pruning", compress(model, run.example, config)[0], budget)
     for method, label in (("svd", "low rank, uniform SVD"), ("alds", "low rank, ALDS")):
         for budget in BUDGETS:
             config = LowRankConfig(method=method, budget=Budget(macs=budget))
-            small, _ = decompose(model, run.example, config, data=run.loaders.train)
+            data = run.loaders.train
+            small, _ = compress(model, run.example, config, data, recalibrate=False)
             run.measure(label, small, budget)
 
 

@@ -54,7 +54,6 @@ RUNNABLE = [
     "anywidth.models.rexnet",
     "anywidth.models.tiny",
     "anywidth.models.vgg",
-    "anywidth.registry",
     "anywidth.search.distill.distillation_loss",
     "anywidth.search.ops",
     "anywidth.train.config",
@@ -74,11 +73,14 @@ ILLUSTRATIVE = [
     "anywidth.data.cifar10",  # downloads nothing: needs the files on disk
     "anywidth.graph",
     "anywidth.integral",
+    "anywidth.latency",  # times models: no fixed output
+    "anywidth.latency_table",
     "anywidth.lowrank",
     "anywidth.measure",
     "anywidth.models.hf",  # needs the optional transformers extra
     "anywidth.pruning",
     "anywidth.record",
+    "anywidth.registry",  # registers a function for good: not run beside the registry's tests
     "anywidth.search",
     "anywidth.slim",
     "anywidth.train.checkpoint",

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPH_DEPENDENCIES = {
     "anywidth",
     "anywidth._config",
+    "anywidth.latency",  # measure times models too
     "anywidth.measure",
     "anywidth.metrics",
     "anywidth.record",

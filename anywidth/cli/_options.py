@@ -9,7 +9,13 @@ from pathlib import Path
 from anywidth.compression.pipeline import DataOptions
 from anywidth.data import list_datasets
 
-__all__ = ["add_data_options", "checked_out", "data_options"]
+__all__ = [
+    "add_data_options",
+    "add_latency_options",
+    "checked_out",
+    "data_options",
+    "latency_setting",
+]
 
 
 def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
@@ -37,3 +43,30 @@ def checked_out(out: str, suffixes: Sequence[str]) -> Path:
         names = " or ".join(suffixes)
         raise ValueError(f"--out {path}: use a {names} file name")
     return path
+
+
+def add_latency_options(p: argparse.ArgumentParser) -> None:
+    """--runtime, --batch, --threads (timing both models) and --latency-cache."""
+    from anywidth.latency import RUNTIMES
+
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="time both models on this runtime and report the measured speed-up "
+                   "(default with --target-latency: torch)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size latency is measured at (default: 1)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads latency is measured with (default: 1)")  # fmt: skip
+    p.add_argument("--latency-cache", default="runs/latency",
+                   help="prune --target-latency: folder of per-layer latency tables")  # fmt: skip
+
+
+def latency_setting(args: argparse.Namespace):
+    """The `LatencyConfig` both models are timed on: asked for by --target-latency or any of
+    --runtime, --batch, --threads (None: no side-by-side timing)."""
+    from anywidth.latency import LatencyConfig
+
+    asked = (getattr(args, "target_latency", None), args.runtime, args.batch, args.threads)
+    if all(a is None for a in asked):
+        return None
+    return LatencyConfig(runtime=args.runtime or "torch", batch=args.batch or 1,
+                         threads=args.threads or 1)  # fmt: skip

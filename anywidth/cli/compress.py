@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.cli._options import (
+    add_data_options,
+    add_latency_options,
+    checked_out,
+    data_options,
+    latency_setting,
+)
 from anywidth.compression import Budget
 from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
-from anywidth.latency import RUNTIMES, LatencyConfig
 from anywidth.lowrank import LowRankConfig
 from anywidth.pruning import PruneConfig
 from anywidth.search import SearchConfig
@@ -39,24 +44,9 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=None,
                    help="relative to the target (default 0.02, latency 0.05; a short "
                    "search may need 0.1)")  # fmt: skip
-    p.add_argument("--runtime", choices=RUNTIMES, default=None,
-                   help="time both models on this runtime and report the measured speed-up "
-                   "(default with --target-latency: torch)")  # fmt: skip
-    p.add_argument("--batch", type=int, default=None,
-                   help="batch size latency is measured at (default: 1)")  # fmt: skip
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads latency is measured with (default: 1)")  # fmt: skip
-    p.add_argument(
-        "--round-to",
-        type=int,
-        default=1,
-        help="prune, inn, slim: widths are multiples of this (8 or 16 suit CPUs and GPUs)",
-    )
-    p.add_argument(
-        "--latency-cache",
-        default="runs/latency",
-        help="prune --target-latency: folder of the per-layer latency tables",
-    )
+    add_latency_options(p)
+    p.add_argument("--round-to", type=int, default=1,
+                   help="prune, inn, slim: widths are multiples of this (8, 16)")  # fmt: skip
     p.add_argument("--tune-steps", type=int, default=100, help="inn: partition tuning steps")
     p.add_argument("--epochs", type=int, default=10, help="search: epochs of the search")
     p.add_argument("--distill-epochs", type=int, default=0, help="search: distillation epochs")
@@ -73,30 +63,20 @@ def _budget(args: argparse.Namespace) -> Budget:
     return Budget(params=args.target_params, tolerance=args.tolerance)
 
 
-def _latency(args: argparse.Namespace) -> LatencyConfig | None:
-    """The setting both models are timed on: asked for by --target-latency or any of
-    --runtime, --batch, --threads (None: no side-by-side timing)."""
-    asked = (args.target_latency, args.runtime, args.batch, args.threads)
-    if all(a is None for a in asked):
-        return None
-    return LatencyConfig(runtime=args.runtime or "torch", batch=args.batch or 1,
-                         threads=args.threads or 1)  # fmt: skip
-
-
 def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
     """The model `compress` takes for ``args.method`` and the method's config."""
     model, meta, example = source.model, source.meta, source.example
     if isinstance(model, IntegralModel) and args.method != "inn":
         raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
     if args.method == "prune":
-        config = PruneConfig(budget=budget, round_to=args.round_to)
-        if budget.metric == "latency":
-            config = PruneConfig(budget=budget, round_to=args.round_to, latency=_latency(args),
-                                 latency_cache=args.latency_cache)  # fmt: skip
-        return model, config
+        if budget.metric != "latency":
+            return model, PruneConfig(budget=budget, round_to=args.round_to)
+        return model, PruneConfig(budget=budget, round_to=args.round_to,
+                                  latency=latency_setting(args),
+                                  latency_cache=args.latency_cache)  # fmt: skip
     if args.method == "lowrank":
         # with --runtime/--batch/--threads a layer stays dense where its factors run slower
-        return model, LowRankConfig(budget=budget, latency=_latency(args))
+        return model, LowRankConfig(budget=budget, latency=latency_setting(args))
     if args.method == "search":
         config = SearchConfig(budget=budget, epochs=args.epochs,
                               distill_epochs=args.distill_epochs, seed=args.seed)  # fmt: skip
@@ -117,7 +97,7 @@ def run_compress(args: argparse.Namespace) -> int:
     out, budget = checked_out(args.out, (".safetensors",)), _budget(args)
     source = open_checkpoint(args.checkpoint, data_options(args))
     wide, config = _prepare(args, source, budget)
-    result = compress_source(source, config, model=wide, latency=_latency(args))
+    result = compress_source(source, config, model=wide, latency=latency_setting(args))
     print(result.report)
     save_compressed(out, result, source)
     print(f"wrote {out}")

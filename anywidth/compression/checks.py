@@ -93,7 +93,7 @@ def check_batches(data: object, name: str = "data") -> None:
             f"{name} is a one-shot iterator ({type(data).__name__}), but it is read more than "
             f"once; {how}"
         )
-    first = next(iter(data), None)
+    first = _first_batch(data)
     if first is None:
         raise ValueError(f"{name} yielded no batch; {how}")
     if not _batch_ok(first):
@@ -101,6 +101,24 @@ def check_batches(data: object, name: str = "data") -> None:
             f"{name}: a batch must be a tensor, an (inputs, labels) tuple or a dict of tensors, "
             f"got {type(first).__name__} ({first!r:.40}); {how}"
         )
+
+
+def _first_batch(data: Iterable) -> object:
+    """The first batch of ``data``, read without moving any random state: a shuffled
+    DataLoader draws its order from torch's generator (or its own), so a look ahead would
+    change the order that every later pass over it sees."""
+    sampler = getattr(data, "sampler", None)
+    generators = [
+        g
+        for g in (getattr(data, "generator", None), getattr(sampler, "generator", None))
+        if isinstance(g, torch.Generator)
+    ]
+    saved = [g.get_state() for g in generators]
+    with torch.random.fork_rng(devices=[]):
+        first = next(iter(data), None)
+    for generator, state in zip(generators, saved, strict=True):
+        generator.set_state(state)
+    return first
 
 
 def warn_non_finite(model: nn.Module, name: str = "model") -> list[str]:

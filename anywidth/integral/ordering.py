@@ -69,9 +69,8 @@ def distance_matrix(features: Tensor | np.ndarray, *, chunk: int = 128) -> np.nd
         Symmetric matrix of shape ``(n, n)`` with a zero diagonal.
 
     Example:
-        >>> distance_matrix(torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
-        array([[0., 3.],
-               [3., 0.]])
+        >>> distance_matrix(torch.tensor([[0.0, 0.0], [1.0, 2.0]])).tolist()
+        [[0.0, 3.0], [3.0, 0.0]]
     """
     feats = _as_tensor(features).float()  # (n, d)
     n = feats.shape[0]

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import anywidth
 from anywidth import Budget, CompressionReport, compress
@@ -188,3 +188,20 @@ def test_shrink_without_a_plan_refuses(model):
     slim = to_slimmable(model, X)
     with pytest.raises(ValueError, match="exactly one of ratio=, target_macs= or target_params="):
         shrink(slim, _batches())
+
+
+def test_checking_a_shuffled_loader_leaves_the_order_of_its_next_passes_alone():
+    from anywidth.compression.checks import check_batches
+
+    data = TensorDataset(torch.arange(40.0)[:, None], torch.zeros(40))
+    for generator in (None, torch.Generator().manual_seed(3)):
+        loader = DataLoader(data, batch_size=8, shuffle=True, generator=generator)
+        torch.manual_seed(0)
+        state = generator.get_state() if generator is not None else None
+        want = [x for x, _ in loader]
+        torch.manual_seed(0)
+        if generator is not None:
+            generator.set_state(state)
+        check_batches(loader)
+        got = [x for x, _ in loader]
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
