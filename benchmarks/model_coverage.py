@@ -316,7 +316,9 @@ weight-standardised conv, where the masked original is no exact reference. Torch
 runs here with one generic setup (MetaPruner, L2 magnitude, head ignored) and without the
 per-model settings its own timm test passes (attention head counts, unwrapped parameters),
 so its transformer failures partly measure that setup: the issue's count with its own
-settings was 28 of 45. A row missing for a method was not measured in this run."""
+settings was 28 of 45. A row missing for a method was not measured in this run. Wall times
+(and so the 180 s cap) were taken beside other jobs on the 2 cores (load 3-8): they bound the
+cost, they are no timings."""
 
 
 def _load(spec: str, method: str) -> dict | None:
