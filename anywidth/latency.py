@@ -38,6 +38,7 @@ __all__ = [
     "RUNTIMES",
     "LatencyConfig",
     "Timing",
+    "as_latency_config",
     "batched",
     "compare_latency",
     "default_threads",
@@ -124,6 +125,22 @@ class LatencyConfig(Config):
         threads = "free cores" if self.threads is None else f"{self.threads} thread"
         plural = "s" if self.threads not in (None, 1) else ""
         return f"{self.runtime}, {batch}, {threads}{plural}"
+
+
+def as_latency_config(where: str, value: object) -> LatencyConfig | None:
+    """``value`` as a `LatencyConfig` (a dict is one read back from a saved config), or None.
+
+    Raises:
+        TypeError: anything else, naming ``where`` (e.g. ``"PruneConfig.latency"``).
+    """
+    if isinstance(value, Mapping):
+        return LatencyConfig.from_dict(value)
+    if value is not None and not isinstance(value, LatencyConfig):
+        raise TypeError(
+            f"{where}={value!r}; give an anywidth.latency.LatencyConfig such as "
+            "LatencyConfig(runtime='onnxruntime', batch=1, threads=1)"
+        )
+    return value
 
 
 @dataclass(frozen=True)

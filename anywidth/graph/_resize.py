@@ -70,14 +70,16 @@ def cut_tensors(
 
     shapes: dict[str, list[int]] = {}
     masks: dict[tuple[str, int], torch.Tensor] = {}
-    skipped = {id(t) for n in skip if isinstance(t := _tensor_or_none(modules, n), torch.Tensor)}
+    held = dict(module.named_parameters(remove_duplicate=False))
+    held.update(module.named_buffers(remove_duplicate=False))
+    skipped = {id(held[n]) for n in skip if n in held}  # replaced under this or another name
     for gname, kept in keep.items():
         group = groups[gname]
         for m in group.members:
             full = tensor_of(m.name).shape
             shape = shapes.setdefault(m.name, list(full))
             shape[m.dim] -= (group.size - len(kept)) * m.block  # shape after the cut
-            if m.name in skip or id(tensor_of(m.name)) in skipped:  # replaced, maybe by alias
+            if id(tensor_of(m.name)) in skipped:
                 continue
             mask = masks.setdefault((m.name, m.dim), torch.ones(full[m.dim], dtype=torch.bool))
             mask[m.offset : m.offset + group.size * m.block] = False
@@ -88,11 +90,6 @@ def cut_tensors(
         index = mask.nonzero().squeeze(1).to(tensor.device)
         out[name] = tensor.detach().index_select(dim, index)
     return out, {name: tuple(shape) for name, shape in shapes.items()}
-
-
-def _tensor_or_none(modules: Mapping[str, nn.Module], name: str) -> torch.Tensor | None:
-    owner, _, attr = name.rpartition(".")
-    return getattr(modules[owner], attr, None) if owner in modules else None
 
 
 def check_replacements(

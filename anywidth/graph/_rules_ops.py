@@ -651,10 +651,10 @@ def _fix_if_other_batch_untracked(
     if dim >= rank - 2:
         return
     for other, value in operands:
-        if other is info or (isinstance(other, Tracked) and other.slot == info.slot):
+        if isinstance(other, Tracked):  # this operand, or one whose channels tie or warn
             continue
         pos = dim - (rank - value.dim())
-        if 0 <= pos < value.dim() - 2 and value.shape[pos] != 1 and not isinstance(other, Tracked):
+        if 0 <= pos < value.dim() - 2 and value.shape[pos] != 1:
             why = "the other operand holds the same batch dimension whole (untracked)"
             ax.warn(call, ax.table.fix(info.slot), why)
 

@@ -23,7 +23,7 @@ from anywidth.budget import Budget, as_budget, refuse_latency
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
-from anywidth.latency import LatencyConfig
+from anywidth.latency import LatencyConfig, as_latency_config
 from anywidth.lowrank._calibrate import input_covariances
 from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
 from anywidth.lowrank._speed import faster_than_dense
@@ -95,13 +95,7 @@ class LowRankConfig(Config):
     latency_cache: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.latency, Mapping):  # read back from a saved config
-            self.latency = LatencyConfig.from_dict(self.latency)
-        if self.latency is not None and not isinstance(self.latency, LatencyConfig):
-            raise TypeError(
-                f"LowRankConfig.latency={self.latency!r}; give an anywidth.latency.LatencyConfig"
-                " such as LatencyConfig(runtime='onnxruntime', batch=1, threads=1)"
-            )
+        self.latency = as_latency_config("LowRankConfig.latency", self.latency)
         if self.method not in _METHODS:
             raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
         self.budget = as_budget("LowRankConfig.budget", self.budget)

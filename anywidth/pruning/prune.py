@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -24,7 +24,7 @@ from anywidth.graph import (
     rank_priority,
 )
 from anywidth.graph.budget import check_target
-from anywidth.latency import LatencyConfig
+from anywidth.latency import LatencyConfig, as_latency_config
 from anywidth.measure import count_macs, count_params
 from anywidth.pruning._latency import plan_for_latency
 from anywidth.pruning.importance import Importance, make_importance
@@ -93,13 +93,7 @@ class PruneConfig(Config):
 
     def __post_init__(self) -> None:
         self.budget = as_budget("PruneConfig.budget", self.budget)
-        if isinstance(self.latency, Mapping):  # read back from a saved config
-            self.latency = LatencyConfig.from_dict(self.latency)
-        if self.latency is not None and not isinstance(self.latency, LatencyConfig):
-            raise TypeError(
-                f"PruneConfig.latency={self.latency!r}; give an anywidth.latency.LatencyConfig "
-                "such as LatencyConfig(runtime='onnxruntime', batch=1, threads=1)"
-            )
+        self.latency = as_latency_config("PruneConfig.latency", self.latency)
         legacy = self.target_macs is not None or self.target_params is not None
         if self.budget is None and not legacy:
             raise ValueError(

@@ -282,3 +282,22 @@ class OtherDims(nn.Module):
         y = self.t(y.view(y.size(0), 6, 4, 4))  # (B, 4, 8, 8)
         y = self.c3(y.unsqueeze(2))  # (B, 5, 1, 8, 8)
         return self.fc(y.mean((2, 3, 4)))
+
+
+class SharedDepthwise(nn.Module):
+    """CoaT's shared position encoding: one depthwise conv held by two parents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 1)
+        self.pos = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
+        for block in self.blocks:
+            block.pos = self.pos
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + block.pos(x)
+        return self.head(x)

@@ -14,7 +14,7 @@ from torch import nn
 from anywidth.graph import channel_groups, cut
 from anywidth.graph._trace import is_exported, trace
 from tests.graph._helpers import masked_forward, rel_err
-from tests.graph._models import mystery
+from tests.graph._models import SharedDepthwise, mystery
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -222,25 +222,6 @@ def test_an_autocast_off_block_is_inlined_and_cut_exactly():
     assert type(small) is AutocastOff and small.b.weight.shape == (4, 3, 1, 1)
     with torch.no_grad():
         assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-6
-
-
-class SharedDepthwise(nn.Module):
-    """CoaT's shared position encoding: one depthwise conv held by two parents."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 1)
-        self.pos = nn.Conv2d(8, 8, 3, padding=1, groups=8)
-        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
-        for block in self.blocks:
-            block.pos = self.pos
-        self.head = nn.Conv2d(8, 4, 1)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for block in self.blocks:
-            x = x + block.pos(x)
-        return self.head(x)
 
 
 def test_a_module_shared_by_two_parents_is_cut_once_with_its_own_bias():

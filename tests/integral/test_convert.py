@@ -19,6 +19,7 @@ from anywidth.integral import (
 from anywidth.integral import _order as order_module
 from anywidth.integral._order import group_features
 from tests.graph._helpers import randomize_
+from tests.graph._models import SharedDepthwise
 from tests.integral._helpers import input_for, random_model, rel_err, shuffled_order
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -311,27 +312,9 @@ def test_a_norm_called_functionally_through_torch_export_gets_an_any_width_model
     assert small.norm.normalized_shape == (8,) and small(x).shape == (2, 5, 3)
 
 
-class SharedPosition(nn.Module):
-    """CoaT's position encoding: one depthwise conv held by two parents (two names)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem, self.pos = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8)
-        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
-        for block in self.blocks:
-            block.pos = self.pos
-        self.head = nn.Conv2d(8, 4, 1)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for block in self.blocks:
-            x = x + block.pos(x)
-        return self.head(x)
-
-
 def test_a_module_held_under_two_names_gets_one_weight_function():
     torch.manual_seed(0)
-    model = SharedPosition().eval()
+    model = SharedDepthwise().eval()
     x = torch.randn(2, 3, 6, 6)
     inn = to_integral(model, x)
     with torch.no_grad():
