@@ -231,6 +231,9 @@ class Analyzer:
         alone = all(m == slot or table.provisional[m] for m in olds)
         if table.children[slot] is not None or slot not in olds or not alone:
             raise NotUnderstood("its input channels are already tied to other tensors")
+        if table.size[slot] != table.root_size[slot]:  # its producer's other channels would
+            # still read this run as single channels (maxvit's chunk(3) of qkv, then heads)
+            raise NotUnderstood("its input channels are a slice of a larger tensor")
         if any(getattr(r, "slot", None) in olds for r in self.rewrites):
             raise NotUnderstood("its input channels are reshaped explicitly before it")
         new = table.new(table.size[slot] // factor, table.label[slot], table.is_fixed(slot))

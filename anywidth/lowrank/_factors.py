@@ -280,8 +280,28 @@ class LowRankConv2d(nn.Module):
         )  # fmt: skip
         self.project = nn.Conv2d(k * j, conv.out_channels, 1, bias=conv.bias is not None)
 
+        # what code around a conv reads of it (davit pads by ``conv.kernel_size``)
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride = conv.kernel_size, conv.stride
+        self.padding, self.dilation, self.groups = conv.padding, conv.dilation, conv.groups
+
     def extra_repr(self) -> str:
         return f"slices={self.slices}, rank={self.rank}"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dense ``(f, c, κ1, κ2)`` weight the two factors multiply to, computed on each
+        read — for code that reads a conv's weight (HF ViT and edgenext read its dtype and
+        device); the forward never uses it."""
+        k, j = self.slices, self.rank
+        first = self.factor.weight.reshape(k, j, -1)  # (k, j, (c/k)·κ)
+        second = self.project.weight.reshape(-1, k, j)  # (f, k, j)
+        dense = torch.einsum("fkj,kjm->fkm", second, first)
+        return dense.reshape(self.out_channels, self.in_channels, *self.kernel_size)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.project.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.factor(x))  # (B, k·j, H', W') -> (B, f, H', W')
@@ -297,9 +317,19 @@ class LowRankLinear(nn.Module):
         self.slices, self.rank = k, j
         self.factor = nn.Linear(linear.in_features, k * j, bias=False)
         self.project = nn.Linear(k * j, linear.out_features, bias=linear.bias is not None)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def extra_repr(self) -> str:
         return f"slices={self.slices}, rank={self.rank}"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dense ``(f, c)`` weight the two factors multiply to, computed on each read."""
+        return self.project.weight @ self.factor.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.project.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.factor(x))

@@ -187,14 +187,19 @@ class LowRankReport:
         return asdict(self)
 
 
+def _factorable(m: nn.Module) -> bool:
+    """A Conv2d (groups 1) or Linear whose forward is torch's own: a subclass with its own
+    forward (timm's weight-standardised ``ScaledStdConv2d``, ``Conv2dSame``'s padding) does
+    more than its weight says, and a factored copy would silently drop that."""
+    if isinstance(m, nn.Conv2d):
+        return m.groups == 1 and type(m).forward is nn.Conv2d.forward
+    return isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward
+
+
 def _candidates(model: nn.Module, fixed: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
-    """Conv2d (groups 1) and Linear layers not matched by ``fixed``; every pattern must
-    match one of them."""
-    found = [
-        (name, m)
-        for name, m in model.named_modules()
-        if (isinstance(m, nn.Conv2d) and m.groups == 1) or isinstance(m, nn.Linear)
-    ]
+    """Factorable Conv2d and Linear layers (`_factorable`) not matched by ``fixed``; every
+    pattern must match one of them."""
+    found = [(name, m) for name, m in model.named_modules() if _factorable(m)]
     names = [name for name, _ in found]
     chosen = match_names(fixed, names, "LowRankConfig.fixed", "Conv2d or Linear layer")
     return [(n, m) for n, m in found if n not in chosen]

@@ -307,3 +307,44 @@ def test_heads_mixed_against_a_whole_value_tensor_stay_and_the_head_size_is_kept
     with torch.no_grad():
         want = masked_forward(model, x, list(groups.values()), {"inp:out": [0, 2, 3, 5, 7]})
         assert rel_err(small(x), want) <= 1e-6
+
+
+class ChunkedHeads(nn.Module):
+    """torchvision MaxViT's attention: ``chunk(3)`` of one qkv projection, then each piece
+    reshaped into (heads, head_dim) with constant sizes."""
+
+    def __init__(self, width: int = 8, head_dim: int = 4) -> None:
+        super().__init__()
+        self.heads, self.head_dim = width // head_dim, head_dim
+        self.inp = nn.Linear(3, width)
+        self.to_qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 12), nn.ReLU(), nn.Linear(12, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        b, p, d = x.shape
+        q, k, v = torch.chunk(self.to_qkv(x), 3, dim=-1)
+        q, k, v = (t.reshape(b, p, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        attended = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        x = x + self.out(attended.transpose(1, 2).reshape(b, p, d))
+        return x + self.mlp(x)
+
+
+def test_heads_of_a_chunked_qkv_stay_whole_and_the_rest_is_cut_exactly():
+    torch.manual_seed(0)
+    model = ChunkedHeads().eval()
+    x = torch.randn(2, 5, 3)
+    groups = channel_groups(model, x)
+    by_name = {g.name: g for g in groups}
+    # each chunk would be re-read as heads, but its producer still holds it as single
+    # channels: the qkv channels stay (before, they were cut one by one and the cut model
+    # failed at the head reshape)
+    qkv = [g for g in groups if g.name.startswith("to_qkv:out")]
+    assert len(qkv) == 3 and all(g.fixed for g in qkv)
+    assert not by_name["mlp.0:out"].fixed
+    keep = _half(groups)
+    small = cut(model, x, keep)
+    assert small.to_qkv.weight.shape[0] == 24 and small.mlp[0].weight.shape[0] == 6
+    with torch.no_grad():
+        assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-5

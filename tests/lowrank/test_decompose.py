@@ -63,6 +63,9 @@ def test_the_factored_conv_is_the_low_rank_reconstruction_and_its_error_is_exact
     w_hat = approx.transpose(0, 1).reshape(conv.weight.shape)
     expected = F.conv2d(x, w_hat, conv.bias, stride=2, padding=1)
     torch.testing.assert_close(module(x), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(module.weight, w_hat, rtol=1e-10, atol=1e-10)  # read as a conv's
+    assert module.kernel_size == (3, 3) and module.stride == (2, 2)
+    assert module.bias is module.project.bias
     w_hat, weight = w_hat.detach(), conv.weight.detach()
     diff = (w_hat - weight).reshape(12, -1)
     exact = torch.linalg.matrix_norm(diff, ord=2) / torch.linalg.matrix_norm(
@@ -180,3 +183,45 @@ def test_apply_ranks_shapes_layers_without_weights(resnet20):
     shaped = apply_ranks(resnet20, {"layer1.0.conv1": (2, 3)})
     layer = shaped.layer1[0].conv1
     assert isinstance(layer, LowRankConv2d) and layer.factor.weight.shape == (6, 8, 3, 3)
+
+
+class _StandardisedConv(nn.Conv2d):
+    """A conv with its own forward (weight standardisation, as timm's ScaledStdConv2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class _ReadsItsLayers(nn.Module):
+    """Code around the layers reads their attributes: davit pads by ``conv.kernel_size``, HF
+    ViT casts to ``projection.weight.dtype``; one conv standardises its weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 2, stride=2)
+        self.std = _StandardisedConv(16, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 16, 3, padding=1)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.conv.kernel_size[1] - 1
+        x = self.conv(F.pad(x, (0, pad, 0, pad)).to(self.conv.weight.dtype))
+        x = torch.relu(self.mid(torch.relu(self.std(x))))
+        return self.head(x.mean((2, 3)).to(self.head.weight.dtype))
+
+
+def test_a_model_that_reads_its_layers_attributes_runs_and_own_forwards_stay_dense():
+    torch.manual_seed(0)
+    model, x = _ReadsItsLayers().eval(), torch.randn(2, 8, 8, 8)
+    small, report = decompose(model, x, LowRankConfig(method="svd", target_params=0.6))
+    assert isinstance(small.conv, LowRankConv2d) and isinstance(small.mid, LowRankConv2d)
+    assert type(small.std) is _StandardisedConv  # factoring it would drop the standardisation
+    assert "std" not in {layer.name for layer in report.layers}
+    with torch.no_grad():
+        assert small(x).shape == (2, 10)
+        # the dense weight read back is the factored layers' own
+        torch.testing.assert_close(
+            F.conv2d(x, small.conv.weight, small.conv.bias, stride=2), small.conv(x)
+        )
