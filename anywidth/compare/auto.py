@@ -96,8 +96,8 @@ class Auto(Config):
 
 @dataclass
 class Trial:
-    """One candidate of the screen: its screened score (None: it could not run, ``note``
-    says why) and the seconds it took."""
+    """One candidate of the screen: its screened score (None: it could not meet the budget,
+    ``note`` says why) and the seconds it took."""
 
     method: str
     score: float | None
@@ -122,10 +122,14 @@ def _screen(subject: Subject, config: Auto) -> list[Trial]:
     for name in config.methods:
         start = time.perf_counter()
         try:
-            small, _, _ = run_method(METHODS[name], subject, config.budget, settings,
-                                     config.latency)  # fmt: skip
+            small, report, _ = run_method(METHODS[name], subject, config.budget, settings,
+                                          config.latency)  # fmt: skip
         except ValueError as err:  # this method cannot meet the budget: say so, go on
             trials.append(Trial(name, None, time.perf_counter() - start, str(err)))
+            continue
+        if not report.met_budget:  # a short search can land outside the band
+            note = f"missed the budget: {report.mac_ratio:.1%} of the MACs"
+            trials.append(Trial(name, None, time.perf_counter() - start, note))
             continue
         trials.append(Trial(name, score(small, subject.task, val), time.perf_counter() - start))
     return trials
@@ -165,7 +169,7 @@ def _compress(model: nn.Module, example_input, config: Auto, data) -> Compressed
     tried = ", ".join(
         f"{t.method} {t.score:.4g} ({t.seconds:.1f} s)"
         if t.score is not None
-        else f"{t.method} could not run ({t.note.splitlines()[0]})"
+        else f"{t.method} could not meet the budget ({t.note.splitlines()[0]})"
         for t in trials
     )
     done = [
