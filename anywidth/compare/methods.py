@@ -73,7 +73,7 @@ class Settings:
             distillation from the original), after tuning.
         slim_epochs: width-random training of the slimmable model, once for all budgets.
         search_epochs: TAS search epochs at each budget.
-        seed: seeds conversion, width draws, the search and fine-tuning.
+        seed: seeds conversion, width draws, the search, the data order and fine-tuning.
     """
 
     tune_steps: int = 100
@@ -224,6 +224,15 @@ def tune_batchnorm_(
     return True
 
 
+def _reseed(loaders: Loaders, seed: int) -> None:
+    """Seed torch and the train loader's shuffle: a method's result depends on ``seed``
+    alone, not on what ran before it (a resumed comparison gives the same rows)."""
+    torch.manual_seed(seed)
+    generator = getattr(loaders.train, "generator", None)
+    if generator is not None:
+        generator.manual_seed(seed)
+
+
 def run_method(
     method: Method,
     subject: Subject,
@@ -233,6 +242,8 @@ def run_method(
 ) -> tuple[nn.Module, CompressionReport, list[str]]:
     """``method`` at ``budget`` through `compress`, then the equal post-compression budget.
 
+    Torch's RNG and the train loader's shuffle are seeded with ``settings.seed`` first.
+
     Returns:
         ``(small model in eval mode, compress's report (measured before tuning, which
         changes no shape), the post-compression steps in words)``.
@@ -241,6 +252,7 @@ def run_method(
         ValueError: the method cannot meet this budget (its config or search refuses it).
     """
     wide, _ = subject.wide(method, settings)
+    _reseed(subject.loaders, settings.seed)
     config = method.config(budget, settings)
     train = subject.loaders.train
     with warnings.catch_warnings():  # the table's speed-up column says it
