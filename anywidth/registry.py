@@ -62,6 +62,7 @@ COMPRESSION_MODULES: tuple[str, ...] = (
     "anywidth.lowrank.decompose",
     "anywidth.search.compress",
     "anywidth.slim.export",
+    "anywidth.compare.auto",
 )
 """The modules that register `anywidth.compress` handlers (imported by
 `load_compression_methods`)."""

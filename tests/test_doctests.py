@@ -27,6 +27,9 @@ RUNNABLE = [
     "anywidth._config",
     "anywidth.analysis.channels",
     "anywidth.budget",
+    "anywidth.compare.auto.Auto",
+    "anywidth.compare.methods",
+    "anywidth.compare.run.CompareConfig",
     "anywidth.compression",
     "anywidth.compression.api",
     "anywidth.compression.checks",
@@ -69,6 +72,7 @@ RUNNABLE = [
 # Examples that show a call on a user's trained model or data; read, not run.
 ILLUSTRATIVE = [
     "anywidth.analysis.ranks",
+    "anywidth.compare",  # runs every method on a trained checkpoint
     "anywidth.compression.pipeline",
     "anywidth.data.cifar10",  # downloads nothing: needs the files on disk
     "anywidth.graph",

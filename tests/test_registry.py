@@ -85,7 +85,7 @@ def test_top_level_names_resolve_on_first_use():
 
 def test_compress_names_every_method_without_importing_them_first():
     out = _run("from anywidth.compression import handled_configs; print(handled_configs())")
-    assert out.strip() == "['LowRankConfig', 'PruneConfig', 'SearchConfig', 'ShrinkConfig']"
+    assert out.strip() == "['Auto', 'LowRankConfig', 'PruneConfig', 'SearchConfig', 'ShrinkConfig']"
 
 
 def test_every_built_in_entry_names_a_function():

@@ -15,6 +15,7 @@ from anywidth.cli._options import (
     data_options,
     latency_setting,
 )
+from anywidth.compare import Auto
 from anywidth.compression import Budget
 from anywidth.compression.pipeline import Source, compress_source, open_checkpoint, save_compressed
 from anywidth.integral import IntegralConfig, IntegralModel, to_integral
@@ -25,7 +26,7 @@ from anywidth.slim import ShrinkConfig, to_slimmable
 
 __all__ = ["METHODS", "add_compress"]
 
-METHODS = ("prune", "lowrank", "inn", "slim", "search")
+METHODS = ("prune", "lowrank", "inn", "slim", "search", "auto")
 
 
 def add_compress(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,8 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
                    "also an integral model from `anywidth integrate`)")  # fmt: skip
     p.add_argument("--method", choices=METHODS, required=True,
                    help="prune channels, low-rank factors, INN resampling, slimmable "
-                   "(keep the first channels) or TAS search")  # fmt: skip
+                   "(keep the first channels), TAS search, or auto: screen the methods "
+                   "that need no training, finish the best")  # fmt: skip
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep (0, 1]")
     target.add_argument("--target-params", type=float, help="fraction of the params (0, 1]")
@@ -47,7 +49,7 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     add_latency_options(p)
     p.add_argument("--round-to", type=int, default=1,
                    help="prune, inn, slim: widths are multiples of this (8, 16)")  # fmt: skip
-    p.add_argument("--tune-steps", type=int, default=100, help="inn: partition tuning steps")
+    p.add_argument("--tune-steps", type=int, default=100, help="inn, auto: tuning steps")
     p.add_argument("--epochs", type=int, default=10, help="search: epochs of the search")
     p.add_argument("--distill-epochs", type=int, default=0, help="search: distillation epochs")
     p.add_argument("--out", required=True, help="the smaller model (.safetensors)")
@@ -56,11 +58,8 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
 
 
 def _budget(args: argparse.Namespace) -> Budget:
-    if args.target_macs is not None:
-        return Budget(macs=args.target_macs, tolerance=args.tolerance)
-    if args.target_latency is not None:
-        return Budget(latency=args.target_latency, tolerance=args.tolerance)
-    return Budget(params=args.target_params, tolerance=args.tolerance)
+    given = {m: getattr(args, f"target_{m}") for m in ("macs", "latency", "params")}
+    return Budget(**{m: v for m, v in given.items() if v is not None}, tolerance=args.tolerance)
 
 
 def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
@@ -68,12 +67,13 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
     model, meta, example = source.model, source.meta, source.example
     if isinstance(model, IntegralModel) and args.method != "inn":
         raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
+    if args.method == "auto":
+        return model, Auto(budget, tune_steps=args.tune_steps, seed=args.seed)
     if args.method == "prune":
-        if budget.metric != "latency":
-            return model, PruneConfig(budget=budget, round_to=args.round_to)
+        timed = budget.metric == "latency"  # the latency table is built on this setting
         return model, PruneConfig(budget=budget, round_to=args.round_to,
-                                  latency=latency_setting(args),
-                                  latency_cache=args.latency_cache)  # fmt: skip
+                                  latency=latency_setting(args) if timed else None,
+                                  latency_cache=args.latency_cache if timed else None)  # fmt: skip
     if args.method == "lowrank":
         # with --runtime/--batch/--threads a layer stays dense where its factors run slower
         return model, LowRankConfig(budget=budget, latency=latency_setting(args))

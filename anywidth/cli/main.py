@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from anywidth import __version__
 from anywidth.cli.channel_search import add_channel_search
+from anywidth.cli.compare import add_compare
 from anywidth.cli.compress import add_compress
 from anywidth.cli.demo import add_demo
 from anywidth.cli.distill import add_distill
@@ -29,9 +30,9 @@ from anywidth.train.distributed import DistributedError, Processes, init_distrib
 
 __all__ = ["DISTRIBUTED", "REGISTERED", "build_parser", "main"]
 
-REGISTERED = [add_demo, add_train, add_eval, add_info, add_compress, add_prune, add_integrate,
-              add_slim, add_resample, add_decompose, add_search, add_distill, add_rank_study,
-              add_ranks, add_channel_search]  # fmt: skip
+REGISTERED = [add_demo, add_train, add_eval, add_info, add_compare, add_compress, add_prune,
+              add_integrate, add_slim, add_resample, add_decompose, add_search, add_distill,
+              add_rank_study, add_ranks, add_channel_search]  # fmt: skip
 """Each adds one sub-command to the parser, in the order `anywidth --help` lists them."""
 
 DISTRIBUTED = ("train", "slim", "integrate", "decompose", "search", "distill")

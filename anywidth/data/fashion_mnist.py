@@ -109,6 +109,7 @@ def load_fashion_mnist(
     limit: int | None = None,
     test_limit: int | None = None,
     val_fraction: float = 0.1,
+    augment: bool = False,
 ) -> dict[str, ImageDataset]:
     """Fashion-MNIST as ``(1, 28, 28)`` float32 images, normalised by the train statistics.
 
@@ -123,6 +124,7 @@ def load_fashion_mnist(
             subset for quick runs.
         test_limit: use only the first ``test_limit`` test images.
         val_fraction: share of the (limited) train images held out as the val split.
+        augment: random crop (3 pixels of padding) and horizontal flip on the train split.
 
     Returns:
         ``{split: ImageDataset}`` for the requested splits.
@@ -168,6 +170,7 @@ def load_fashion_mnist(
             std=STD,
             classes=CLASSES,
             image_size=image_size,
+            augment=augment and split == "train",
         )
         for split in splits
     }

@@ -1,6 +1,8 @@
 import pytest
 
+import studies.demo
 from anywidth.cli.main import main
+from anywidth.compare import METHODS
 from anywidth.train import read_checkpoint
 
 
@@ -38,26 +40,18 @@ def test_eval_missing_checkpoint(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_reports_the_trained_model(tmp_path, capsys):
-    args = ["demo", "--epochs", "1", "--inn-epochs", "1", "--tune-steps", "2"]
-    assert main([*args, "--out", str(tmp_path)]) == 0
+def test_demo_compares_every_method_and_plots_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(studies.demo, "BUDGETS", (0.1,))  # one budget keeps it to a minute
+    args = ["demo", "--epochs", "1", "--slim-epochs", "1", "--search-epochs", "1"]
+    assert main([*args, "--tune-steps", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "resnet20 (trained)" in out
-    methods = (
-        "L1 pruning",
-        "low rank, uniform SVD",
-        "low rank, ALDS",
-        "INN",
-        "INN + partition tuning",
-        "slimmable, widths random",
-        "INN trained, widths random",
-        "INN trained + partition tuning",
-    )
-    for method in methods:
-        assert f"{method} 25%" in out
-    assert (tmp_path / "demo.md").read_text().count("\n") == 1 + 1 + 1 + 4 * len(methods)
-    png = (tmp_path / "accuracy_vs_macs.png").read_bytes()
+    for method in METHODS:
+        assert f"| {method} | macs 10% |" in out or f"| **{method}** | macs 10% |" in out
+    table = (tmp_path / "compare" / "compare.md").read_text()
+    assert table.count("| macs ") == len(METHODS)
+    png = (tmp_path / "compare" / "pareto.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert (tmp_path / "compare" / "best-macs0.1.safetensors").exists()
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,13 @@ def test_search_with_distillation_meets_its_band(model):
 
 
 def test_every_method_is_registered():
-    assert handled_configs() == ["LowRankConfig", "PruneConfig", "SearchConfig", "ShrinkConfig"]
+    assert handled_configs() == [
+        "Auto",
+        "LowRankConfig",
+        "PruneConfig",
+        "SearchConfig",
+        "ShrinkConfig",
+    ]
 
 
 @pytest.mark.parametrize(
