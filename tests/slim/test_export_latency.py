@@ -11,14 +11,12 @@ import torch
 
 import anywidth
 from anywidth import Budget, compress
-from anywidth.compression import api
 from anywidth.integral import to_integral
-from anywidth.latency import LatencyConfig, Timing
-from anywidth.latency_table import LayerTimes
+from anywidth.latency import LatencyConfig
 from anywidth.measure import count_macs
 from anywidth.slim import ShrinkConfig, shrink, to_slimmable
 from anywidth.slim import _latency as latency_plan
-from tests.test_latency_table import mac_timer
+from tests._clock import fake_clock
 
 X = torch.randn(1, 1, 8, 8)
 SETTING = LatencyConfig(batch=1, threads=1)
@@ -33,23 +31,7 @@ def wides():
 
 
 def _fake_clock(monkeypatch, overhead: float = 0.0):
-    """Measured time = MACs (+ ``overhead`` of the first model's MACs); a fake-timer table."""
-    table = LayerTimes(SETTING, timer=mac_timer)
-    monkeypatch.setattr(LayerTimes, "shared", classmethod(lambda cls, s, folder=None: table))
-    calls = []
-
-    def compare(models, example_input, setting):
-        full = count_macs(next(iter(models.values())), example_input)  # "full" or "before"
-        out = {}
-        for name, m in models.items():
-            ms = count_macs(m, example_input) + overhead * full
-            out[name] = Timing(setting.runtime, 1, 1, ms, 0.0, ms, 3)
-        calls.append(out)
-        return out
-
-    monkeypatch.setattr(latency_plan, "compare_latency", compare)
-    monkeypatch.setattr(api, "compare_latency", compare)
-    return calls
+    return fake_clock(monkeypatch, latency_plan, overhead)
 
 
 def _config(latency: float, **kwargs) -> ShrinkConfig:
