@@ -69,8 +69,10 @@ class LayerClock:
         return self._factored[key]
 
     def ratio(self, choices: Sequence[Choice]) -> float:
-        """The predicted latency of the model with ``choices`` over the dense model's (the
-        layers' table times; the rest of the model assumed to stay as it is)."""
+        """The predicted latency of the model with ``choices`` over the dense model's: the
+        summed table time of its conv and linear layers over the dense model's (the rest of
+        the model, normalisation, activations and framework, is left out; the measurement
+        that follows corrects for it)."""
         changed = sum(self.ms(i, c) - self.dense_ms[i] for i, c in enumerate(choices))
         return (self.full_ms + changed) / self.full_ms
 
