@@ -21,7 +21,7 @@ from typing import Any
 
 from anywidth._config import check_keys
 
-__all__ = ["Budget", "as_budget", "refuse_latency"]
+__all__ = ["Budget", "as_budget"]
 
 _METRICS = ("macs", "params", "latency")
 _UNITS = ("fraction", "count")
@@ -188,19 +188,3 @@ def as_budget(owner: str, value: Budget | Mapping[str, Any] | None) -> Budget | 
         f"{owner}={value!r} is not a Budget; give anywidth.Budget(macs=0.5) or "
         "Budget.absolute(params=100_000)"
     )
-
-
-def refuse_latency(owner: str, budget: Budget | None) -> None:
-    """Raise ``ValueError`` for a latency budget given to a method that cannot meet one.
-
-    Args:
-        owner: how the caller names the budget (``"LowRankConfig.budget"``).
-        budget: the budget given (None passes).
-    """
-    if budget is not None and budget.metric == "latency":
-        raise ValueError(
-            f"{owner}=Budget(latency={budget.latency:g}): this method meets MAC or parameter "
-            "budgets only; give Budget(macs=...) (compress(..., latency=LatencyConfig(...)) "
-            "then reports the measured speed-up), or prune to a latency budget with "
-            "PruneConfig(budget=Budget(latency=...))"
-        )

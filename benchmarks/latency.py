@@ -4,8 +4,9 @@ and how close a latency budget lands.
 For each model (random weights: speed does not depend on the values) and each method —
 L1 channel pruning, the INN resampled (no tuning), slimmable keep-first, uniform SVD and
 ALDS (the low-rank ones also with the measured-time chooser, ``LowRankConfig.latency``) —
-at 50% and 25% of the MACs, and for pruning at latency budgets 0.5 and 0.25 of the
-original's: the compressed model and the original are timed side by side
+at 50% and 25% of the MACs, and for every method (prune, inn, slim, svd, alds) at latency
+budgets 0.5 and 0.25 of the original's: the compressed model and the original are timed
+side by side
 (`anywidth.latency.compare_latency`: warm-up, interleaved blocks, medians) on each
 runtime, batch and thread count. "speed-up" is wall clock: the original's median over the
 compressed model's; "ideal" is 1 / (MAC ratio); "of ideal" their quotient. "budget error"
@@ -67,6 +68,7 @@ SPECS = {
 MAC_TARGETS = (0.5, 0.25)
 LATENCY_TARGETS = (0.5, 0.25)
 METHODS = ("prune", "inn", "slim", "svd", "alds", "svd+time", "alds+time")
+LATENCY_METHODS = ("prune", "inn", "slim", "svd", "alds")  # a latency budget always times
 HEADERS = ["model", "input", "batch", "threads", "runtime", "method", "target", "MACs %",
            "params %", "original ms", "ms", "speed-up", "ideal", "of ideal",
            "budget error"]  # fmt: skip
@@ -92,17 +94,16 @@ def load(name: str) -> tuple[nn.Module, torch.Tensor | tuple, str]:
 
 def config_for(method: str, budget: Budget, setting: LatencyConfig | None):
     """``(how to make the model compress takes, its config)`` of a method."""
+    by_latency = budget.metric == "latency"
+    timed = by_latency or method.endswith("+time")
+    latency = {"latency": setting if timed else None, "latency_cache": str(LAYERS)}
     if method == "prune":
-        setting = setting if budget.metric == "latency" else None
-        return None, PruneConfig(budget=budget, latency=setting, latency_cache=str(LAYERS))
+        return None, PruneConfig(budget=budget, **latency)
     if method == "inn":
-        return "integral", ShrinkConfig(budget=budget, tune_steps=0)
+        return "integral", ShrinkConfig(budget=budget, tune_steps=0, **latency)
     if method == "slim":
-        return "slimmable", ShrinkConfig(budget=budget)
-    kind, timed = method.split("+")[0], method.endswith("+time")
-    cache = str(LAYERS) if timed else None
-    return None, LowRankConfig(method=kind, budget=budget, latency=setting if timed else None,
-                               latency_cache=cache)  # fmt: skip
+        return "slimmable", ShrinkConfig(budget=budget, **latency)
+    return None, LowRankConfig(method=method.split("+")[0], budget=budget, **latency)
 
 
 def compressed(model, x, method: str, budget: Budget, setting=None) -> nn.Module:
@@ -177,16 +178,18 @@ def rows_for(name: str, args) -> list[list]:
                         return failed_row(key, exc)
 
                 rows.append(measured_row(key, make))
-    if "prune" in args.methods:
+    for method in [m for m in args.methods if m in LATENCY_METHODS]:
+        if method == "alds" and shape != "32x32" and not args.full:
+            continue
         for target in args.latency_targets:
             for s in settings:
-                key = [name, shape, s.batch, s.threads, s.runtime, "prune", f"latency {target}"]
+                key = [name, shape, s.batch, s.threads, s.runtime, method, f"latency {target}"]
 
-                def make(target=target, s=s, key=key):
+                def make(method=method, target=target, s=s, key=key):
                     try:
-                        small = compressed(model, x, "prune", Budget(latency=target), s)
+                        small = compressed(model, x, method, Budget(latency=target), s)
                         return timing_row(key, model, small, x, s, target_latency=target)
-                    except Exception as exc:
+                    except Exception as exc:  # low rank: no factorisation faster than dense
                         return failed_row(key, exc)
 
                 rows.append(measured_row(key, make))
@@ -199,12 +202,15 @@ Random weights; every compressed model is timed beside its original in the same
 interleaved blocks; medians). "speed-up" is wall clock (original / compressed), "ideal" is
 1 / MAC ratio, "of ideal" their quotient (the issue's goal: >= 0.8 at 50% MACs, batch 1,
 224x224). "budget error": measured latency ratio / latency target - 1 (goal: within 5%).
-Methods: prune = L1 channel pruning, global ranking (latency budgets: widths from the
-per-layer latency table, corrected by measurement); inn = `to_integral` then resampled
+Methods: prune = L1 channel pruning, global ranking; inn = `to_integral` then resampled
 without tuning; slim = `to_slimmable` (channels sorted) cut keep-first; svd / alds =
 `LowRankConfig` (MAC budget; "+time": each factored layer kept only when measured faster
 than dense on that runtime, batch and threads, so the MAC target may be missed).
-A "failed" row names the exception of a method that does not take that model.
+Latency budgets (every method but "+time", which a latency budget always does): widths or
+ranks from the per-layer latency table at a MAC fraction, then corrected by measuring the
+result beside the original (inn and slim: beside their full-width export).
+A "failed" row names the exception of a method that does not take that model, or of a
+low-rank latency budget where no factorisation measured faster than dense.
 GPU: not measured here (no device in this run); plan: the same script with a CUDA
 runtime on a lent H100.
 """

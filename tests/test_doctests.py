@@ -25,6 +25,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 RUNNABLE = [
     "anywidth._config",
+    "anywidth._latency_budget",
     "anywidth.analysis.channels",
     "anywidth.budget",
     "anywidth.compare.auto.Auto",

@@ -57,7 +57,8 @@ def add_latency_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads latency is measured with (default: 1)")  # fmt: skip
     p.add_argument("--latency-cache", default="runs/latency",
-                   help="prune --target-latency: folder of per-layer latency tables")  # fmt: skip
+                   help="folder of per-layer latency tables (--target-latency, and "
+                   "lowrank's timed layers)")  # fmt: skip
 
 
 def latency_setting(args: argparse.Namespace):

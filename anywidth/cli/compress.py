@@ -41,14 +41,15 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep (0, 1]")
     target.add_argument("--target-params", type=float, help="fraction of the params (0, 1]")
     target.add_argument("--target-latency", type=float,
-                        help="prune: fraction of the measured latency (0, 1] on --runtime, "
+                        help="fraction of the measured latency (0, 1] on --runtime, "
                         "--batch and --threads (0.5: twice as fast)")  # fmt: skip
     p.add_argument("--tolerance", type=float, default=None,
                    help="relative to the target (default 0.02, latency 0.05; a short "
                    "search may need 0.1)")  # fmt: skip
     add_latency_options(p)
     p.add_argument("--round-to", type=int, default=1,
-                   help="prune, inn, slim: widths are multiples of this (8, 16)")  # fmt: skip
+                   help="prune, inn, slim: widths are multiples of this (8, 16); lowrank: "
+                   "each factored layer's k*rank channels")  # fmt: skip
     p.add_argument("--tune-steps", type=int, default=100, help="inn, auto: tuning steps")
     p.add_argument("--epochs", type=int, default=10, help="search: epochs of the search")
     p.add_argument("--distill-epochs", type=int, default=0, help="search: distillation epochs")
@@ -76,21 +77,22 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
                                   latency_cache=args.latency_cache if timed else None)  # fmt: skip
     if args.method == "lowrank":
         # with --runtime/--batch/--threads a layer stays dense where its factors run slower
-        return model, LowRankConfig(budget=budget, latency=latency_setting(args))
+        latency, cache = latency_setting(args), args.latency_cache
+        return model, LowRankConfig(budget=budget, latency=latency, round_to=args.round_to,
+                                    latency_cache=cache)  # fmt: skip
     if args.method == "search":
         config = SearchConfig(budget=budget, epochs=args.epochs,
                               distill_epochs=args.distill_epochs, seed=args.seed)  # fmt: skip
         return model, config
     if args.method == "inn":
-        inn = model if isinstance(model, IntegralModel) else to_integral(
+        wide = model if isinstance(model, IntegralModel) else to_integral(
             model, example, IntegralConfig(seed=args.seed), model_name=meta["model"]["name"],
             model_kwargs=meta["model"]["kwargs"])  # fmt: skip
-        return inn, ShrinkConfig(budget=budget, tune_steps=args.tune_steps, round_to=args.round_to)
-    # a checkpoint from `anywidth slim` is sorted already; any other is sorted now
-    sort = "slimmable" not in (meta.get("extra") or {})
-    return to_slimmable(model, example, sort=sort), ShrinkConfig(
-        budget=budget, round_to=args.round_to
-    )
+    else:  # a checkpoint from `anywidth slim` is sorted already; any other is sorted now
+        wide = to_slimmable(model, example, sort="slimmable" not in (meta.get("extra") or {}))
+    # tune_steps: an INN's partition tuning (a slimmable model has none)
+    return wide, ShrinkConfig(budget=budget, tune_steps=args.tune_steps, round_to=args.round_to,
+                              latency_cache=args.latency_cache)  # fmt: skip
 
 
 def run_compress(args: argparse.Namespace) -> int:

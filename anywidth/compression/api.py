@@ -170,7 +170,8 @@ def _latency_setting(entry: _Entry, config: Any, latency: LatencyConfig | None):
         raise ValueError(
             f"{type(config).__name__}: Budget(latency=...) is not supported by the "
             f"{entry.method!r} method; give Budget(macs=...) and compress(..., "
-            "latency=LatencyConfig(...)) to see the measured speed-up, or use PruneConfig"
+            "latency=LatencyConfig(...)) to see the measured speed-up, or use PruneConfig, "
+            "LowRankConfig or ShrinkConfig"
         )
     setting = latency or own or LatencyConfig()
     return setting, replace(config, latency=setting)

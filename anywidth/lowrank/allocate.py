@@ -11,10 +11,16 @@ ALDS (Liebenwein et al., NeurIPS 2021) alternates two steps from several startin
 
 The allocation with the lowest maximum error wins. Every (layer, k) is decomposed once
 (`SliceSVD`), so a search costs eigen-solves of small matrices.
+
+With ``round_to`` every factored layer's middle width, the k·j channels between its two
+convs, is a multiple of ``round_to`` (as pruning, the INN and slimmable models keep their
+channel counts): ranks step by ``round_to / gcd(round_to, k)``, rounded up where an error
+level asks for a rank and down where a size must be kept.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +54,7 @@ class Allocator:
         max_k: the largest number of slices tried.
         covs: per layer name, its input covariance (`input_covariances`): errors are then
             relative errors of the layers' outputs on that data; without, of their weights.
+        round_to: k·j of every factored layer is a multiple of this (`step`).
     """
 
     def __init__(
@@ -56,9 +63,10 @@ class Allocator:
         metric: str,
         max_k: int,
         covs: Mapping[str, torch.Tensor] | None = None,
+        round_to: int = 1,
     ) -> None:
         self.layers = list(layers)
-        self.metric, self.max_k = metric, max_k
+        self.metric, self.max_k, self.round_to = metric, max_k, round_to
         self.covs = dict(covs or {})
         self._svds: dict[tuple[int, int], SliceSVD] = {}
 
@@ -84,8 +92,20 @@ class Allocator:
     def error(self, index: int, choice: Choice) -> float:
         return 0.0 if choice.dense else self.svd(index, choice.k).error(choice.j)
 
+    def step(self, k: int) -> int:
+        """The rank step with k slices: the least j whose k·j is a multiple of ``round_to``."""
+        return self.round_to // math.gcd(self.round_to, k)
+
+    def round_down(self, k: int, j: int) -> int:
+        """The largest admissible rank (a multiple of `step`) at most ``j``; 0 if none."""
+        return j // self.step(k) * self.step(k)
+
     def _at(self, index: int, k: int, j: int) -> Choice:
-        """Rank j with k slices, or dense when that is not smaller."""
+        """Rank j (rounded up to a multiple of `step`) with k slices, or dense when that is
+        above the layer's largest rank or not smaller."""
+        j = -(-j // self.step(k)) * self.step(k)
+        if j > self.layers[index].max_rank(k):
+            return Choice()
         factored = Choice(k, j)
         return factored if self.size(index, factored) < self.size(index, Choice()) else Choice()
 
@@ -96,7 +116,8 @@ class Allocator:
         return sum(self.size(i, c) for i, c in enumerate(choices))
 
     def smallest_total(self) -> int:
-        """The smallest size the layers reach: rank 1 and k = 1 (dense where not smaller)."""
+        """The smallest size the layers reach: the least rank and k = 1 (dense where not
+        smaller)."""
         return self.total([self._at(i, 1, 1) for i in range(len(self.layers))])
 
     def max_error(self, choices: Sequence[Choice]) -> float:
@@ -140,9 +161,7 @@ class Allocator:
             for i, c in enumerate(choices):
                 if c.dense:
                     continue
-                nxt = self._at(i, c.k, c.j + 1)
-                if c.j + 1 > self.layers[i].max_rank(c.k):
-                    nxt = Choice()
+                nxt = self._at(i, c.k, c.j + 1)  # the next admissible rank, or dense
                 extra = self.size(i, nxt) - self.size(i, c)
                 if spent + extra > budget:
                     continue
@@ -167,6 +186,7 @@ class Allocator:
             for k in layer.slice_counts(self.max_k):
                 unit = self.size(i, Choice(k, 1)) - self.size(i, Choice(k, 0))
                 j = min((room - self.size(i, Choice(k, 0))) // unit, layer.max_rank(k))
+                j = self.round_down(k, j)
                 if j >= 1 and (err := self.svd(i, k).error(j)) < best_err:
                     best_k, best_err = k, err
             ks.append(best_k)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,15 +20,17 @@ import torch
 from torch import nn
 
 from anywidth._config import Config
-from anywidth.budget import Budget, as_budget, refuse_latency
+from anywidth._latency_budget import missed_budget
+from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import check_batches, check_example_input, warn_non_finite
 from anywidth.graph import PlanError, match_names
 from anywidth.latency import LatencyConfig, as_latency_config
 from anywidth.lowrank._calibrate import input_covariances
 from anywidth.lowrank._factors import LayerInfo, factored_module, kernel_size, load_factors
-from anywidth.lowrank._speed import faster_than_dense
-from anywidth.lowrank.allocate import Allocator
+from anywidth.lowrank._latency import ranks_for_latency
+from anywidth.lowrank._speed import LayerClock, faster_than_dense
+from anywidth.lowrank.allocate import Allocator, Choice
 from anywidth.measure import count_macs, count_params, eval_mode
 from anywidth.record import add_step_
 
@@ -67,17 +70,30 @@ class LowRankConfig(Config):
             measure each layer's input statistics (the factorisation is then data-aware);
             0 factors the weights alone even when data are given.
         budget: the target as an `anywidth.Budget` (a fraction of the original, or
-            ``Budget.absolute(...)``), as every method's config takes it.
+            ``Budget.absolute(...)``), as every method's config takes it. A
+            ``Budget(latency=...)`` is met on ``latency``'s runtime, batch and threads:
+            ranks from the allocation at a MAC fraction (each layer dense, 1-slice or
+            k-slice by table time and error), chosen on a per-layer latency table, then the
+            factored model measured beside the dense one (a few corrections; the closest is
+            kept, with a warning when it misses the budget). A result no faster than dense
+            is an error, never a model.
         latency: time each factored layer on this runtime, batch and threads
             (`anywidth.latency.LatencyConfig`) against the dense layer and its 1-slice form:
-            the fastest-erring-least form faster than dense is kept, else the layer stays
-            dense (the model may then miss a MAC or params budget; the report says so).
-            None: sizes and errors alone decide (a k-slice grouped form can run slower).
+            the least-erring form faster than dense is kept, else the layer stays dense
+            (with a MAC or params budget the model may then miss it; the report says so).
+            None: sizes and errors alone decide (a k-slice grouped form can run slower);
+            with a latency budget, ``LatencyConfig()`` (torch eager, the example's batch, 1
+            thread).
         latency_cache: folder of the per-layer latency table (None: in memory only).
+        round_to: every factored layer's middle width (k·j channels: the rank j of each of
+            its k slices) is a multiple of this (8 or 16 suit oneDNN and tensor cores), as
+            `PruneConfig.round_to` makes channel counts; a layer whose largest rank is below
+            one step stays dense.
 
     Example:
-        >>> LowRankConfig(method="alds", budget=Budget(params=0.5))
+        >>> LowRankConfig(method="alds", budget=Budget(params=0.5), round_to=8)
         >>> LowRankConfig(budget=Budget(macs=0.5), latency=LatencyConfig(runtime="onnxruntime"))
+        >>> LowRankConfig(budget=Budget(latency=0.5), latency=LatencyConfig(batch=1, threads=1))
         >>> LowRankConfig(method="alds", target_params=0.5)  # the same, older form
     """
 
@@ -93,13 +109,16 @@ class LowRankConfig(Config):
     budget: Budget | None = None
     latency: LatencyConfig | None = None
     latency_cache: str | None = None
+    round_to: int = 1
 
     def __post_init__(self) -> None:
         self.latency = as_latency_config("LowRankConfig.latency", self.latency)
         if self.method not in _METHODS:
             raise ValueError(f"LowRankConfig.method={self.method!r}; use one of {list(_METHODS)}")
         self.budget = as_budget("LowRankConfig.budget", self.budget)
-        refuse_latency("LowRankConfig.budget", self.budget)
+        r = self.round_to
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"LowRankConfig.round_to={r!r} must be an int >= 1 (e.g. 8)")
         legacy = (self.target_params is not None) + (self.target_macs is not None)
         if (self.budget is not None) + legacy != 1:
             raise ValueError(
@@ -119,6 +138,11 @@ class LowRankConfig(Config):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < least:
                 raise ValueError(f"LowRankConfig.{attr}={getattr(self, attr)!r} must be >= {least}")
         self.fixed = tuple(self.fixed)
+
+    @property
+    def by_latency(self) -> bool:
+        """Whether the budget is a fraction of the measured latency."""
+        return self.budget is not None and self.budget.metric == "latency"
 
     def metric_target(self) -> tuple[str, float]:
         """("params" or "macs", the target as given: a fraction, or a count for an
@@ -170,6 +194,7 @@ class LowRankReport:
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
     kept_dense: list[str] = field(default_factory=list)  # factored form measured slower
+    latency_ratio: float | None = None  # a latency budget's measured ratio to dense
 
     @property
     def param_ratio(self) -> float:
@@ -269,7 +294,8 @@ def decompose(
         ``(smaller model, LowRankReport)``.
 
     Raises:
-        PlanError: the budget cannot be met (below rank 1 everywhere), or a ``fixed``
+        PlanError: the budget cannot be met (below the least rank everywhere; a latency
+            budget: no factorisation measured faster than the dense model), or a ``fixed``
             pattern matches no layer.
         TypeError: ``example_input`` is not a tensor, or ``data`` is not batches.
         ValueError: the model fails on ``example_input``.
@@ -284,35 +310,17 @@ def decompose(
     if data is not None and not isinstance(data, torch.Tensor):  # a tensor: refused below
         check_batches(train_batches(data))
     warn_non_finite(model)
-    target = config.as_budget()
-    metric = target.metric
     infos = _layer_infos(model, example_input, _candidates(model, config.fixed))
     params, macs = count_params(model), count_macs(model, example_input)
-    full = params if metric == "params" else macs
-    fraction = target.fraction_of(full)
     covs = None
     if data is not None and config.calibration_batches > 0:
         covs = input_covariances(model, infos, data, config.calibration_batches)
-    allocator = Allocator(infos, metric, config.max_slices, covs)
-    budget = int(fraction * full) - (full - allocator.dense_total())
-    floor = full - allocator.dense_total() + allocator.smallest_total()
-    if int(fraction * full) < floor:
-        raise PlanError(
-            f"{config._target_name()}={fraction} ({int(fraction * full):,} {metric}) is "
-            f"below the smallest decomposition of this model: {floor:,} ({floor / full:.1%}), "
-            "rank 1 in every factorable layer with fixed and other layers as they are; give "
-            f"a target of at least {floor / full:.3f} or fix fewer layers"
-        )
-    if config.method == "alds":
-        choices = allocator.alds(budget, config.starts, config.rounds, config.seed)
-    else:
-        choices = allocator.uniform(budget)
-    kept_dense: list[str] = []
-    if config.latency is not None:
-        choices, kept_dense = faster_than_dense(model, example_input, infos, choices, allocator,
-                                                config.latency, config.latency_cache)  # fmt: skip
-    plan = {info.name: (c.k, c.j) for info, c in zip(infos, choices, strict=True) if not c.dense}
-    small = apply_ranks(model, plan, svds=allocator, infos=infos, method=config.method)
+    metric = "macs" if config.by_latency else config.as_budget().metric
+    allocator = Allocator(infos, metric, config.max_slices, covs, config.round_to)
+    full = params if metric == "params" else macs
+    choices, kept_dense, latency_ratio = _choose(model, example_input, config, allocator, full)
+    small = apply_ranks(model, _plan(infos, choices), svds=allocator, infos=infos,
+                        method=config.method)  # fmt: skip
     reports = [
         LayerReport(
             info.name,
@@ -335,8 +343,66 @@ def decompose(
         seconds=time.perf_counter() - start,
         config=config.to_dict(),
         kept_dense=kept_dense,
+        latency_ratio=latency_ratio,
     )
     return small, report
+
+
+def _choose(model, example_input, config: LowRankConfig, allocator: Allocator, full: int):
+    """``(choices, layers kept dense by time, measured latency ratio or None)``: the
+    allocation at the config's budget, each layer re-chosen by table time when a latency
+    setting is given; a latency budget is searched and measured (`ranks_for_latency`)."""
+    clock = None
+    if config.latency is not None or config.by_latency:
+        setting = config.latency or LatencyConfig()
+        clock = LayerClock(model, example_input, allocator.layers, setting, config.latency_cache)
+    if not config.by_latency:
+        choices = _allocate(allocator, config, config.as_budget().fraction_of(full), full)
+        if clock is None:
+            return choices, [], None
+        return (*faster_than_dense(clock, allocator, choices), None)
+
+    def build(choices: list[Choice]) -> nn.Module:
+        plan, infos = _plan(allocator.layers, choices), allocator.layers
+        return apply_ranks(model, plan, svds=allocator, infos=infos, method=config.method)
+
+    def allocate(fraction: float) -> list[Choice]:
+        return _allocate(allocator, config, fraction, full)
+
+    found = ranks_for_latency(model, example_input, clock, allocator, allocate, build, config)
+    hint = "ranks cannot buy more there (try another runtime or batch, or a larger tolerance)"
+    text = missed_budget("LowRankConfig", config.budget, found, found.setting.describe(), hint)
+    if text is not None:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+    return found.choices, found.kept_dense, found.ratio
+
+
+def _allocate(
+    allocator: Allocator, config: LowRankConfig, fraction: float, full: int
+) -> list[Choice]:
+    """The allocation of ``config.method`` at ``fraction`` of the model's ``full`` size.
+
+    Raises:
+        PlanError: the fraction is below the smallest decomposition.
+    """
+    budget = int(fraction * full) - (full - allocator.dense_total())
+    floor = full - allocator.dense_total() + allocator.smallest_total()
+    if int(fraction * full) < floor:
+        raise PlanError(
+            f"{config._target_name()}={fraction} ({int(fraction * full):,} {allocator.metric}) "
+            f"is below the smallest decomposition of this model: {floor:,} "
+            f"({floor / full:.1%}), the least rank in every factorable layer with fixed and "
+            f"other layers as they are; give a target of at least {floor / full:.3f} or fix "
+            "fewer layers"
+        )
+    if config.method == "alds":
+        return allocator.alds(budget, config.starts, config.rounds, config.seed)
+    return allocator.uniform(budget)
+
+
+def _plan(infos: list[LayerInfo], choices: list[Choice]) -> dict[str, tuple[int, int]]:
+    """``{layer: (k, j)}`` of the factored layers."""
+    return {info.name: (c.k, c.j) for info, c in zip(infos, choices, strict=True) if not c.dense}
 
 
 def apply_ranks(
@@ -378,15 +444,21 @@ def replay_decompose(model: nn.Module, step: Mapping[str, Any]) -> nn.Module:
     return apply_ranks(model, plan, method=step.get("method", "lowrank"))
 
 
-@register_handler(LowRankConfig, "lowrank")
+@register_handler(LowRankConfig, "lowrank", latency_budget=True)
 def _compress(model: nn.Module, example_input, config: LowRankConfig, data) -> Compressed:
     """`anywidth.compress`'s low-rank step."""
     small, report = decompose(model, example_input, config, data=train_batches(data))
     kind = "data-aware" if report.error_kind == "output" else "weight"
     done = [f"factored {len(report.factored())} layers ({config.method}, {kind} SVD)"]
-    if config.latency is not None:
+    setting = config.latency or LatencyConfig()
+    if report.latency_ratio is not None:
+        done.append(
+            f"ranks from a per-layer latency table; measured {report.latency_ratio:.3f} of "
+            f"the dense model's latency ({setting.describe()})"
+        )
+    if config.latency is not None or config.by_latency:
         done.append(
             f"kept {len(report.kept_dense)} layers dense where the factored form was measured "
-            f"slower ({config.latency.describe()})"
+            f"slower ({setting.describe()})"
         )
     return Compressed(small, report.factored(), done, details=report)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from anywidth._config import Config
+from anywidth._latency_budget import missed_budget
 from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.compression.checks import warn_non_finite
@@ -283,18 +284,11 @@ def prune(
 
 
 def _warn_if_missed(config: PruneConfig, found) -> None:
-    b = config.budget
-    if abs(found.ratio - b.latency) <= b.tolerance * b.latency:
-        return
-    warnings.warn(
-        f"PruneConfig.budget latency={b.latency:g} not met within {b.tolerance:.0%} on "
-        f"{found.setting.describe()}: the best reached runs at {found.ratio:.3f} of the "
-        f"original's latency ({found.mac_fraction:.1%} of the MACs, {found.measurements} "
-        "measurements); widths cannot buy more there (try another runtime or batch, or a "
-        "larger tolerance)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    hint = ("widths cannot buy more there (try another runtime or batch, or a larger "
+            "tolerance)")  # fmt: skip
+    text = missed_budget("PruneConfig", config.budget, found, found.setting.describe(), hint)
+    if text is not None:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
 
 
 @register_handler(PruneConfig, "prune", latency_budget=True)

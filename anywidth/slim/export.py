@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 from torch import nn
 
 from anywidth._config import Config
-from anywidth.budget import Budget, as_budget, refuse_latency
+from anywidth._latency_budget import missed_budget
+from anywidth.budget import Budget, as_budget
 from anywidth.compression import Compressed, register_handler, train_batches
 from anywidth.integral import IntegralModel
 from anywidth.integral.tuning import TuneConfig, tune_partition
+from anywidth.latency import LatencyConfig, as_latency_config
+from anywidth.slim._latency import plan_for_latency
 from anywidth.train import recalibrate_bn_
 from anywidth.width import ALLOCATIONS, PlanRequest, WidthModel
 
@@ -28,7 +32,11 @@ class ShrinkConfig(Config):
 
     Args:
         budget: the target as an `anywidth.Budget` (a fraction of the full width's MACs or
-            parameters, or ``Budget.absolute(...)``).
+            parameters, or ``Budget.absolute(...)``). A ``Budget(latency=...)`` is a
+            fraction of the full-width export's latency on ``latency``'s runtime, batch and
+            threads: plans from the allocation at a MAC fraction, chosen on a per-layer
+            latency table, then the export measured beside the full width's (a few
+            corrections; the closest is kept, with a warning when it misses the budget).
         ratio: instead of a budget, the same width ratio in (0, 1] for every group.
         allocation: how a budget is spread over the groups: ``"uniform"``, ``"global"``
             or ``"rank"`` (needs data), as in `anywidth.width.PlanRequest`.
@@ -38,6 +46,9 @@ class ShrinkConfig(Config):
             ``"l1"``/``"l2"`` for image-to-image models.
         round_to: with a budget, group widths are multiples of this (8 or 16 suit oneDNN
             and tensor cores), as `PruneConfig.round_to`; whole groups stay whole.
+        latency: where a latency budget is measured (`anywidth.latency.LatencyConfig`);
+            None: ``LatencyConfig()`` (torch eager, the example's batch, 1 thread).
+        latency_cache: a folder for the per-layer latency table (None: in memory only).
 
     Raises:
         ValueError: neither or both of ``budget`` and ``ratio``, or a bad value (named).
@@ -45,6 +56,7 @@ class ShrinkConfig(Config):
     Example:
         >>> ShrinkConfig(budget=Budget(macs=0.25), tune_steps=100)
         >>> ShrinkConfig(ratio=0.5, tune_steps=0)
+        >>> ShrinkConfig(budget=Budget(latency=0.5), latency=LatencyConfig(batch=1, threads=1))
     """
 
     budget: Budget | None = None
@@ -53,10 +65,12 @@ class ShrinkConfig(Config):
     tune_steps: int = 100
     loss: str = "cross_entropy"
     round_to: int = 1
+    latency: LatencyConfig | None = None
+    latency_cache: str | None = None
 
     def __post_init__(self) -> None:
         self.budget = as_budget("ShrinkConfig.budget", self.budget)
-        refuse_latency("ShrinkConfig.budget", self.budget)
+        self.latency = as_latency_config("ShrinkConfig.latency", self.latency)
         if (self.budget is None) == (self.ratio is None):
             raise ValueError(
                 "ShrinkConfig needs exactly one of budget= (e.g. Budget(macs=0.25)) or "
@@ -83,8 +97,19 @@ class ShrinkConfig(Config):
         """The budget (None for a ratio)."""
         return self.budget
 
+    @property
+    def by_latency(self) -> bool:
+        """Whether the budget is a fraction of the measured latency."""
+        return self.budget is not None and self.budget.metric == "latency"
+
     def plan_request(self, data: Any = None) -> PlanRequest:
-        """The `PlanRequest` this config asks for (``data``: for ``allocation="rank"``)."""
+        """The `PlanRequest` this config asks for (``data``: for ``allocation="rank"``); a
+        latency budget has none (`shrink` searches its plan)."""
+        if self.by_latency:
+            raise ValueError(
+                "ShrinkConfig.budget is a latency budget: shrink finds its plan by measuring; "
+                "plan_request is for ratios and MAC or parameter budgets"
+            )
         if self.budget is None:
             return PlanRequest(self.ratio, allocation=self.allocation, data=data)
         b = self.budget
@@ -101,12 +126,15 @@ class ShrinkReport:
         tune_steps: partition-tuning steps spent (0: none; slimmable models have no partition).
         recalibrate_batches: batches BatchNorm statistics were re-estimated on (0: none).
         done: the same in words, for a log line.
+        latency_ratio: with a latency budget, the export's measured latency over the full
+            width's (before tuning and recalibration, which change no shape).
     """
 
     plan: dict[str, int]
     tune_steps: int = 0
     recalibrate_batches: int = 0
     done: list[str] = field(default_factory=list)
+    latency_ratio: float | None = None
 
 
 def _budget(value: float | None, metric: str) -> Budget | None:
@@ -156,7 +184,10 @@ def shrink(
     BatchNorm γ/β functions, weights frozen: about +50 points at 25% MACs on an untrained
     INN), then the exported model's BatchNorm statistics are re-estimated on
     ``recalibrate_batches`` batches. A slimmable model keeps its first channels and is
-    recalibrated. ``wide`` is not changed.
+    recalibrated. ``wide`` is not changed. A latency budget (``ShrinkConfig(budget=
+    Budget(latency=0.5))``) is met on ``wide.example_input``: the plan is searched on a
+    per-layer latency table and measured (`ShrinkConfig.budget`); ``report.latency_ratio``
+    holds the measured ratio.
 
     Args:
         wide: an `IntegralModel` or a `SlimmableModel`.
@@ -197,8 +228,8 @@ def shrink(
             "data: shrink tunes the INN's partition and recalibrates BatchNorm on training "
             "batches; pass data=, or set tune_steps=0 and recalibrate_batches=0"
         )
-    plan = wide.width_plan(config.plan_request(data))
-    report = ShrinkReport(plan=plan)
+    report = _planned(wide, config, data)
+    plan = report.plan
     if tunes:
         tune = TuneConfig(steps=config.tune_steps)
         wide = tune_partition(wide, plan, data, tune, task=config.loss)
@@ -212,6 +243,22 @@ def shrink(
     return small.eval(), report
 
 
+def _planned(wide: WidthModel, config: ShrinkConfig, data: Iterable | None) -> ShrinkReport:
+    """The report with the plan `shrink` cuts to; a latency budget's is measured (and a
+    warning says when the best reached misses it)."""
+    if not config.by_latency:
+        return ShrinkReport(plan=wide.width_plan(config.plan_request(data)))
+    found = plan_for_latency(wide, config, data)
+    hint = ("widths cannot buy more there (try another runtime or batch, or a larger "
+            "tolerance)")  # fmt: skip
+    text = missed_budget("ShrinkConfig", config.budget, found, found.setting.describe(), hint)
+    if text is not None:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+    done = [f"widths from a per-layer latency table; measured {found.ratio:.3f} of the full "
+            f"width's latency ({found.setting.describe()})"]  # fmt: skip
+    return ShrinkReport(plan=found.plan, done=done, latency_ratio=found.ratio)
+
+
 def _full_width(wide: nn.Module) -> nn.Module:
     """What a budget of an any-width model is a fraction of: its full width, as a plain model."""
     if not isinstance(wide, WidthModel):
@@ -223,10 +270,10 @@ def _full_width(wide: nn.Module) -> nn.Module:
     return wide.resample(1.0).eval()
 
 
-@register_handler(ShrinkConfig, "shrink", reference=_full_width)
+@register_handler(ShrinkConfig, "shrink", reference=_full_width, latency_budget=True)
 def _compress(wide: nn.Module, example_input, config: ShrinkConfig, data) -> Compressed:
     """`anywidth.compress`'s any-width step (it recalibrates BatchNorm itself)."""
     small, report = shrink(wide, train_batches(data), config, recalibrate_batches=0)
     kind = "inn" if isinstance(wide, IntegralModel) else "slim"
     how = "resampled the INN" if kind == "inn" else "kept the first channels"
-    return Compressed(small, report.plan, [*report.done, how], method=kind)
+    return Compressed(small, report.plan, [*report.done, how], method=kind, details=report)

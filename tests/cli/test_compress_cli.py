@@ -10,8 +10,12 @@ import torch
 
 from anywidth.cli.main import main
 from anywidth.data import make_loaders
+from anywidth.lowrank import _latency as lowrank_latency
 from anywidth.measure import count_macs, evaluate
+from anywidth.record import get_record
+from anywidth.slim import _latency as slim_latency
 from anywidth.train import load_model, read_checkpoint
+from tests._clock import fake_clock
 from tests.cli.conftest import FAST
 
 
@@ -96,8 +100,18 @@ def test_compress_measures_latency_on_the_runtime(args, expected, trained_checkp
         assert list((tmp_path / "lut").glob("layers-torch-b1-t1-*.json"))
 
 
-def test_compress_refuses_a_latency_budget_for_lowrank(trained_checkpoint, tmp_path, capsys):
-    args = ["compress", str(trained_checkpoint), "--method", "lowrank", "--target-latency", "0.5",
-            "--out", str(tmp_path / "small.safetensors")]  # fmt: skip
-    assert main([*args, *FAST]) == 2
-    assert "meets MAC or parameter budgets only" in capsys.readouterr().err
+@pytest.mark.parametrize("method", ["lowrank", "slim"])
+def test_compress_meets_a_latency_budget_with_round_to(method, trained_checkpoint, tmp_path,
+                                                       capsys, monkeypatch):  # fmt: skip
+    where = lowrank_latency if method == "lowrank" else slim_latency
+    fake_clock(monkeypatch, where)  # MAC counts for times: the test needs no timer
+    out = tmp_path / "small.safetensors"
+    args = ["compress", str(trained_checkpoint), "--method", method, "--target-latency", "0.5",
+            "--round-to", "4", "--out", str(out)]  # fmt: skip
+    assert main([*args, *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "budget latency=0.5: met" in printed and "per-layer latency table" in printed
+    small, _ = load_model(out)
+    if method == "lowrank":
+        ranks = get_record(small).steps[-1]["layers"]
+        assert ranks and all(k * j % 4 == 0 for k, j in ranks.values()), ranks

@@ -97,16 +97,3 @@ def test_compress_passes_its_setting_to_a_latency_budget(monkeypatch, model):
         )
     assert report.met_budget and report.latency == SETTING
     assert report.config["latency"]["threads"] == 1
-
-
-@pytest.mark.parametrize(
-    "points, target, expected",
-    [
-        ([(1.0, 1.0), (0.5, 0.7)], 0.5, 0.5 - 0.2 * 0.5 / 0.3),  # extrapolated from (1, 1)
-        ([(1.0, 1.0), (0.2, 0.3), (0.6, 0.8)], 0.5, 0.2 + 0.2 * 0.4 / 0.5),  # bracketed
-        ([(1.0, 1.0), (0.5, 0.9)], 0.1, 0.01),  # clipped to the smallest fraction tried
-    ],
-    ids=["extrapolate", "bracket", "clip"],
-)
-def test_secant_meets_the_target_on_a_line(points, target, expected):
-    assert latency_plan._secant(points, target) == pytest.approx(expected)
