@@ -317,8 +317,12 @@ runs here with one generic setup (MetaPruner, L2 magnitude, head ignored) and wi
 per-model settings its own timm test passes (attention head counts, unwrapped parameters),
 so its transformer failures partly measure that setup: the issue's count with its own
 settings was 28 of 45. A row missing for a method was not measured in this run. Wall times
-(and so the 180 s cap) were taken beside other jobs on the 2 cores (load 3-8): they bound the
-cost, they are no timings."""
+(and so the 180 s cap) were taken beside other jobs on the 2 cores (load 3-8; the torchvision
+INN/slim/ALDS rows and the last torchvision prune rows at load 5-11): they bound the cost, they
+are no timings, and an "over the cap" row there is no verdict until rerun alone.
+Torch-Pruning was not run on the torchvision models past maxvit_t (alphabetically).
+dm_nfnet_f0's ALDS PlanError: its convs are weight-standardised (their own forward), which
+low rank keeps dense rather than drop the standardisation."""
 
 
 def _load(spec: str, method: str) -> dict | None:
