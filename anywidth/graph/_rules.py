@@ -51,6 +51,12 @@ _SELF_ONLY_METHODS = [
 ]  # fmt: skip
 
 FUNCTION_RULES: dict[Any, Rule] = {fn: ops.elementwise for fn in _ELEMENTWISE_FUNCTIONS}
+
+# Functions of optional packages, by module and name (so the graph never imports them).
+# torchvision's stochastic depth drops whole samples or the whole batch: channels pass.
+FUNCTIONS_BY_NAME: dict[str, Rule] = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": ops.self_only,
+}
 FUNCTION_RULES.update(
     {
         operator.getitem: ops.getitem,
@@ -172,4 +178,7 @@ def rule_for(node: fx.Node, gm: fx.GraphModule) -> tuple[Rule | None, str]:
         rule = FUNCTION_RULES.get(node.target)
     except TypeError:  # an unhashable callable
         rule = None
+    if rule is None:
+        name = f"{getattr(node.target, '__module__', '')}.{getattr(node.target, '__name__', '')}"
+        rule = FUNCTIONS_BY_NAME.get(name)
     return rule, "no channel rule for this function"

@@ -100,3 +100,36 @@ def test_models_torch_fx_cannot_trace_are_cut_exactly_through_torch_export(spec)
         got, want = _tensors(small(x)), _tensors(masked_forward(model, x, groups, keep))
     assert [t.shape for t in got] == [t.shape for t in _tensors(model(x))]
     assert max(rel_err(a, b) for a, b in zip(got, want, strict=True)) <= 1e-4
+
+
+def test_torchvision_stochastic_depth_lets_channels_through():
+    """torchvision's convnext/efficientnet blocks end in ``stochastic_depth`` (identity in
+    eval): their channels stay resizable (before, every block output was fixed)."""
+    from anywidth.models._torchvision_ops import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from torchvision.ops import StochasticDepth
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Conv2d(3, 8, 1)
+            self.expand, self.project = nn.Conv2d(8, 16, 1), nn.Conv2d(16, 8, 1)
+            self.head = nn.Linear(8, 4)
+            self.drop = StochasticDepth(0.1, "row")  # as torchvision's blocks hold it
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.inp(x)
+            branch = self.project(torch.relu(self.expand(x)))
+            x = x + self.drop(branch)
+            return self.head(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(2, 3, 5, 5)
+    groups = channel_groups(model, x)
+    free = {g.name for g in groups if not g.fixed}
+    assert {"inp:out", "expand:out"} <= free
+    keep = {g.name: list(range(0, g.size, 2)) for g in groups if not g.fixed}
+    small = cut(model, x, keep)
+    with torch.no_grad():
+        assert rel_err(small(x), masked_forward(model, x, groups, keep)) <= 1e-5
