@@ -20,14 +20,17 @@ def fake_clock(
     where: ModuleType,
     overhead: float = 0.0,
     timer=mac_timer,
+    grid: int = 1,
 ) -> list[dict[str, Timing]]:
     """Replace ``where.compare_latency`` (and `compress`'s) by MAC counts plus ``overhead``
     times the first model's MACs, and every shared layer table by one timed by ``timer``.
 
+    ``grid`` is the table's width step; the table is what ``LayerTimes.shared`` returns.
+
     Returns:
         The measurements taken, in order (one dict of timings per call).
     """
-    table = LayerTimes(SETTING, timer=timer, grid=1)
+    table = LayerTimes(SETTING, timer=timer, grid=grid)
     monkeypatch.setattr(LayerTimes, "shared", classmethod(lambda cls, s, folder=None: table))
     calls = []
 

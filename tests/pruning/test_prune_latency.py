@@ -12,12 +12,11 @@ import torch
 
 import anywidth
 from anywidth import Budget
-from anywidth.latency import LatencyConfig, Timing
-from anywidth.latency_table import LayerTimes
-from anywidth.measure import count_macs
+from anywidth.latency import LatencyConfig
+from anywidth.latency_table import GRID, LayerTimes
 from anywidth.pruning import PruneConfig, prune
 from anywidth.pruning import _latency as latency_plan
-from tests.test_latency_table import mac_timer
+from tests._clock import fake_clock
 
 X = torch.randn(1, 3, 16, 16)
 SETTING = LatencyConfig(batch=1, threads=1)
@@ -31,21 +30,8 @@ def model():
 
 def _fake_clock(monkeypatch, overhead: float = 0.0):
     """Measured time = MACs (+ ``overhead`` of the original's MACs); a fake-timer table."""
-    table = LayerTimes(SETTING, timer=mac_timer)
-    monkeypatch.setattr(LayerTimes, "shared", classmethod(lambda cls, s, folder=None: table))
-    calls = []
-
-    def compare(models, example_input, setting):
-        full = count_macs(next(iter(models.values())), example_input)  # "full" or "before"
-        out = {}
-        for name, m in models.items():
-            ms = count_macs(m, example_input) + overhead * full
-            out[name] = Timing(setting.runtime, 1, 1, ms, 0.0, ms, 3)
-        calls.append(out)
-        return out
-
-    monkeypatch.setattr(latency_plan, "compare_latency", compare)
-    return table, calls
+    calls = fake_clock(monkeypatch, latency_plan, overhead, grid=GRID)
+    return LayerTimes.shared(SETTING), calls
 
 
 def test_latency_budget_is_met_from_the_table(monkeypatch, model):
