@@ -37,6 +37,16 @@ def test_an_offset_the_table_misses_is_corrected_by_measurement():
     )
 
 
+def test_a_constant_rest_of_the_model_is_learnt_from_one_measurement():
+    # the table's prediction bends (low rank, depthwise layers), and 40% of the time is
+    # outside its layers: one measurement fixes that share, the second candidate is on target
+    found, calls = _search(
+        Budget(latency=0.55), measured=lambda f: 0.4 + 0.6 * f * f, predicted=lambda f: f * f
+    )
+    assert len(calls) == 2  # a line through the measured points needed three here
+    assert found.met(Budget(latency=0.55)) and found.mac_fraction == pytest.approx(0.5, rel=0.01)
+
+
 def test_an_unreachable_budget_keeps_the_closest_and_says_so():
     budget = Budget(latency=0.3)
     found, calls = _search(budget, measured=lambda f: 0.6 + 0.4 * f, smallest=0.2)
@@ -44,7 +54,8 @@ def test_an_unreachable_budget_keeps_the_closest_and_says_so():
     assert not found.met(budget) and found.ratio == min(0.6 + 0.4 * f for f in calls)
     text = missed_budget("XConfig", budget, found, "torch, batch 1, 1 thread", "try more")
     assert text.startswith("XConfig.budget latency=0.3 not met within 5% on torch, batch 1")
-    assert "best reached runs at 0.720" in text and text.endswith("try more")
+    # the corrected prediction goes to the smallest candidate: 0.6 + 0.4 · 0.2
+    assert "best reached runs at 0.680" in text and text.endswith("try more")
 
 
 def test_a_met_budget_has_no_warning():
