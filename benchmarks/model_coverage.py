@@ -18,11 +18,12 @@ stopped at ``--cap`` seconds:
 "ok" means the call returned a model that runs on the example input with outputs of the
 original's shapes; "ratio" is MACs (params for ALDS) after / before, by `count_macs`;
 "own class" whether the result is still the user's class; "s" the method's wall time (for
-Torch-Pruning one prune at the final ratio, not the bisection). Results are cached per model
-and method under runs/bench/model_coverage/, so a run resumes where it stopped.
+Torch-Pruning one prune at the final ratio, not the bisection). Every record (one line per
+model and method) is kept in benchmarks/results/model_coverage.jsonl, committed, so a run
+resumes where it stopped, on any machine; ``--rerun`` measures the named rows again.
 
 Run: .venv/bin/python benchmarks/model_coverage.py [--lists timm torchvision other]
-     [--methods prune inn slim alds tp] [--models NAME ...] [--cap 180]
+     [--methods prune inn slim alds tp] [--models NAME ...] [--cap 180] [--rerun]
      .venv/bin/python benchmarks/model_coverage.py --table-only
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,13 +41,13 @@ import traceback
 from pathlib import Path
 
 import torch
-from _common import CACHE, write_table
+from _common import write_table
 
 # Off the path once _common is in: benchmarks/transformers.py would shadow the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDER = CACHE / "model_coverage"
+RECORDS = ROOT / "benchmarks" / "results" / "model_coverage.jsonl"
 METHODS = ("prune", "inn", "slim", "alds", "tp")
 
 # Families of Torch-Pruning's timm tests; one small member each.
@@ -244,14 +246,20 @@ def run_one(spec: str, method: str) -> dict:
 # ---------------------------------------------------------------- the table
 
 
-def _cache_path(spec: str, method: str) -> Path:
-    return FOLDER / f"{spec.replace(':', '__').replace('/', '_')}__{method}.json"
+def _records() -> dict[tuple[str, str], dict]:
+    """Every record kept so far, by (model, method); a later line replaces an earlier one."""
+    records = {}
+    if RECORDS.exists():
+        for line in RECORDS.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["model"], record["method"]] = record
+    return records
 
 
-def measure(spec: str, method: str, cap: float) -> dict:
-    path = _cache_path(spec, method)
-    if path.exists():
-        return json.loads(path.read_text())
+def measure(spec: str, method: str, cap: float, rerun: bool = False) -> dict:
+    if not rerun and (spec, method) in _records():
+        return _records()[spec, method]
     command = [sys.executable, __file__, "--one", spec, method]
     began = time.perf_counter()
     try:
@@ -264,9 +272,11 @@ def measure(spec: str, method: str, cap: float) -> dict:
             record = {"ok": False, "error": f"process died (exit {done.returncode}): {tail}"}
     except subprocess.TimeoutExpired:
         record = {"ok": False, "error": f"over the {cap:.0f} s cap"}
+    record = {"model": spec, "method": method, **record}
     record["wall"] = time.perf_counter() - began
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    record["load"] = round(os.getloadavg()[0], 1)  # how busy the machine was, for the reader
+    with RECORDS.open("a") as file:
+        file.write(json.dumps(record) + "\n")
     return record
 
 
@@ -281,8 +291,9 @@ def _cell(record: dict | None) -> str:
 
 def write(specs: list[str], methods: list[str]) -> None:
     rows, errors = [], []
+    kept = _records()
     for spec in specs:
-        records = {m: _load(spec, m) for m in methods}
+        records = {m: kept.get((spec, m)) for m in methods}
         if all(r is None for r in records.values()):
             continue
         row = [spec]
@@ -304,7 +315,8 @@ def write(specs: list[str], methods: list[str]) -> None:
         rows.append(row)
     headers = ["model", *methods, "cut vs masked (rel.)"]
     headers += [f"{m} s" for m in ("prune", "tp") if m in methods]
-    notes = [_READING, "", _summary(specs, methods), "", "Failures (first line):", *errors]
+    summary = _summary(specs, methods, kept)
+    notes = [_READING, "", summary, "", "Failures (first line):", *errors]
     write_table("model_coverage", headers, rows, "\n".join(notes))
 
 
@@ -325,18 +337,13 @@ dm_nfnet_f0's ALDS PlanError: its convs are weight-standardised (their own forwa
 low rank keeps dense rather than drop the standardisation."""
 
 
-def _load(spec: str, method: str) -> dict | None:
-    path = _cache_path(spec, method)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _summary(specs: list[str], methods: list[str]) -> str:
+def _summary(specs: list[str], methods: list[str], kept: dict) -> str:
     lines = ["Summary (models measured / ok / ok within 2% of the target / median s):", ""]
     for m in methods:
-        records = [r for s in specs if (r := _load(s, m)) is not None]
+        records = [kept[s, m] for s in specs if (s, m) in kept]
         ok = [r for r in records if r.get("ok")]
         close = [r for r in ok if abs(r["ratio"] - 0.5) <= 0.01]
-        times = [r["seconds"] for r in ok]
+        times = [r["seconds"] for r in ok if r.get("seconds") is not None]
         median = f"{statistics.median(times):.1f}" if times else "–"
         lines.append(f"- {m}: {len(records)} / {len(ok)} / {len(close)} / {median}")
     return "\n".join(lines)
@@ -349,6 +356,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None, help="specs, e.g. timm:resnet50")
     parser.add_argument("--cap", type=float, default=180.0, help="seconds per model and method")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="measure the rows again")
     parser.add_argument("--one", nargs=2, metavar=("SPEC", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -364,7 +372,7 @@ def main() -> None:
     if not args.table_only:
         for spec in specs:
             for method in args.methods:
-                record = measure(spec, method, args.cap)
+                record = measure(spec, method, args.cap, args.rerun)
                 print(
                     f"{spec:40s} {method:6s} {_cell(record):14s} {record.get('error', '')[:120]}",
                     flush=True,
