@@ -54,6 +54,8 @@ def test_every_method_runs_to_the_budget_and_is_scored(every_method):
     for row in ran:
         assert 0.0 <= row.val <= 1.0 and 0.0 <= row.test <= 1.0
         assert row.latency_ms > 0 and row.speedup > 0 and row.seconds > 0
+        # the table shows the full model's time beside each result's: the speed-up is theirs
+        assert row.speedup == pytest.approx(row.full_latency_ms / row.latency_ms)
         assert row.params < result.full.params
         if row.met_budget:
             assert abs(row.mac_ratio - 0.5) <= 0.02 * 0.5
