@@ -67,7 +67,18 @@ SPECS = {
 }
 MAC_TARGETS = (0.5, 0.25)
 LATENCY_TARGETS = (0.5, 0.25)
-METHODS = ("prune", "inn", "slim", "svd", "alds", "svd+time", "alds+time")
+METHODS = (
+    "prune",
+    "prune/8",
+    "inn",
+    "inn/8",
+    "slim",
+    "slim/8",
+    "svd",
+    "alds",
+    "svd+time",
+    "alds+time",
+)  # "/8": widths rounded to multiples of 8 (round_to=8)
 LATENCY_METHODS = ("prune", "inn", "slim", "svd", "alds")  # a latency budget always times
 HEADERS = ["model", "input", "batch", "threads", "runtime", "method", "target", "MACs %",
            "params %", "original ms", "ms", "speed-up", "ideal", "of ideal",
@@ -97,12 +108,15 @@ def config_for(method: str, budget: Budget, setting: LatencyConfig | None):
     by_latency = budget.metric == "latency"
     timed = by_latency or method.endswith("+time")
     latency = {"latency": setting if timed else None, "latency_cache": str(LAYERS)}
+    method, _, multiple = method.partition("/")
+    round_to = int(multiple or 1)
     if method == "prune":
-        return None, PruneConfig(budget=budget, **latency)
+        return None, PruneConfig(budget=budget, round_to=round_to, **latency)
     if method == "inn":
-        return "integral", ShrinkConfig(budget=budget, tune_steps=0, **latency)
+        return "integral", ShrinkConfig(budget=budget, tune_steps=0, round_to=round_to,
+                                        **latency)  # fmt: skip
     if method == "slim":
-        return "slimmable", ShrinkConfig(budget=budget, **latency)
+        return "slimmable", ShrinkConfig(budget=budget, round_to=round_to, **latency)
     return None, LowRankConfig(method=method.split("+")[0], budget=budget, **latency)
 
 
@@ -203,7 +217,9 @@ interleaved blocks; medians). "speed-up" is wall clock (original / compressed), 
 1 / MAC ratio, "of ideal" their quotient (the issue's goal: >= 0.8 at 50% MACs, batch 1,
 224x224). "budget error": measured latency ratio / latency target - 1 (goal: within 5%).
 Methods: prune = L1 channel pruning, global ranking; inn = `to_integral` then resampled
-without tuning; slim = `to_slimmable` (channels sorted) cut keep-first; svd / alds =
+without tuning; slim = `to_slimmable` (channels sorted) cut keep-first; "/8": the same
+with every width a multiple of 8 (`round_to=8`, what oneDNN's blocked layouts prefer);
+svd / alds =
 `LowRankConfig` (MAC budget; "+time": each factored layer kept only when measured faster
 than dense on that runtime, batch and threads, so the MAC target may be missed).
 Latency budgets (every method but "+time", which a latency budget always does): widths or
