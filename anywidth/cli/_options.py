@@ -12,8 +12,10 @@ from anywidth.data import list_datasets
 __all__ = [
     "add_data_options",
     "add_latency_options",
+    "add_latency_target",
     "checked_out",
     "data_options",
+    "latency_budget",
     "latency_setting",
 ]
 
@@ -71,3 +73,24 @@ def latency_setting(args: argparse.Namespace):
         return None
     return LatencyConfig(runtime=args.runtime or "torch", batch=args.batch or 1,
                          threads=args.threads or 1)  # fmt: skip
+
+
+def add_latency_target(
+    p: argparse.ArgumentParser, target: argparse._MutuallyExclusiveGroup
+) -> None:
+    """--target-latency in the command's group of targets, and the latency options."""
+    target.add_argument("--target-latency", type=float,
+                        help="fraction of the measured latency (0, 1] on --runtime, "
+                        "--batch and --threads (0.5: twice as fast)")  # fmt: skip
+    add_latency_options(p)
+
+
+def latency_budget(args: argparse.Namespace) -> dict:
+    """The fields a method's config takes for --target-latency (``{}`` without it): the
+    budget, the setting it is measured on and the folder of its per-layer tables."""
+    from anywidth.budget import Budget
+
+    if args.target_latency is None:
+        return {}
+    return {"budget": Budget(latency=args.target_latency), "latency": latency_setting(args),
+            "latency_cache": args.latency_cache}  # fmt: skip

@@ -45,10 +45,14 @@ def before_after_table(
 
 def compression_table(result, scorer) -> str:
     """Params, MACs and test score before and after a
-    `anywidth.compression.pipeline.compress_source` run (a `Compression`)."""
+    `anywidth.compression.pipeline.compress_source` run (a `Compression`); where latency was
+    measured, the budget's verdict and the measured speed-up below."""
     before, after = result.report.before, result.report.after
-    return before_after_table(
+    table = before_after_table(
         (before.params, before.macs, result.before),
         (after.params, after.macs, result.after),
         scorer,
     )
+    if result.report.latency is None:
+        return table
+    return "\n".join([table, *result.report.summary()])  # the budget and measured speed-up

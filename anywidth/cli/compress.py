@@ -10,7 +10,7 @@ import argparse
 
 from anywidth.cli._options import (
     add_data_options,
-    add_latency_options,
+    add_latency_target,
     checked_out,
     data_options,
     latency_setting,
@@ -40,13 +40,10 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep (0, 1]")
     target.add_argument("--target-params", type=float, help="fraction of the params (0, 1]")
-    target.add_argument("--target-latency", type=float,
-                        help="fraction of the measured latency (0, 1] on --runtime, "
-                        "--batch and --threads (0.5: twice as fast)")  # fmt: skip
+    add_latency_target(p, target)
     p.add_argument("--tolerance", type=float, default=None,
                    help="relative to the target (default 0.02, latency 0.05; a short "
                    "search may need 0.1)")  # fmt: skip
-    add_latency_options(p)
     p.add_argument("--round-to", type=int, default=1,
                    help="prune, inn, slim: widths are multiples of this (8, 16); lowrank: "
                    "each factored layer's k*rank channels")  # fmt: skip

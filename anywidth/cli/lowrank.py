@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.cli._options import (
+    add_data_options,
+    add_latency_target,
+    checked_out,
+    data_options,
+    latency_budget,
+    latency_setting,
+)
 from anywidth.cli._table import compression_table, format_table, human
 from anywidth.compression.pipeline import (
     FINETUNE_LR,
@@ -37,6 +44,13 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-params", type=float, help="fraction of params to keep, (0, 1]")
     target.add_argument("--target-macs", type=float, help="fraction of MACs to keep, (0, 1]")
+    add_latency_target(p, target)
+    p.add_argument(
+        "--round-to",
+        type=int,
+        default=1,
+        help="each factored layer's k*rank channels are a multiple of this (8, 16)",
+    )
     p.add_argument("--fixed", action="append", default=[],
                    help="layer name/glob to keep dense (repeatable)")  # fmt: skip
     p.add_argument("--calibration-batches", type=int, default=8,
@@ -67,10 +81,13 @@ def run_decompose(args: argparse.Namespace) -> int:
         target_macs=args.target_macs,
         fixed=tuple(args.fixed),
         calibration_batches=args.calibration_batches,
+        round_to=args.round_to,
+        **latency_budget(args),
     )
     source = open_checkpoint(args.checkpoint, data_options(args))
     finetune = finetune_config(source, args.finetune_epochs, args.lr, args.batch_size, args.seed)
-    result = compress_source(source, config, recalibrate=not args.no_recalibrate, finetune=finetune)
+    result = compress_source(source, config, recalibrate=not args.no_recalibrate,
+                             finetune=finetune, latency=latency_setting(args))  # fmt: skip
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     report = result.report.details  # the LowRankReport

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.cli._options import (
+    add_data_options,
+    add_latency_target,
+    checked_out,
+    data_options,
+    latency_budget,
+    latency_setting,
+)
 from anywidth.cli._table import compression_table, format_table
 from anywidth.cli.hf import add_hf_option, check_source, hf_prune
 from anywidth.compression.pipeline import compress_source, open_checkpoint, save_compressed
@@ -20,6 +27,7 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
+    add_latency_target(p, target)
     p.add_argument(
         "--importance",
         choices=["l1", "l2", "taylor", "activation", "random"],
@@ -43,6 +51,7 @@ def _config(args: argparse.Namespace, default_importance: str) -> PruneConfig:
         ranking=args.ranking,
         round_to=args.round_to,
         fixed=tuple(args.fixed),
+        **latency_budget(args),
     )
 
 
@@ -52,7 +61,8 @@ def run_prune(args: argparse.Namespace) -> int:
     out = checked_out(args.out, (".safetensors", ".onnx"))
     config = _config(args, default_importance="l1")
     source = open_checkpoint(args.checkpoint, data_options(args))
-    result = compress_source(source, config, recalibrate=not args.no_recalibrate)
+    result = compress_source(source, config, recalibrate=not args.no_recalibrate,
+                             latency=latency_setting(args))  # fmt: skip
     report = result.report.details  # the PruneReport
     rows = [[name, b, a] for name, (b, a) in report.changed().items()]
     print(format_table(["group", "before", "after"], rows))

@@ -11,7 +11,14 @@ import argparse
 from pathlib import Path
 
 from anywidth.budget import Budget
-from anywidth.cli._options import add_data_options, checked_out, data_options
+from anywidth.cli._options import (
+    add_data_options,
+    add_latency_target,
+    checked_out,
+    data_options,
+    latency_budget,
+    latency_setting,
+)
 from anywidth.cli._table import compression_table
 from anywidth.cli.hf import add_hf_option, check_source
 from anywidth.cli.hf_inn import hf_resample
@@ -44,6 +51,7 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--ratio", type=float, help="the same width ratio for every group")
+    add_latency_target(p, target)
     p.add_argument("--allocation", choices=["uniform", "global", "rank"], default="uniform")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
     p.add_argument("--no-tune", action="store_true", help="skip the INN's partition tuning")
@@ -71,6 +79,9 @@ def _config(args: argparse.Namespace, loss: str) -> ShrinkConfig:
         many = args.target_macs > 1  # an absolute count of MACs
         budget = Budget.absolute(macs=args.target_macs) if many else Budget(macs=args.target_macs)
     tune_steps = 0 if args.no_tune else args.tune_steps
+    if args.target_latency is not None:
+        return ShrinkConfig(ratio=args.ratio, allocation=args.allocation, tune_steps=tune_steps,
+                            loss=loss, **latency_budget(args))  # fmt: skip
     return ShrinkConfig(budget, args.ratio, args.allocation, tune_steps, loss)
 
 
@@ -84,12 +95,14 @@ def run_resample(args: argparse.Namespace) -> int:
     source = open_checkpoint(args.inn, data_options(args))
     wide = _any_width(source)
     config = _config(args, source.scorer.task.loss)
-    result = compress_source(source, config, model=wide, recalibrate=not args.no_recalibrate)
+    result = compress_source(source, config, model=wide, recalibrate=not args.no_recalibrate,
+                             latency=latency_setting(args))  # fmt: skip
     print(compression_table(result, source.scorer))
     kind, step = _KINDS[result.report.method]
     done = [d for d in result.report.done if d != step]
     print(f"{kind}; " + ("; ".join(done) or "no tuning, no recalibration"))
-    record = {"target_macs": args.target_macs, "ratio": args.ratio}
+    record = {"target_macs": args.target_macs, "target_latency": args.target_latency,
+              "ratio": args.ratio}  # fmt: skip
     record.update(allocation=args.allocation, recalibrated=not args.no_recalibrate)
     if isinstance(wide, IntegralModel):
         record["tune_steps"] = config.tune_steps

@@ -133,7 +133,9 @@ class CompressionReport:
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
-    def __str__(self) -> str:
+    def summary(self) -> list[str]:
+        """The size reached and the budget's verdict, then the measured speed-up (when
+        latency was asked for): the lines every command prints."""
         head = (
             f"{self.method}: {self.mac_ratio:.1%} of the MACs, {self.param_ratio:.1%} of the params"
         )
@@ -146,7 +148,10 @@ class CompressionReport:
                 f"speed-up {self.speedup:.2f}x measured ({self.latency.describe()}); "
                 f"ideal 1/MAC ratio {1 / self.mac_ratio:.2f}x"
             )
-        lines += [self.table(), "done: " + "; ".join(self.done or ["nothing"])]
+        return lines
+
+    def __str__(self) -> str:
+        lines = [*self.summary(), self.table(), "done: " + "; ".join(self.done or ["nothing"])]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
