@@ -36,7 +36,8 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, required=True,
                    help="prune channels, low-rank factors, INN resampling, slimmable "
                    "(keep the first channels), TAS search, or auto: screen the methods "
-                   "that need no training, finish the best")  # fmt: skip
+                   "(those that train first only with --train-epochs), finish the "
+                   "best")  # fmt: skip
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep (0, 1]")
     target.add_argument("--target-params", type=float, help="fraction of the params (0, 1]")
@@ -48,6 +49,9 @@ def add_compress(sub: argparse._SubParsersAction) -> None:
                    help="prune, inn, slim: widths are multiples of this (8, 16); lowrank: "
                    "each factored layer's k*rank channels")  # fmt: skip
     p.add_argument("--tune-steps", type=int, default=100, help="inn, auto: tuning steps")
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="auto: epochs the methods that train first may spend (slimmable "
+                   "training, TAS search); 0 screens only the one-shot methods")  # fmt: skip
     p.add_argument("--epochs", type=int, default=10, help="search: epochs of the search")
     p.add_argument("--distill-epochs", type=int, default=0, help="search: distillation epochs")
     p.add_argument("--out", required=True, help="the smaller model (.safetensors)")
@@ -66,7 +70,8 @@ def _prepare(args: argparse.Namespace, source: Source, budget: Budget):
     if isinstance(model, IntegralModel) and args.method != "inn":
         raise ValueError(f"{args.checkpoint} is an integral model: use --method inn")
     if args.method == "auto":
-        return model, Auto(budget, tune_steps=args.tune_steps, seed=args.seed)
+        return model, Auto(budget, tune_steps=args.tune_steps, seed=args.seed,
+                           train_epochs=args.train_epochs)  # fmt: skip
     if args.method == "prune":
         timed = budget.metric == "latency"  # the latency table is built on this setting
         return model, PruneConfig(budget=budget, round_to=args.round_to,

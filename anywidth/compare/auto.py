@@ -4,10 +4,13 @@ The screen runs each candidate method at the budget with a few tuning steps
 (`Auto.screen_steps`) and scores it on the first `Auto.screen_batches` batches of the
 validation split; the method with the best screened score is then run again with the full
 post-compression budget (`Auto.tune_steps`, `Auto.finetune_epochs`), through the same
-`anywidth.compare.methods.run_method` that `anywidth.compare.compare` uses. Scores within
-one validation sample of the best are a tie, settled by the shorter screen. The report's
-``done`` lists every method tried (screened score, seconds, or why it could not run) and
-why the chosen one was chosen; ``report.details`` is the `AutoReport`.
+`anywidth.compare.methods.run_method` that `anywidth.compare.compare` uses. The methods
+that train before compressing (slimmable training, TAS's search) join the screen only when
+`Auto.train_epochs` allows them training time; the slimmable model is trained once and
+serves screen and finish. Scores within one validation sample of the best are a tie,
+settled by the shorter screen. The report's ``done`` lists every method tried (screened
+score, seconds, or why it could not run) and why the chosen one was chosen;
+``report.details`` is the `AutoReport`.
 
 Example:
     >>> small, report = compress(model, x, Auto(Budget(macs=0.5)), loaders)
@@ -50,7 +53,11 @@ class Auto(Config):
         budget: the target, an `anywidth.Budget` (MACs, params, or latency where a method
             can meet it).
         methods: the candidates (names of `anywidth.compare.METHODS`); default the ones
-            that need no training first (`anywidth.compare.methods.ONE_SHOT`).
+            that need no training first (`anywidth.compare.methods.ONE_SHOT`), or every
+            method when ``train_epochs`` allows training.
+        train_epochs: epochs the methods that train before compressing may spend
+            (slimmable training, once for screen and finish; TAS's search, at each of the
+            two); 0 keeps them out.
         screen_batches: validation batches each candidate is scored on in the screen.
         screen_steps: tuning steps each candidate gets in the screen.
         tune_steps: tuning steps the chosen method gets (as in `anywidth.compare`).
@@ -59,7 +66,8 @@ class Auto(Config):
         latency: where a latency budget is measured (`anywidth.compress` fills it in).
 
     Raises:
-        ValueError: no budget, an unknown or repeated method, a count out of range.
+        ValueError: no budget, an unknown or repeated method, a count out of range, a
+            method that trains without ``train_epochs``.
 
     Example:
         >>> Auto(Budget(macs=0.5)).methods
@@ -70,7 +78,8 @@ class Auto(Config):
     """
 
     budget: Budget | None = None
-    methods: tuple[str, ...] = ONE_SHOT
+    methods: tuple[str, ...] | None = None
+    train_epochs: int = 0
     screen_batches: int = 4
     screen_steps: int = 10
     tune_steps: int = 100
@@ -82,13 +91,27 @@ class Auto(Config):
         self.budget = as_budget("Auto.budget", self.budget)
         if self.budget is None:
             raise ValueError("Auto needs a budget, e.g. Auto(Budget(macs=0.5))")
-        self.methods = check_methods(self.methods)
         self.latency = as_latency_config("Auto.latency", self.latency)
         for name, least in (("screen_batches", 1), ("screen_steps", 0), ("tune_steps", 0),
-                            ("finetune_epochs", 0), ("seed", 0)):  # fmt: skip
+                            ("finetune_epochs", 0), ("train_epochs", 0), ("seed", 0)):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise ValueError(f"Auto.{name}={v!r} must be an int >= {least}")
+        if self.methods is None:
+            self.methods = tuple(METHODS) if self.train_epochs else ONE_SHOT
+        self.methods = check_methods(self.methods)
+        training = [m for m in self.methods if METHODS[m].trains]
+        if training and not self.train_epochs:
+            raise ValueError(
+                f"Auto.methods {training} train before compressing: give Auto.train_epochs "
+                "(their epochs of training), or leave them out"
+            )
+
+    def settings(self, tune_steps: int, finetune_epochs: int = 0) -> Settings:
+        """The `Settings` of one run: ``tune_steps`` and ``finetune_epochs`` after
+        compression, ``train_epochs`` of training for the methods that train."""
+        return Settings(tune_steps, finetune_epochs, slim_epochs=self.train_epochs,
+                        search_epochs=self.train_epochs, seed=self.seed)  # fmt: skip
 
     def as_budget(self) -> Budget:
         return self.budget
@@ -117,7 +140,7 @@ class AutoReport:
 
 def _screen(subject: Subject, config: Auto) -> list[Trial]:
     val = list(itertools.islice(subject.loaders.val, config.screen_batches))
-    settings = Settings(tune_steps=config.screen_steps, seed=config.seed)
+    settings = config.settings(config.screen_steps)
     trials = []
     for name in config.methods:
         start = time.perf_counter()
@@ -163,7 +186,7 @@ def _compress(model: nn.Module, example_input, config: Auto, data) -> Compressed
     trials = _screen(subject, config)
     samples = sum(len(b[1]) for b in itertools.islice(data.val, config.screen_batches))
     chosen, reason = _choose(trials, samples)
-    final = Settings(config.tune_steps, config.finetune_epochs, seed=config.seed)
+    final = config.settings(config.tune_steps, config.finetune_epochs)
     small, report, steps = run_method(METHODS[chosen.method], subject, config.budget, final,
                                       config.latency)  # fmt: skip
     tried = ", ".join(

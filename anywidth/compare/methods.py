@@ -147,7 +147,8 @@ class Method:
         prepare: makes the model `compress` takes from the trained one (None: itself).
         tunes_itself: its config spends the tuning steps (the INN's partition tuning).
         distills: its config spends the fine-tune epochs (TAS's distillation).
-        trains: it trains before compressing (slimmable, TAS): left out of `Auto`'s screen.
+        trains: it trains before compressing (slimmable, TAS): in `Auto`'s screen only
+            with ``Auto.train_epochs``.
     """
 
     name: str

@@ -47,13 +47,16 @@ def test_compare_names_a_missing_checkpoint(tmp_path, capsys):
     assert "nope.safetensors does not exist" in capsys.readouterr().err
 
 
-def test_compress_auto_screens_and_says_what_it_chose(trained_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("extra, screened", [([], 5), (["--train-epochs", "1"], 7)],
+                         ids=["one-shot", "with-training"])  # fmt: skip
+def test_compress_auto_screens_and_says_what_it_chose(extra, screened, trained_checkpoint,
+                                                      tmp_path, capsys):  # fmt: skip
     out = tmp_path / "auto.safetensors"
     args = ["compress", str(trained_checkpoint), "--method", "auto", "--target-macs", "0.5",
-            "--tune-steps", "2", "--out", str(out)]  # fmt: skip
+            "--tune-steps", "2", "--out", str(out), *extra]  # fmt: skip
     assert main([*args, *FAST]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("auto: ") and "budget macs=0.5: met" in printed
-    assert "screened 5 methods" in printed and "chose " in printed
+    assert f"screened {screened} methods" in printed and "chose " in printed
     _, meta = load_model(out)
     assert meta["extra"]["compress"]["method"].startswith("auto: ")

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from anywidth import Budget, compress
-from anywidth.compare import Auto, AutoReport
+from anywidth.compare import METHODS, Auto, AutoReport
 from anywidth.data import Loaders
 
 
@@ -62,13 +62,25 @@ def test_auto_picks_the_method_known_to_win_and_says_why(case):
 
 def test_a_method_that_cannot_meet_the_budget_is_listed_with_its_reason(case):
     model, loaders = case
-    config = Auto(Budget(macs=0.5), methods=("tas", "alds"), tune_steps=0)
+    config = Auto(Budget(macs=0.5), methods=("tas", "alds"), tune_steps=0, train_epochs=1)
     _, report = compress(model, torch.randn(1, 16), config, loaders)
     tas = report.details.trials[0]
     # a one-epoch search lands outside the band: not a candidate, however it scores
     assert tas.method == "tas" and tas.score is None and "missed the budget" in tas.note
     assert "tas could not meet the budget" in report.done[0]
     assert report.details.chosen == "alds"
+
+
+def test_training_methods_join_the_screen_when_given_epochs(case):
+    model, loaders = case
+    assert "slim" not in Auto(Budget(macs=0.5)).methods  # no training time: one-shot only
+    assert Auto(Budget(macs=0.5), train_epochs=1).methods == tuple(METHODS)
+    with pytest.raises(ValueError, match=r"\['slim'\] train before compressing: give Auto"):
+        Auto(Budget(macs=0.5), methods=("slim", "alds"))
+    config = Auto(Budget(macs=0.5), methods=("slim", "prune-l1"), tune_steps=0, train_epochs=1)
+    _, report = compress(model, torch.randn(1, 16), config, loaders)
+    assert [t.method for t in report.details.trials] == ["slim", "prune-l1"]
+    assert all(t.score is not None for t in report.details.trials)
 
 
 def test_auto_refuses_bad_input(case):
