@@ -79,10 +79,9 @@ def _config(args: argparse.Namespace, loss: str) -> ShrinkConfig:
         many = args.target_macs > 1  # an absolute count of MACs
         budget = Budget.absolute(macs=args.target_macs) if many else Budget(macs=args.target_macs)
     tune_steps = 0 if args.no_tune else args.tune_steps
-    if args.target_latency is not None:
-        return ShrinkConfig(ratio=args.ratio, allocation=args.allocation, tune_steps=tune_steps,
-                            loss=loss, **latency_budget(args))  # fmt: skip
-    return ShrinkConfig(budget, args.ratio, args.allocation, tune_steps, loss)
+    target = latency_budget(args) or {"budget": budget}
+    return ShrinkConfig(ratio=args.ratio, allocation=args.allocation, tune_steps=tune_steps,
+                        loss=loss, **target)  # fmt: skip
 
 
 def run_resample(args: argparse.Namespace) -> int:
