@@ -96,6 +96,10 @@ class SliceSVD:
     _bounds: tuple[list[float], list[float]] | tuple = ()
     _known_ranks: list[int] = field(default_factory=list)
     _known_minus_errors: list[float] = field(default_factory=list)
+    # the Lanczos path's columns U_i S_i in float64 (made once) and its last top vector,
+    # where the next rank's solve starts: the error matrices of nearby ranks share it
+    _scaled: list | None = None
+    _start: object = None
 
     @classmethod
     def of(
@@ -168,8 +172,15 @@ class SliceSVD:
             return float(self.s[0][j]) / self.norm
         # Ŵ − W = [E_1 … E_k] with E_i = U_i,>j S_i,>j V_i,>jᵀ, so ‖Ŵ − W‖₂ is the top
         # singular value of A = [U_1,>j S_1,>j … U_k,>j S_k,>j] (f, k·(r − j))
-        tail = torch.cat([u[:, j:] * s[j:] for u, s in zip(self.u, self.s, strict=True)], 1)
-        return top_singular_value(tail) / self.norm
+        f, columns = self.u[0].shape[0], self.k * (self.s[0].shape[0] - j)
+        if min(f, columns) <= _EXACT_LIMIT:
+            tail = torch.cat([u[:, j:] * s[j:] for u, s in zip(self.u, self.s, strict=True)], 1)
+            return top_singular_value(tail) / self.norm
+        if self._scaled is None:
+            pairs = zip(self.u, self.s, strict=True)
+            self._scaled = [(u * s).to(torch.float64).numpy() for u, s in pairs]
+        top, self._start = lanczos_norm([b[:, j:] for b in self._scaled], self._start)
+        return top / self.norm
 
     def rank_for(self, epsilon: float, max_rank: int) -> int:
         """The smallest rank in 1..max_rank whose error is at most ``epsilon``.
@@ -232,13 +243,28 @@ def top_singular_value(a: torch.Tensor) -> float:
     if min(f, m) <= _EXACT_LIMIT:
         gram = a @ a.T if f <= m else a.T @ a
         return float(torch.linalg.eigvalsh(gram)[-1].clamp_min(0).sqrt())
+    return lanczos_norm([a.detach().to(torch.float64).numpy()])[0]
+
+
+def lanczos_norm(blocks: list, start=None) -> tuple[float, object]:
+    """‖[B_1 … B_k]‖₂ of column blocks (float64 numpy arrays of f rows each, never joined)
+    by Lanczos iterations (ARPACK, relative tolerance 1e-6) on x ↦ Σ_i B_i (B_iᵀ x).
+
+    ``start`` is where the iterations begin: the top vector of a nearby matrix (the error of
+    the previous rank) converges in a few steps; without one, the row sums (a fixed start:
+    the same answer on every run). Returns the norm and its top left singular vector.
+    """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    matrix = a.detach().to(torch.float64).numpy()
-    product = LinearOperator((f, f), matvec=lambda x: matrix @ (matrix.T @ x), dtype="float64")
-    start = matrix.sum(axis=1)  # a fixed start vector: the same answer on every run
-    top = eigsh(product, k=1, which="LA", tol=1e-6, v0=start, return_eigenvectors=False)
-    return math.sqrt(max(float(top[0]), 0.0))
+    f = blocks[0].shape[0]
+
+    def product(x):
+        return sum(b @ (b.T @ x) for b in blocks)
+
+    operator = LinearOperator((f, f), matvec=product, dtype="float64")
+    v0 = start if start is not None else sum(b.sum(axis=1) for b in blocks)
+    values, vectors = eigsh(operator, k=1, which="LA", tol=1e-6, v0=v0)
+    return math.sqrt(max(float(values[0]), 0.0)), vectors[:, 0]
 
 
 def _whitened_svd(

@@ -49,3 +49,18 @@ def test_the_norm_of_a_wide_matrix_by_lanczos_matches_the_exact_one():
         abs(top_singular_value(small) - float(torch.linalg.matrix_norm(small, ord=2)))
         <= 1e-9 * want
     )
+
+
+def test_errors_on_the_lanczos_path_started_from_the_last_vector_are_exact():
+    # 1040 rows and 2 × (1040 − j) columns: past the exact limit, so each error is a Lanczos
+    # solve started from the previous rank's top vector
+    torch.manual_seed(3)
+    weight = torch.randn(1040, 2080, dtype=torch.float64)
+    svd = SliceSVD.of(weight, 2)
+    for j in (300, 100, 200):
+        first, second = svd.factors(j)
+        halves = first.reshape(2, j, -1)
+        approx = torch.cat([second[:, i * j : (i + 1) * j] @ halves[i] for i in range(2)], 1)
+        want = float(torch.linalg.matrix_norm(weight - approx, ord=2)) / svd.norm
+        assert abs(svd.error(j) - want) <= 1e-5 * want
+    assert svd._start is not None  # the path taken
