@@ -42,6 +42,9 @@ _EXACT_LIMIT = 1024
 # faster than its vector (errors of 1e-8 relative at 1e-4 on 3024-wide random layers, with
 # about 30% fewer products than at 1e-6).
 _LANCZOS_TOLERANCE = 1e-4
+# Slices at least this wide on their short side (and 3x as long) are decomposed through
+# their Gram matrix (`_svd`).
+_GRAM_SVD_MIN = 512
 
 
 @dataclass
@@ -130,7 +133,7 @@ class SliceSVD:
         w = weight.detach().to(dtype).reshape(f, c, -1)  # (f, c, κ1κ2)
         slices = w.reshape(f, k, c // k, -1).transpose(0, 1).reshape(k, f, -1)  # (k, f, ·)
         if cov is None:
-            u, s, vh = torch.linalg.svd(slices, full_matrices=False)
+            u, s, vh = _svd(slices)
         else:
             u, s, vh = _whitened_svd(slices, cov)
         if norm is None and k == 1:
@@ -269,6 +272,34 @@ def lanczos_norm(blocks: list, start=None) -> tuple[float, object]:
     v0 = start if start is not None else sum(b.sum(axis=1) for b in blocks)
     values, vectors = eigsh(operator, k=1, which="LA", tol=_LANCZOS_TOLERANCE, v0=v0)
     return math.sqrt(max(float(values[0]), 0.0)), vectors[:, 0]
+
+
+def _svd(slices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The thin SVD of each (f, d) slice of a (k, f, d) stack.
+
+    Slices at least `_GRAM_SVD_MIN` on their short side and three times as long on the other
+    (VGG's 4096 × 25088 classifier, 512 × 4608 convs) are decomposed through the Gram matrix
+    of the short side: one product, an eigen-solve in float64, one more product — several
+    times faster than LAPACK's SVD on such shapes (1024 × 6144: 3.7 s -> 0.8 s, one
+    thread). Singular values below √ε of the largest are computed to an absolute precision
+    of about ε·σ₁ (ε of the slices' dtype) — far below any error a rank is chosen for; their
+    vectors are set to zero below ε·σ₁, where the Gram matrix holds no direction.
+    """
+    _, f, d = slices.shape
+    short, long = min(f, d), max(f, d)
+    if short < _GRAM_SVD_MIN or long < 3 * short:
+        return torch.linalg.svd(slices, full_matrices=False)
+    x = slices if f <= d else slices.transpose(1, 2)  # (k, short, long)
+    values, vectors = torch.linalg.eigh((x @ x.transpose(1, 2)).to(torch.float64))
+    s = values.flip(-1).clamp_min(0).sqrt()  # descending
+    left = vectors.flip(-1).to(x.dtype)  # (k, short, short)
+    alive = s > torch.finfo(x.dtype).eps * s[:, :1]
+    s = torch.where(alive, s, torch.zeros_like(s)).to(x.dtype)
+    right = (left.transpose(1, 2) @ x) / torch.where(alive, s, torch.ones_like(s))[..., None]
+    right = right * alive[..., None]  # (k, short, long): rows of Vᵀ (of Uᵀ when f > d)
+    if f <= d:
+        return left, s, right
+    return right.transpose(1, 2), s, left.transpose(1, 2)
 
 
 def _whitened_svd(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from anywidth.lowrank._factors import SliceSVD, top_singular_value
+from anywidth.lowrank._factors import SliceSVD, _svd, top_singular_value
 
 
 def _brute_rank(svd: SliceSVD, epsilon: float, max_rank: int) -> int:
@@ -64,3 +64,17 @@ def test_errors_on_the_lanczos_path_started_from_the_last_vector_are_exact():
         want = float(torch.linalg.matrix_norm(weight - approx, ord=2)) / svd.norm
         assert abs(svd.error(j) - want) <= 1e-5 * want
     assert svd._start is not None  # the path taken
+
+
+def test_long_slices_decomposed_through_their_gram_matrix_match_lapack():
+    torch.manual_seed(4)
+    for shape in ((520, 1600), (1700, 520)):  # wide and tall: both sides of the Gram path
+        weight = torch.randn(*shape) @ torch.diag(torch.linspace(0.1, 3, shape[1]))
+        u, s, vh = _svd(weight[None])
+        want = torch.linalg.svdvals(weight)
+        assert float((s[0] - want).abs().max()) <= 1e-5 * float(want[0])
+        for j in (10, 200, 520):
+            got = (u[0, :, :j] * s[0, :j]) @ vh[0, :j]
+            uu, ss, vv = torch.linalg.svd(weight, full_matrices=False)
+            exact = (uu[:, :j] * ss[:j]) @ vv[:j]
+            assert float((got - exact).norm() / exact.norm()) <= 1e-4
