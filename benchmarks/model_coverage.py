@@ -328,11 +328,15 @@ weight-standardised conv, where the masked original is no exact reference. Torch
 runs here with one generic setup (MetaPruner, L2 magnitude, head ignored) and without the
 per-model settings its own timm test passes (attention head counts, unwrapped parameters),
 so its transformer failures partly measure that setup: the issue's count with its own
-settings was 28 of 45. A row missing for a method was not measured in this run. Wall times
-(and so the 180 s cap) were taken beside other jobs on the 2 cores (load 3-8; the torchvision
-INN/slim/ALDS rows and the last torchvision prune rows at load 5-11): they bound the cost, they
-are no timings, and an "over the cap" row there is no verdict until rerun alone.
-Torch-Pruning was not run on the torchvision models past maxvit_t (alphabetically).
+settings was 28 of 45. A row missing for a method was not measured. Wall times (and so the
+180 s cap) were taken beside other jobs on the 2 cores: each record in
+model_coverage.jsonl keeps the load average it ran at (the rows carried over from the first
+table: load 3-11; the rows of 2026-12-07: load 0.9-4.5, median 3, one to three
+single-thread jobs beside each other). They bound the cost; they are no timings. The
+torchvision convnext/efficientnet rows predate the rule for torchvision's stochastic_depth,
+except the INN rows of convnext_small, efficientnet_b7/v2_m/v2_l and the ALDS rows of
+convnext_large, efficientnet_b5/b6/b7/v2_m/v2_l, rerun after it. swin_v2_b's Torch-Pruning
+run was killed (exit -9, most likely out of memory beside two other jobs).
 dm_nfnet_f0's ALDS PlanError: its convs are weight-standardised (their own forward), which
 low rank keeps dense rather than drop the standardisation."""
 
