@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from anywidth.cli._options import (
-    add_data_options,
-    add_latency_target,
-    checked_out,
-    data_options,
-    latency_budget,
-    latency_setting,
-)
+from anywidth.cli import _options as opt
 from anywidth.cli._table import compression_table, format_table, human
 from anywidth.compression.pipeline import (
     FINETUNE_LR,
@@ -44,7 +37,7 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-params", type=float, help="fraction of params to keep, (0, 1]")
     target.add_argument("--target-macs", type=float, help="fraction of MACs to keep, (0, 1]")
-    add_latency_target(p, target)
+    opt.add_latency_target(p, target)
     p.add_argument(
         "--round-to",
         type=int,
@@ -66,12 +59,12 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
                    f"without a recorded schedule, {FINETUNE_LR} (a tenth of `train`'s) decayed "
                    "by cosine")  # fmt: skip
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
-    add_data_options(p, default=None)
+    opt.add_data_options(p, default=None)
     p.set_defaults(run=run_decompose, distributed=True)
 
 
 def run_decompose(args: argparse.Namespace) -> int:
-    out = checked_out(args.out, (".safetensors", ".onnx"))
+    out = opt.checked_out(args.out, (".safetensors", ".onnx"))
     for flag in ("finetune_epochs", "calibration_batches"):
         if getattr(args, flag) < 0:
             raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be >= 0")
@@ -82,12 +75,12 @@ def run_decompose(args: argparse.Namespace) -> int:
         fixed=tuple(args.fixed),
         calibration_batches=args.calibration_batches,
         round_to=args.round_to,
-        **latency_budget(args),
+        **opt.latency_budget(args),
     )
-    source = open_checkpoint(args.checkpoint, data_options(args))
+    source = open_checkpoint(args.checkpoint, opt.data_options(args))
     finetune = finetune_config(source, args.finetune_epochs, args.lr, args.batch_size, args.seed)
     result = compress_source(source, config, recalibrate=not args.no_recalibrate,
-                             finetune=finetune, latency=latency_setting(args))  # fmt: skip
+                             finetune=finetune, latency=opt.latency_setting(args))  # fmt: skip
     if not processes().is_main:
         return 0  # rank 0 reports and writes; the other ranks trained the same weights
     report = result.report.details  # the LowRankReport
