@@ -102,15 +102,12 @@ def meet_latency(
     best: Found | None = None
     for attempt in range(CORRECTIONS):
         if attempt > 0:
-            candidate = None
-            if attempt == 1 and guess < 1.0:  # the bisection again, on the corrected prediction
-                share = _rest_share(guess, points[-1][1])
-                fraction, candidate, _ = _bisect(
-                    plan_at, lambda c, a=share: a + (1 - a) * predict(c), goal, steps
-                )
-                if any(fraction == f for f, _ in points):
-                    candidate = None  # measured already: go on along the line instead
-            if candidate is None:
+            again = (
+                _corrected(plan_at, predict, goal, steps, points, guess) if attempt == 1 else None
+            )
+            if again is not None:
+                fraction, candidate = again
+            else:
                 fraction = _secant(points, goal)
                 candidate = plan_at(fraction)
                 if candidate is None:  # the line asks for less than the smallest candidate
@@ -146,6 +143,21 @@ def missed_budget(owner: str, budget: Budget, found, where: str, hint: str) -> s
         f"{where}: the best reached runs at {found.ratio:.3f} of the original's latency "
         f"({found.mac_fraction:.1%} of the MACs, {found.measurements} measurements); {hint}"
     )
+
+
+def _corrected(plan_at, predict, goal: float, steps: int, points, predicted: float):
+    """``(fraction, candidate)`` of the bisection run again on the prediction corrected by the
+    first measurement (the last of ``points``, predicted at ``predicted``); None where that
+    gives nothing new to measure."""
+    if predicted >= 1.0:
+        return None
+    share = _rest_share(predicted, points[-1][1])
+    fraction, candidate, _ = _bisect(
+        plan_at, lambda c: share + (1 - share) * predict(c), goal, steps
+    )
+    if candidate is None or any(fraction == f for f, _ in points):
+        return None
+    return fraction, candidate
 
 
 def _rest_share(predicted: float, measured: float) -> float:

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from anywidth.cli._options import (
-    add_data_options,
-    add_latency_target,
-    checked_out,
-    data_options,
-    latency_budget,
-    latency_setting,
-)
+from anywidth.cli import _options as opt
 from anywidth.cli._table import compression_table, format_table
 from anywidth.cli.hf import add_hf_option, check_source, hf_prune
 from anywidth.compression.pipeline import compress_source, open_checkpoint, save_compressed
@@ -27,7 +20,7 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--target-params", type=float, help="fraction (<=1) or absolute")
-    add_latency_target(p, target)
+    opt.add_latency_target(p, target)
     p.add_argument(
         "--importance",
         choices=["l1", "l2", "taylor", "activation", "random"],
@@ -39,7 +32,7 @@ def add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fixed", action="append", default=[], help="group name/glob to keep")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
-    add_data_options(p, default=None)
+    opt.add_data_options(p, default=None)
     p.set_defaults(run=run_prune)
 
 
@@ -51,18 +44,18 @@ def _config(args: argparse.Namespace, default_importance: str) -> PruneConfig:
         ranking=args.ranking,
         round_to=args.round_to,
         fixed=tuple(args.fixed),
-        **latency_budget(args),
+        **opt.latency_budget(args),
     )
 
 
 def run_prune(args: argparse.Namespace) -> int:
     if check_source(args, "checkpoint"):
         return hf_prune(args, _config(args, default_importance="activation"))
-    out = checked_out(args.out, (".safetensors", ".onnx"))
+    out = opt.checked_out(args.out, (".safetensors", ".onnx"))
     config = _config(args, default_importance="l1")
-    source = open_checkpoint(args.checkpoint, data_options(args))
+    source = open_checkpoint(args.checkpoint, opt.data_options(args))
     result = compress_source(source, config, recalibrate=not args.no_recalibrate,
-                             latency=latency_setting(args))  # fmt: skip
+                             latency=opt.latency_setting(args))  # fmt: skip
     report = result.report.details  # the PruneReport
     rows = [[name, b, a] for name, (b, a) in report.changed().items()]
     print(format_table(["group", "before", "after"], rows))

@@ -11,14 +11,7 @@ import argparse
 from pathlib import Path
 
 from anywidth.budget import Budget
-from anywidth.cli._options import (
-    add_data_options,
-    add_latency_target,
-    checked_out,
-    data_options,
-    latency_budget,
-    latency_setting,
-)
+from anywidth.cli import _options as opt
 from anywidth.cli._table import compression_table
 from anywidth.cli.hf import add_hf_option, check_source
 from anywidth.cli.hf_inn import hf_resample
@@ -51,13 +44,13 @@ def add_resample(sub: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction (<=1) or absolute MACs")
     target.add_argument("--ratio", type=float, help="the same width ratio for every group")
-    add_latency_target(p, target)
+    opt.add_latency_target(p, target)
     p.add_argument("--allocation", choices=["uniform", "global", "rank"], default="uniform")
     p.add_argument("--no-recalibrate", action="store_true", help="skip BatchNorm recalibration")
     p.add_argument("--no-tune", action="store_true", help="skip the INN's partition tuning")
     p.add_argument("--tune-steps", type=int, default=100, help="partition tuning steps")
     p.add_argument("--out", required=True, help="small.safetensors, or small.onnx for ONNX")
-    add_data_options(p, default=None)
+    opt.add_data_options(p, default=None)
     p.set_defaults(run=run_resample)
 
 
@@ -79,7 +72,7 @@ def _config(args: argparse.Namespace, loss: str) -> ShrinkConfig:
         many = args.target_macs > 1  # an absolute count of MACs
         budget = Budget.absolute(macs=args.target_macs) if many else Budget(macs=args.target_macs)
     tune_steps = 0 if args.no_tune else args.tune_steps
-    target = latency_budget(args) or {"budget": budget}
+    target = opt.latency_budget(args) or {"budget": budget}
     return ShrinkConfig(ratio=args.ratio, allocation=args.allocation, tune_steps=tune_steps,
                         loss=loss, **target)  # fmt: skip
 
@@ -90,12 +83,12 @@ def run_resample(args: argparse.Namespace) -> int:
         # an INN file that `integrate --hf-model` wrote (--hf-model: where its source is
         # now), or an encoder converted now
         return hf_resample(args, recorded or None)
-    out = checked_out(args.out, (".safetensors", ".onnx"))
-    source = open_checkpoint(args.inn, data_options(args))
+    out = opt.checked_out(args.out, (".safetensors", ".onnx"))
+    source = open_checkpoint(args.inn, opt.data_options(args))
     wide = _any_width(source)
     config = _config(args, source.scorer.task.loss)
     result = compress_source(source, config, model=wide, recalibrate=not args.no_recalibrate,
-                             latency=latency_setting(args))  # fmt: skip
+                             latency=opt.latency_setting(args))  # fmt: skip
     print(compression_table(result, source.scorer))
     kind, step = _KINDS[result.report.method]
     done = [d for d in result.report.done if d != step]
